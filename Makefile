@@ -1,0 +1,45 @@
+# Two commands: `make run` (the demo on the bundled sample clip) and `make test`.
+# Both set up everything they need on a fresh Debian machine first.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+RUN_DEBS := libportaudio2 espeak-ng
+TEST_DEBS := $(RUN_DEBS) chromium fonts-dejavu-core
+STAMP := $(VENV)/.installed
+
+.PHONY: run test setup debs-run debs-test lint bench sample clean
+
+run: debs-run $(STAMP)
+	$(BIN)/wellmon run
+
+test: debs-test $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+setup: debs-test $(STAMP)
+
+debs-run:
+	@scripts/debian-deps.sh $(RUN_DEBS)
+
+debs-test:
+	@scripts/debian-deps.sh $(TEST_DEBS)
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: debs-run $(STAMP)
+	$(BIN)/wellmon bench latency --seconds 60
+
+# Rebuild the bundled sample clip and its ground truth (streamer/sample/).
+sample: debs-run $(STAMP)
+	$(BIN)/python -m streamer.synthetic --sample
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache test-artifacts

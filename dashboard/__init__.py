@@ -1,0 +1,1 @@
+"""The WebSocket + HTTP dashboard and its page."""

@@ -1,0 +1,1 @@
+"""Perception, fusion and the inference node (onnxruntime at run time)."""

@@ -1,0 +1,219 @@
+"""Per-stream ring buffers and the windows cut from them: the node's streaming core.
+
+`Windower.insert()` takes a frame or an audio chunk, measures it at once and
+keeps the measurement in the stream's ring buffer, keyed by capture time.
+`Windower.process(now)` returns the score messages that are due. Live and
+replay use this same class; only where the items come from and what `now`
+means (the wall clock, or the replayed data's clock) differ.
+
+Windows end on a grid of `hop` seconds of capture time. A window is cut as
+soon as the stream's clock passes a grid point: the video's clock while video
+is live (a frame covers capture times up to the next frame), else the audio's.
+Audio in the window is what has arrived, so the score is not held back by the
+length of an audio chunk; `quality.audio.coverage` says how much of the window
+it filled. When no modality is live the windows follow the wall clock, so a
+dead stream keeps reporting `stale`, then `lost`, once per hop, until it is
+forgotten.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from models.score import ScoreMessage
+from models.signals import level_db, measure_chunk, measure_frame
+from streamer.protocol import Media, VideoFrame
+from wellmon.config import NodeConfig
+
+NS = 1_000_000_000
+MODALITIES = ("video", "audio")
+
+
+@dataclass
+class Item:
+    """One measured frame or chunk; `t_ns` is its capture time, `end_ns` the time it covers."""
+
+    t_ns: int
+    end_ns: int
+    values: dict[str, Any]
+    t_sent_ns: int
+    t_received_ns: int
+
+
+@dataclass
+class Track:
+    """One modality of one stream: recent items and what the state needs to know."""
+
+    items: deque[Item] = field(default_factory=deque)
+    last_arrival_ns: int | None = None
+    covered_ns: int = 0
+    next_seq: int | None = None
+    gaps: int = 0
+    thumbnail: np.ndarray | None = None
+    rate: float = 0.0
+
+    def state(self, now_ns: int, cfg: NodeConfig) -> str:
+        if self.last_arrival_ns is None:
+            return "absent"
+        age = (now_ns - self.last_arrival_ns) / NS
+        if age < cfg.stale_after_s:
+            return "live"
+        return "stale" if age < cfg.lost_after_s else "lost"
+
+    def note_seq(self, seq: int) -> None:
+        """Count messages lost on the way (a capture restart starts again at 0)."""
+        if self.next_seq is not None and seq > self.next_seq:
+            self.gaps += seq - self.next_seq
+        self.next_seq = seq + 1
+
+    def between(self, start_ns: int, end_ns: int) -> list[Item]:
+        return [it for it in self.items if start_ns <= it.t_ns < end_ns]
+
+    def trim(self, keep_from_ns: int, max_items: int) -> None:
+        while self.items and (self.items[0].t_ns < keep_from_ns or len(self.items) > max_items):
+            self.items.popleft()
+
+
+@dataclass
+class StreamWindows:
+    tracks: dict[str, Track] = field(default_factory=lambda: {m: Track() for m in MODALITIES})
+    next_end_ns: int | None = None
+    seq: int = 0
+
+
+class Windower:
+    """Measures incoming media and cuts aligned windows per stream (see module doc)."""
+
+    def __init__(self, cfg: NodeConfig) -> None:
+        self.cfg = cfg
+        self.hop_ns = int(cfg.hop_s * NS)
+        self.window_ns = int(cfg.window_s * NS)
+        self.streams: dict[str, StreamWindows] = {}
+
+    def insert(self, item: Media, now_ns: int) -> None:
+        stream = self.streams.setdefault(item.stream, StreamWindows())
+        if isinstance(item, VideoFrame):
+            track = stream.tracks["video"]
+            measured = measure_frame(item.image, track.thumbnail)
+            track.thumbnail = measured.thumbnail
+            values = {"brightness": measured.brightness, "motion": measured.motion}
+            end_ns = item.t_capture_ns + int(NS / item.fps)
+            track.rate = item.fps
+        else:
+            track = stream.tracks["audio"]
+            chunk = measure_chunk(item.samples, item.sample_rate, self.cfg.voice_threshold_db)
+            values = vars(chunk)
+            end_ns = item.t_capture_ns + item.duration_ns
+            track.rate = item.sample_rate
+        track.note_seq(item.seq)
+        track.items.append(Item(item.t_capture_ns, end_ns, values, item.t_sent_ns,
+                                item.t_received_ns or now_ns))
+        track.last_arrival_ns = now_ns
+        track.covered_ns = max(track.covered_ns, end_ns)
+        track.trim(track.covered_ns - self.window_ns - 2 * self.hop_ns, max_items=10_000)
+        if stream.next_end_ns is None:
+            stream.next_end_ns = (item.t_capture_ns // self.hop_ns + 1) * self.hop_ns
+
+    def process(self, now_ns: int) -> list[ScoreMessage]:
+        """Every window that is due, oldest first, across all streams."""
+        out: list[ScoreMessage] = []
+        for name in list(self.streams):
+            stream = self.streams[name]
+            states = {m: t.state(now_ns, self.cfg) for m, t in stream.tracks.items()}
+            if self._forgotten(stream, now_ns):
+                del self.streams[name]
+                continue
+            clock = next((stream.tracks[m].covered_ns for m in MODALITIES
+                          if states[m] == "live"), None)
+            if clock is None:
+                clock = now_ns
+                latest_grid = now_ns // self.hop_ns * self.hop_ns
+                stream.next_end_ns = max(stream.next_end_ns or 0, latest_grid)
+            while stream.next_end_ns is not None and stream.next_end_ns <= clock:
+                out.append(self._cut(name, stream, stream.next_end_ns, states, now_ns))
+                stream.next_end_ns += self.hop_ns
+        return out
+
+    def _forgotten(self, stream: StreamWindows, now_ns: int) -> bool:
+        arrivals = [t.last_arrival_ns for t in stream.tracks.values() if t.last_arrival_ns]
+        return not arrivals or (now_ns - max(arrivals)) / NS > self.cfg.forget_after_s
+
+    def _cut(self, name: str, stream: StreamWindows, end_ns: int, states: dict[str, str],
+             now_ns: int) -> ScoreMessage:
+        started = time.perf_counter()
+        start_ns = end_ns - self.window_ns
+        frames = stream.tracks["video"].between(start_ns, end_ns)
+        chunks = stream.tracks["audio"].between(start_ns, end_ns)
+        signals = {**_video_signals(frames), **_audio_signals(chunks)}
+        quality = {
+            "video": self._quality(stream.tracks["video"], states["video"], frames, now_ns,
+                                   covered_s=len(frames) / stream.tracks["video"].rate
+                                   if frames else 0.0),
+            "audio": self._quality(stream.tracks["audio"], states["audio"], chunks, now_ns,
+                                   covered_s=sum(c.end_ns - c.t_ns for c in chunks) / NS),
+        }
+        if chunks:
+            clipped = sum(c.values["clipped"] for c in chunks)
+            quality["audio"]["clipping"] = clipped / max(1, sum(c.values["n_samples"]
+                                                                 for c in chunks))
+        newest = max(frames + chunks, key=lambda it: it.t_ns, default=None)
+        latency: dict[str, float] = {}
+        if newest is not None:
+            latency = {
+                "capture_to_send": (newest.t_sent_ns - newest.t_ns) / 1e6,
+                "send_to_node": (newest.t_received_ns - newest.t_sent_ns) / 1e6,
+                "node_wait": (now_ns - newest.t_received_ns) / 1e6,
+            }
+        latency["window"] = (time.perf_counter() - started) * 1e3
+        last = frames[-1] if frames else newest
+        stream.seq += 1
+        return ScoreMessage(
+            stream=name, seq=stream.seq, t_start=start_ns / NS, t_end=end_ns / NS,
+            state=_stream_state(states), signals=signals, quality=quality, latency_ms=latency,
+            t_last_frame=last.t_ns / NS if last else None,
+        )
+
+    def _quality(self, track: Track, state: str, items: list[Item], now_ns: int,
+                 covered_s: float) -> dict[str, Any]:
+        age = None if track.last_arrival_ns is None else (now_ns - track.last_arrival_ns) / NS
+        return {
+            "present": bool(items), "state": state,
+            "coverage": round(min(1.0, covered_s / self.cfg.window_s), 4),
+            "age_s": None if age is None else round(age, 3),
+            "gaps": track.gaps,
+        }
+
+
+def _stream_state(states: dict[str, str]) -> str:
+    """live: every modality seen is live; lost: all are lost; stale: anything between."""
+    seen = [s for s in states.values() if s != "absent"]
+    if seen and all(s == "live" for s in seen):
+        return "live"
+    if not seen or all(s == "lost" for s in seen):
+        return "lost"
+    return "stale"
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _video_signals(frames: list[Item]) -> dict[str, float | None]:
+    motion = [f.values["motion"] for f in frames if f.values["motion"] is not None]
+    return {"brightness": _mean([f.values["brightness"] for f in frames]),
+            "motion": _mean(motion)}
+
+
+def _audio_signals(chunks: list[Item]) -> dict[str, float | None]:
+    n = sum(c.values["n_samples"] for c in chunks)
+    vad_frames = sum(c.values["vad_frames"] for c in chunks)
+    return {
+        "audio_level_db": level_db(sum(c.values["sum_squares"] for c in chunks), n),
+        "voice_activity": (sum(c.values["voiced_frames"] for c in chunks) / vad_frames
+                           if vad_frames else None),
+    }

@@ -1,0 +1,1 @@
+"""Capture: sources, pacing, the wire protocol and the ZeroMQ senders."""

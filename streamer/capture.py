@@ -1,0 +1,79 @@
+"""A capture process: one modality of one source, paced, timestamped, sent over ZeroMQ.
+
+The PUB socket connects to the inference node with a small high-water mark
+and ZMQ_IMMEDIATE, so that while the node is down frames are dropped instead
+of queued (stale data is worse than none), and ZeroMQ reconnects by itself
+when the node comes back.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import zmq
+
+from streamer import sources
+from streamer.lifecycle import announce_ready, log
+from streamer.protocol import AudioChunk, VideoFrame, encode_media
+from wellmon.config import Config
+
+STATS_EVERY_S = 30.0
+
+
+def make_sender(context: zmq.Context, address: str, hwm: int) -> zmq.Socket:
+    sock = context.socket(zmq.PUB)
+    sock.setsockopt(zmq.SNDHWM, hwm)
+    sock.setsockopt(zmq.IMMEDIATE, 1)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RECONNECT_IVL, 100)
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+    sock.connect(address)
+    return sock
+
+
+def capture(modality: str, config: Config, stop: threading.Event,
+            epoch_ns: int | None = None) -> int:
+    """Read the configured source's `modality` and send it until the source ends or `stop`."""
+    cap = config.capture
+    plan = sources.plan(cap.source, cap.stream)
+    src = plan.video if modality == "video" else plan.audio
+    role = f"capture-{modality}[{plan.stream}]"
+    if src is None:
+        raise sources.SourceError(f"source {cap.source!r} has no {modality}")
+    sources.check_available(src)
+    pacer = sources.Pacer(epoch_ns or time.time_ns(), realtime=not cap.fast)
+    if modality == "video":
+        items = sources.video_frames(src, cap.video_fps, cap.video_max_width,
+                                     cap.video_max_height, cap.loop, pacer)
+    else:
+        items = sources.audio_blocks(src, cap.audio_chunk_ms, cap.loop, pacer)
+    context = zmq.Context()
+    sock = make_sender(context, config.node.input, config.wire.send_hwm)
+    announce_ready(f"{role} from {src.describe()} to {config.node.input}")
+    sent = 0
+    last_stats = time.monotonic()
+    try:
+        for seq, (t_ns, array) in enumerate(items):
+            if stop.is_set():
+                break
+            if modality == "video":
+                msg: VideoFrame | AudioChunk = VideoFrame(plan.stream, seq, t_ns, array,
+                                                          cap.video_fps)
+            else:
+                msg = AudioChunk(plan.stream, seq, t_ns, array, sources.AUDIO_RATE)
+            try:
+                sock.send_multipart(encode_media(msg, cap.video_encoding, cap.jpeg_quality),
+                                    copy=False, flags=zmq.NOBLOCK)
+                sent += 1
+            except zmq.Again:
+                pass
+            if time.monotonic() - last_stats > STATS_EVERY_S:
+                log(role, f"{sent} messages sent")
+                last_stats = time.monotonic()
+        else:
+            log(role, f"source ended after {sent} messages")
+    finally:
+        sock.close()
+        context.term()
+    return 0

@@ -1,0 +1,36 @@
+"""How every wellmon process starts and stops, so that the supervisor can manage them.
+
+A child process prints one line `READY <details>` on stdout once its sockets
+are up; the supervisor waits for that line to know the start succeeded.
+SIGTERM and SIGINT set a stop flag that the process's loop checks, so that it
+closes its sockets and exits 0 instead of dying mid-write.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+READY_PREFIX = "READY"
+
+
+def announce_ready(details: str) -> None:
+    print(f"{READY_PREFIX} {details}", flush=True)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event that is set by SIGTERM or SIGINT (call from the main thread)."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
+    return stop
+
+
+def log(role: str, message: str) -> None:
+    """One line on stderr; the supervisor prefixes and forwards it."""
+    print(f"{role}: {message}", file=sys.stderr, flush=True)

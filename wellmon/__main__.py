@@ -1,0 +1,5 @@
+import sys
+
+from wellmon.cli import main
+
+sys.exit(main())

@@ -1,0 +1,133 @@
+"""The `wellmon` command: one entry point, a subcommand per role.
+
+Settings come from config.yaml (or --config / WELLMON_CONFIG), then
+WELLMON_<SECTION>_<KEY> variables, then the flags here. A bad setting or an
+unusable source ends the command with status 2 and a message that names it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from streamer.sources import SourceError
+from wellmon import config as config_mod
+from wellmon.config import Config, ConfigError
+
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wellmon",
+        description="Real-time audio-visual stress and emotion monitor "
+                    "(a wellness indicator, not a diagnosis).")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="settings file (default: $WELLMON_CONFIG, else ./config.yaml)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def source_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--source", help="webcam:N, mic[:NAME], a file or URL, or sample "
+                                        "(capture.source)")
+        p.add_argument("--stream", help="stream id (capture.stream)")
+        p.add_argument("--fast", action="store_const", const=True,
+                       help="do not pace file sources at real time (capture.fast)")
+
+    run = sub.add_parser("run", help="everything on this machine: capture, node, dashboard")
+    source_flags(run)
+    run.add_argument("--port", type=int, help="dashboard port (dashboard.port)")
+    run.add_argument("--no-browser", dest="open_browser", action="store_const", const=False,
+                     help="do not open a browser (run.open_browser)")
+
+    capture = sub.add_parser("capture", help="one capture process (one modality of a source)")
+    source_flags(capture)
+    capture.add_argument("--modality", choices=("video", "audio"), required=True)
+    capture.add_argument("--epoch-ns", type=int, default=None,
+                         help="capture time of a file's start (aligns video and audio)")
+
+    sub.add_parser("infer", help="the inference node")
+
+    dash = sub.add_parser("dashboard", help="the web dashboard")
+    dash.add_argument("--port", type=int, help="dashboard port (dashboard.port)")
+
+    replay = sub.add_parser("replay", help="score a file offline, faster than real time")
+    replay.add_argument("file", help="a media file PyAV can open, or sample")
+    replay.add_argument("--out", type=Path, required=True, help="JSONL output file")
+    replay.add_argument("--stream", help="stream id (capture.stream)")
+    replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    bench = sub.add_parser("bench", help="measure the pipeline")
+    bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
+    latency = bench_sub.add_parser("latency", help="capture-to-browser latency percentiles")
+    latency.add_argument("--seconds", type=float, default=60.0)
+    latency.add_argument("--source", default="sample")
+    return parser
+
+
+FLAG_KEYS = {
+    "source": "capture.source", "stream": "capture.stream", "fast": "capture.fast",
+    "port": "dashboard.port", "open_browser": "run.open_browser",
+}
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    flags: dict[str, Any] = {key: getattr(args, name) for name, key in FLAG_KEYS.items()
+                             if getattr(args, name, None) is not None}
+    path = args.config if args.config is not None else config_mod.default_path()
+    return config_mod.load(path, flags=flags)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(args)
+        return _dispatch(args, config)
+    except ConfigError as exc:
+        print(f"wellmon: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SourceError as exc:
+        print(f"wellmon: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, config: Config) -> int:
+    from streamer.lifecycle import stop_on_signals
+    from wellmon.supervisor import die_with_parent
+
+    if args.command == "run":
+        from wellmon.supervisor import run
+
+        return run(config)
+    if args.command == "replay":
+        from models.replay import replay
+
+        report = replay(config, args.file, args.out, progress=not args.no_progress)
+        print(f"wellmon: {report['windows']} windows written to {args.out} "
+              f"(report: {args.out.with_suffix('.report.json')})")
+        return 0
+    if args.command == "bench":
+        from wellmon.bench import bench_latency
+
+        return bench_latency(config, seconds=args.seconds, source=args.source)
+    die_with_parent()
+    stop = stop_on_signals()
+    if args.command == "capture":
+        from streamer.capture import capture
+
+        return capture(args.modality, config, stop, epoch_ns=args.epoch_ns)
+    if args.command == "infer":
+        from models.node import serve
+
+        return serve(config, stop)
+    from dashboard.auth import resolve_token
+    from dashboard.server import serve_dashboard
+
+    return serve_dashboard(config, resolve_token(config.dashboard.token_file), stop)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

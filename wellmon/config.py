@@ -1,0 +1,289 @@
+"""Settings: one typed schema, loaded from YAML, then environment, then flags.
+
+The schema below is the single source of defaults and limits; `config.yaml` at
+the repository root documents every key and is tested to equal these
+defaults. Any mistake in a file or a variable is a `ConfigError` that names
+the key and what was expected, so that a typo never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "WELLMON_"
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown, of the wrong type or out of range."""
+
+
+def _setting(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
+             choices: tuple[str, ...] | None = None, nullable: bool = False) -> Any:
+    meta = {"help": help, "lo": lo, "hi": hi, "choices": choices, "nullable": nullable}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    source: str = _setting("sample", "webcam:N, mic, mic:NAME, a file path or URL, or sample")
+    stream: str | None = _setting(None, "stream id; derived from the source when null",
+                                  nullable=True)
+    fast: bool = _setting(False, "do not pace file sources at real time")
+    loop: bool = _setting(True, "start file sources again at their end")
+    video_fps: float = _setting(15.0, "analysis frame rate", lo=1, hi=120)
+    video_max_width: int = _setting(640, "frames larger than this are scaled down", lo=32, hi=7680)
+    video_max_height: int = _setting(480, "frames larger than this are scaled down",
+                                     lo=32, hi=4320)
+    video_encoding: str = _setting("raw", "frame payload on the wire", choices=("raw", "jpeg"))
+    jpeg_quality: int = _setting(85, "JPEG quality when video_encoding is jpeg", lo=10, hi=100)
+    audio_chunk_ms: int = _setting(100, "length of one audio message", lo=10, hi=1000)
+
+
+@dataclass(frozen=True)
+class WireConfig:
+    send_hwm: int = _setting(8, "messages a sender queues before dropping", lo=1, hi=100000)
+    recv_hwm: int = _setting(64, "messages a receiver queues before dropping", lo=1, hi=100000)
+    max_payload_bytes: int = _setting(32 * 1024 * 1024, "larger payloads are dropped",
+                                      lo=1024, hi=1 << 31)
+    max_clock_skew_s: float = _setting(86400.0, "capture times further than this from the "
+                                       "receiver's clock are dropped", lo=1, hi=10 * 365 * 86400)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    input: str = _setting("tcp://127.0.0.1:5555", "ZeroMQ address the node binds for capture")
+    output: str = _setting("tcp://127.0.0.1:5556", "ZeroMQ address the node binds for scores")
+    window_s: float = _setting(4.0, "analysis window length", lo=0.5, hi=120)
+    hop_s: float = _setting(0.5, "time between windows", lo=0.05, hi=60)
+    stale_after_s: float = _setting(1.5, "a modality with no data for this long is stale",
+                                    lo=0.1, hi=3600)
+    lost_after_s: float = _setting(5.0, "a modality with no data for this long is lost",
+                                   lo=0.2, hi=3600)
+    forget_after_s: float = _setting(600.0, "a lost stream stops being reported after this",
+                                     lo=1, hi=86400)
+    voice_threshold_db: float = _setting(-40.0, "audio frames louder than this count as voice",
+                                         lo=-120, hi=0)
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    host: str = _setting("127.0.0.1", "address the page and WebSocket listen on")
+    port: int = _setting(8765, "port of the page and WebSocket (0 picks a free one)",
+                         lo=0, hi=65535)
+    token_file: str = _setting("~/.local/state/wellmon/token",
+                               "where the generated access token is kept (mode 0600)")
+    history_s: float = _setting(300.0, "seconds of scores a new client receives", lo=0, hi=86400)
+    client_queue: int = _setting(256, "updates queued per client before old ones are dropped",
+                                 lo=1, hi=100000)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    open_browser: bool = _setting(True, "open the page in a browser when a display exists")
+    restart_children: bool = _setting(True, "restart a child process that dies after start")
+    start_timeout_s: float = _setting(60.0, "a child not ready after this has failed to start",
+                                      lo=1, hi=3600)
+
+
+@dataclass(frozen=True)
+class Config:
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    wire: WireConfig = field(default_factory=WireConfig)
+    node: NodeConfig = field(default_factory=NodeConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def replace(self, overrides: dict[str, Any]) -> Config:
+        """A copy with dotted keys (`section.key`) set, each value validated."""
+        return _apply(self, overrides, origin="override")
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+
+def _sections() -> dict[str, type]:
+    return {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
+
+
+def _suggest(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _coerce(key: str, f: dataclasses.Field, value: Any, from_text: bool) -> Any:
+    """Check one value against its schema entry; text (environment) is parsed as YAML."""
+    meta = f.metadata
+    if from_text and isinstance(value, str):
+        try:
+            value = yaml.safe_load(value) if value.strip() else value
+        except yaml.YAMLError:
+            pass
+        if f.type in ("str", "str | None") and value is not None:
+            value = str(value) if not isinstance(value, (dict, list)) else value
+    if value is None:
+        if meta["nullable"]:
+            return None
+        raise ConfigError(f"{key}: expected {_describe(f)}, got null")
+    kind = f.type
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if kind in ("int", "float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected {_describe(f)}, got {value!r}")
+        if kind == "int" and not float(value).is_integer():
+            raise ConfigError(f"{key}: expected {_describe(f)}, got {value!r}")
+        value = int(value) if kind == "int" else float(value)
+        if (meta["lo"] is not None and value < meta["lo"]) or (
+                meta["hi"] is not None and value > meta["hi"]):
+            raise ConfigError(f"{key}: expected {_describe(f)}, got {value!r}")
+        return value
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{key}: expected {_describe(f)}, got {value!r}")
+    if meta["choices"] and value not in meta["choices"]:
+        raise ConfigError(f"{key}: expected {_describe(f)}, got {value!r}")
+    return value
+
+
+def _describe(f: dataclasses.Field) -> str:
+    meta = f.metadata
+    kind = {"bool": "true or false", "int": "a whole number", "float": "a number"}.get(
+        f.type, "a non-empty string")
+    if meta["choices"]:
+        kind = "one of " + ", ".join(meta["choices"])
+    if meta["lo"] is not None:
+        kind += f" from {meta['lo']:g} to {meta['hi']:g}"
+    if meta["nullable"]:
+        kind += " or null"
+    return kind
+
+
+def _apply(config: Config, overrides: dict[str, Any], origin: str,
+           from_text: bool = False) -> Config:
+    sections = _sections()
+    changed: dict[str, dict[str, Any]] = {}
+    for dotted, value in overrides.items():
+        section, _, key = dotted.partition(".")
+        if section not in sections:
+            raise ConfigError(f"{origin}: unknown section '{section}'"
+                              + _suggest(section, list(sections)))
+        fields = {f.name: f for f in dataclasses.fields(sections[section])}
+        if key not in fields:
+            raise ConfigError(f"{origin}: unknown key '{dotted}'"
+                              + _suggest(key, list(fields)))
+        changed.setdefault(section, {})[key] = _coerce(dotted, fields[key], value, from_text)
+    new = {name: dataclasses.replace(getattr(config, name), **changed.get(name, {}))
+           for name in sections}
+    result = Config(**new)
+    _check_consistency(result)
+    return result
+
+
+def _check_consistency(config: Config) -> None:
+    node = config.node
+    if node.hop_s > node.window_s:
+        raise ConfigError(f"node.hop_s: expected at most node.window_s ({node.window_s:g}), "
+                          f"got {node.hop_s:g}")
+    if node.lost_after_s <= node.stale_after_s:
+        raise ConfigError(f"node.lost_after_s: expected more than node.stale_after_s "
+                          f"({node.stale_after_s:g}), got {node.lost_after_s:g}")
+
+
+def _flatten_file(data: Any, path: Path) -> dict[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    flat: dict[str, Any] = {}
+    sections = _sections()
+    for section, values in data.items():
+        if not isinstance(section, str) or section not in sections:
+            raise ConfigError(f"{path}: unknown section '{section}'"
+                              + _suggest(str(section), list(sections)))
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: {section}: expected a mapping of keys, "
+                              f"got {type(values).__name__}")
+        for key, value in values.items():
+            flat[f"{section}.{key}"] = value
+    return flat
+
+
+def env_overrides(environ: dict[str, str] | os._Environ) -> dict[str, str]:
+    """`WELLMON_SECTION_KEY=value` for every setting, e.g. WELLMON_DASHBOARD_PORT=9000."""
+    out: dict[str, str] = {}
+    for section, cls in _sections().items():
+        prefix = f"{ENV_PREFIX}{section}_".upper()
+        keys = {f.name.upper(): f.name for f in dataclasses.fields(cls)}
+        for name, value in environ.items():
+            if not name.startswith(prefix):
+                continue
+            key = name[len(prefix):]
+            if key not in keys:
+                raise ConfigError(f"environment: unknown variable {name}" + _suggest(
+                    key, list(keys)).replace("'", "'" + prefix, 1))
+            out[f"{section}.{keys[key]}"] = value
+    return out
+
+
+def env_name(dotted: str) -> str:
+    return (ENV_PREFIX + dotted.replace(".", "_")).upper()
+
+
+def load(path: str | Path | None = None, environ: dict[str, str] | None = None,
+         flags: dict[str, Any] | None = None) -> Config:
+    """Defaults, then the YAML file (if any), then WELLMON_* variables, then flags."""
+    environ = os.environ if environ is None else environ
+    config = Config()
+    if path is not None:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        config = _apply(config, _flatten_file(data, path), origin=str(path))
+    env = env_overrides(environ)
+    if env:
+        config = _apply(config, env, origin="environment", from_text=True)
+    if flags:
+        config = _apply(config, {k: v for k, v in flags.items() if v is not None},
+                        origin="command line")
+    return config
+
+
+def default_path(environ: dict[str, str] | None = None) -> Path | None:
+    """WELLMON_CONFIG, else ./config.yaml when present, else none (built-in defaults)."""
+    environ = os.environ if environ is None else environ
+    if environ.get("WELLMON_CONFIG"):
+        return Path(environ["WELLMON_CONFIG"])
+    local = Path("config.yaml")
+    return local if local.is_file() else None
+
+
+def dump(config: Config, path: Path) -> None:
+    """Write the effective settings, e.g. for child processes to read back."""
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def schema() -> list[tuple[str, Any, str]]:
+    """(dotted key, default, help) for every setting, in order; used to check config.yaml."""
+    rows = []
+    for section, cls in _sections().items():
+        for f in dataclasses.fields(cls):
+            rows.append((f"{section}.{f.name}", f.default, f.metadata["help"]))
+    return rows

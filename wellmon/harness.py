@@ -1,0 +1,105 @@
+"""A whole pipeline on loopback, started through the real CLI: for benchmarks and tests.
+
+`LocalPipeline` runs `wellmon run` as a child process group on free ports,
+waits for the dashboard URL it prints, and stops everything on exit.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from wellmon.supervisor import DASHBOARD_LINE
+
+URL_PATTERN = re.compile(re.escape(DASHBOARD_LINE) + r"(http://\S+)\?token=(\S+)")
+
+
+def free_tcp_port() -> int:
+    """A port that was free a moment ago (bind port 0 and read it back)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def loopback_env(token: str, state_dir: Path) -> dict[str, str]:
+    """Settings that put every socket of one pipeline on free loopback ports."""
+    return {
+        "WELLMON_NODE_INPUT": f"tcp://127.0.0.1:{free_tcp_port()}",
+        "WELLMON_NODE_OUTPUT": f"tcp://127.0.0.1:{free_tcp_port()}",
+        "WELLMON_DASHBOARD_PORT": "0",
+        "WELLMON_DASHBOARD_TOKEN_FILE": str(state_dir / "token"),
+        "WELLMON_TOKEN": token,
+        "WELLMON_RUN_OPEN_BROWSER": "false",
+    }
+
+
+class LocalPipeline:
+    def __init__(self, source: str, token: str, state_dir: Path, *, extra_env: dict | None = None,
+                 args: tuple[str, ...] = (), start_timeout_s: float = 120.0) -> None:
+        self.env = {**os.environ, **loopback_env(token, state_dir), **(extra_env or {})}
+        self.argv = [sys.executable, "-m", "wellmon", "run", "--source", source, *args]
+        self.start_timeout_s = start_timeout_s
+        self.output: deque[str] = deque(maxlen=2000)
+        self.url = ""
+        self.token = token
+        self.proc: subprocess.Popen | None = None
+        self._url_seen = threading.Event()
+
+    def __enter__(self) -> LocalPipeline:
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, text=True, env=self.env,
+                                     start_new_session=True)
+        threading.Thread(target=self._read, daemon=True).start()
+        deadline = time.monotonic() + self.start_timeout_s
+        while not self._url_seen.wait(0.1):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError("wellmon run did not start:\n" + "\n".join(self.output))
+        return self
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.output.append(line.rstrip("\n"))
+            match = URL_PATTERN.search(line)
+            if match:
+                self.url = match.group(1)
+                self._url_seen.set()
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://", 1) + f"ws?token={self.token}"
+
+    def child_pids(self) -> dict[str, int]:
+        """Child process ids by name, from the status lines `wellmon run` printed."""
+        pids = {}
+        for line in list(self.output):
+            match = re.match(r"\s+(\S+)\s+pid (\d+)\s+ready", line)
+            if match:
+                pids[match.group(1)] = int(match.group(2))
+            match = re.match(r"\[supervisor\] restarted (\S+) \(pid (\d+)\)", line)
+            if match:
+                pids[match.group(1)] = int(match.group(2))
+        return pids
+
+    def close(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return self.proc.returncode
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,235 @@
+"""`wellmon run`: every process of the pipeline as a child, started, watched and stopped.
+
+Children are separate OS processes talking ZeroMQ on loopback, exactly as
+they would on several machines. Each prints `READY ...` when its sockets are
+up; a child that exits before that has failed to start, and `run` exits
+non-zero with its last error lines. A child that dies later is restarted
+with back-off (a capture whose file ended is not). Ctrl-C or SIGTERM stops
+the children (SIGTERM, then SIGKILL after a grace period) and reaps them;
+each child also asks the kernel to stop it if the supervisor dies, so no
+orphan is left either way.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import webbrowser
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dashboard.auth import TOKEN_ENV, resolve_token
+from streamer import sources
+from streamer.lifecycle import READY_PREFIX, stop_on_signals
+from wellmon import config as config_mod
+from wellmon.config import Config
+
+PARENT_ENV = "WELLMON_PARENT_PID"
+DASHBOARD_LINE = "Dashboard: "
+STOP_GRACE_S = 5.0
+CAPTURE_LEAD_NS = 1_000_000_000
+MAX_BACKOFF_S = 30.0
+STABLE_AFTER_S = 60.0
+
+
+@dataclass
+class Child:
+    name: str
+    args: list[str]
+    restartable_on_success: bool = True
+    proc: subprocess.Popen | None = None
+    ready: threading.Event = field(default_factory=threading.Event)
+    detail: str = ""
+    errors: deque[str] = field(default_factory=lambda: deque(maxlen=20))
+    started_at: float = 0.0
+    backoff_s: float = 1.0
+    restart_at: float | None = None
+    finished: bool = False
+
+
+class StartError(Exception):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Supervisor:
+    def __init__(self, config: Config, out=sys.stdout) -> None:
+        self.config = config
+        self.out = out
+        self.token = resolve_token(config.dashboard.token_file)
+        self._dir = tempfile.TemporaryDirectory(prefix="wellmon-")
+        self.config_path = Path(self._dir.name) / "effective.yaml"
+        config_mod.dump(config, self.config_path)
+        self.plan = sources.plan(config.capture.source, config.capture.stream)
+        for src in {self.plan.video, self.plan.audio} - {None}:
+            sources.check_available(src)
+        self.children = [Child("node", ["infer"]), Child("dashboard", ["dashboard"])]
+        for modality in ("video", "audio"):
+            if getattr(self.plan, modality) is not None:
+                self.children.append(Child(f"capture-{modality}",
+                                           ["capture", "--modality", modality],
+                                           restartable_on_success=False))
+        self.url = ""
+        self._print_lock = threading.Lock()
+
+    # --- output ---------------------------------------------------------------------------
+
+    def say(self, message: str) -> None:
+        with self._print_lock:
+            print(message, file=self.out, flush=True)
+
+    def _forward(self, child: Child, stream, is_stdout: bool) -> None:
+        for raw in stream:
+            line = raw.rstrip("\n")
+            if is_stdout and line.startswith(READY_PREFIX) and not child.ready.is_set():
+                child.detail = line[len(READY_PREFIX):].strip()
+                child.ready.set()
+                continue
+            if not is_stdout:
+                child.errors.append(line)
+            self.say(f"[{child.name}] {line}")
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def _environment(self, child: Child) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if not (k.startswith(config_mod.ENV_PREFIX) and k != "WELLMON_TOKEN")}
+        env[PARENT_ENV] = str(os.getpid())
+        env["PYTHONUNBUFFERED"] = "1"
+        if child.name == "dashboard":
+            env[TOKEN_ENV] = self.token
+        return env
+
+    def _spawn(self, child: Child) -> None:
+        args = list(child.args)
+        if child.name.startswith("capture-"):
+            args += ["--epoch-ns", str(time.time_ns() + CAPTURE_LEAD_NS)]
+        argv = [sys.executable, "-m", "wellmon", "--config", str(self.config_path), *args]
+        child.ready.clear()
+        child.errors.clear()
+        child.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      stdin=subprocess.DEVNULL, text=True, bufsize=1,
+                                      env=self._environment(child), start_new_session=True)
+        child.started_at = time.monotonic()
+        for stream, is_stdout in ((child.proc.stdout, True), (child.proc.stderr, False)):
+            threading.Thread(target=self._forward, args=(child, stream, is_stdout),
+                             daemon=True).start()
+
+    def _await_ready(self, child: Child, stop: threading.Event) -> None:
+        deadline = time.monotonic() + self.config.run.start_timeout_s
+        while not child.ready.wait(0.05):
+            code = child.proc.poll()
+            if code is not None:
+                time.sleep(0.2)  # let the forwarding threads collect the last lines
+                reason = "; ".join(line for line in child.errors if line.strip()) or "no output"
+                raise StartError(f"{child.name} failed to start (exit status {code}): {reason}",
+                                 2 if code == 2 else 1)
+            if stop.is_set():
+                raise StartError("interrupted while starting", 130)
+            if time.monotonic() > deadline:
+                raise StartError(f"{child.name} was not ready after "
+                                 f"{self.config.run.start_timeout_s:g} s", 1)
+
+    def start(self, stop: threading.Event) -> None:
+        for child in self.children:
+            self._spawn(child)
+            self._await_ready(child, stop)
+            self.say(f"  {child.name:<15} pid {child.proc.pid:<7} ready  {child.detail}")
+            if child.name == "dashboard":
+                self.url = child.detail.partition("url=")[2].strip()
+
+    def dashboard_url(self) -> str:
+        return f"{self.url}?token={self.token}"
+
+    def watch(self, stop: threading.Event) -> None:
+        """Until stopped: report exits, restart children that died (with back-off)."""
+        while not stop.wait(0.2):
+            now = time.monotonic()
+            for child in self.children:
+                if child.finished or child.proc is None:
+                    continue
+                if child.restart_at is not None:
+                    if now >= child.restart_at:
+                        child.restart_at = None
+                        self._spawn(child)
+                        self.say(f"[supervisor] restarted {child.name} (pid {child.proc.pid})")
+                    continue
+                code = child.proc.poll()
+                if code is None:
+                    if now - child.started_at > STABLE_AFTER_S:
+                        child.backoff_s = 1.0
+                    continue
+                if code == 0 and not child.restartable_on_success:
+                    self.say(f"[supervisor] {child.name} finished: its source ended")
+                    child.finished = True
+                elif self.config.run.restart_children:
+                    self.say(f"[supervisor] {child.name} exited with status {code}; "
+                             f"restarting in {child.backoff_s:g} s")
+                    child.restart_at = now + child.backoff_s
+                    child.backoff_s = min(MAX_BACKOFF_S, child.backoff_s * 2)
+                else:
+                    self.say(f"[supervisor] {child.name} exited with status {code}")
+                    child.finished = True
+
+    def stop_all(self) -> None:
+        running = [c for c in reversed(self.children) if c.proc and c.proc.poll() is None]
+        for child in running:
+            child.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for child in running:
+            try:
+                child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say(f"[supervisor] {child.name} did not stop in {STOP_GRACE_S:g} s; killed")
+                child.proc.kill()
+                child.proc.wait()
+        for child in self.children:
+            if child.proc is not None:
+                child.proc.wait()
+        self._dir.cleanup()
+
+
+def run(config: Config) -> int:
+    stop = stop_on_signals()
+    supervisor = Supervisor(config)
+    supervisor.say(f"wellmon: starting stream '{supervisor.plan.stream}' from "
+                   f"{config.capture.source}")
+    try:
+        supervisor.start(stop)
+        supervisor.say(f"{DASHBOARD_LINE}{supervisor.dashboard_url()}")
+        supervisor.say("A wellness indicator, not a diagnosis. Press Ctrl-C to stop.")
+        if config.run.open_browser and _has_display():
+            webbrowser.open(supervisor.dashboard_url())
+        supervisor.watch(stop)
+    except StartError as exc:
+        print(f"wellmon: {exc}", file=sys.stderr)
+        return exc.exit_code
+    finally:
+        supervisor.stop_all()
+    supervisor.say("wellmon: stopped")
+    return 0
+
+
+def _has_display() -> bool:
+    return sys.platform == "darwin" or bool(os.environ.get("DISPLAY")
+                                            or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def die_with_parent() -> None:
+    """In a supervised child: get SIGTERM when the supervisor dies, even by SIGKILL."""
+    parent = os.environ.get(PARENT_ENV)
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != int(parent):
+        os.kill(os.getpid(), signal.SIGTERM)
