@@ -1,0 +1,48 @@
+"""Shared fixtures: generated clips, real wellmon processes on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streamer.synthetic import ClipSpec, make_clip
+from tests.helpers import TOKEN, Processes
+from wellmon.harness import loopback_env
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A 12 s 320×240 talking-face clip with known speech intervals."""
+    path = tmp_path_factory.mktemp("clips") / "talking.mp4"
+    spec = ClipSpec(duration_s=12.0, width=320, height=240, heart_rate_bpm=80.0,
+                    blink_times_s=(3.0, 8.0),
+                    speech=((1.0, "Hello, this is wellmon."), (7.0, "One more sentence.")),
+                    preset="ultrafast")
+    truth = make_clip(path, spec)
+    return path, truth
+
+
+@pytest.fixture()
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture()
+def wellmon_env(tmp_path: Path) -> dict[str, str]:
+    """An environment whose sockets are free loopback ports and whose token is known."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WELLMON_")}
+    env.update(loopback_env(TOKEN, tmp_path))
+    return env
+
+
+@pytest.fixture()
+def processes(wellmon_env: dict[str, str], tmp_path: Path) -> Iterator[Processes]:
+    procs = Processes(wellmon_env, tmp_path)
+    yield procs
+    procs.stop_all()

@@ -1,0 +1,96 @@
+"""Helpers the tests share: real processes, WebSocket clients, constants."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from websockets.sync.client import ClientConnection, connect
+
+from streamer.lifecycle import READY_PREFIX
+
+TOKEN = "test-token-0123456789"
+# Short state thresholds so that tests see stale and lost within seconds.
+FAST_STATES = {"WELLMON_NODE_STALE_AFTER_S": "1.0", "WELLMON_NODE_LOST_AFTER_S": "2.5"}
+
+
+class Processes:
+    """Real `wellmon` processes, each in its own process group, killed at teardown."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, *args: str, wait_ready: bool = True,
+              timeout: float = 60.0) -> subprocess.Popen:
+        log = (self.logs / f"{name}.log").open("a")
+        proc = subprocess.Popen([sys.executable, "-m", "wellmon", *args], env=self.env,
+                                stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
+                                text=True, start_new_session=True)
+        self.procs[name] = proc
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+        if wait_ready:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    line = lines.get(timeout=0.2)
+                except queue.Empty:
+                    line = ""
+                if line.startswith(READY_PREFIX):
+                    proc.ready_line = line.strip()
+                    break
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"{name} did not start: "
+                                         + (self.logs / f"{name}.log").read_text())
+        return proc
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.pop(name)
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            proc = self.procs.pop(name)
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def dashboard_ws_url(ready_line: str, token: str | None = TOKEN) -> str:
+    url = ready_line.partition("url=")[2].replace("http://", "ws://") + "ws"
+    return url + (f"?token={token}" if token is not None else "")
+
+
+def scores_until(ws: ClientConnection, done: Callable[[dict], bool],
+                 timeout: float = 30.0) -> list[dict]:
+    """Score messages (history included) until `done(score)` holds; fails on timeout."""
+    seen: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            message = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+        except TimeoutError:
+            break
+        batch = message.get("scores", []) if message["type"] == "history" else (
+            [message["score"]] if message["type"] == "score" else [])
+        for score in batch:
+            seen.append(score)
+            if done(score):
+                return seen
+    states = [(s["stream"], s["state"]) for s in seen[-5:]]
+    raise AssertionError(f"condition not met in {timeout} s; last scores: {states}")
+
+
+def open_ws(url: str) -> ClientConnection:
+    return connect(url, open_timeout=10, max_size=None)

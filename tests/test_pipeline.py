@@ -1,0 +1,125 @@
+"""The whole pipeline as real processes on loopback: what a dashboard client receives."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.helpers import FAST_STATES, TOKEN, dashboard_ws_url, open_ws, scores_until
+from wellmon.harness import LocalPipeline
+
+
+def _start_captures(processes, clip: Path) -> None:
+    for modality in ("video", "audio"):
+        processes.start(f"capture-{modality}", "capture", "--modality", modality,
+                        "--source", str(clip), "--stream", "cam-a")
+
+
+def test_scores_flow_from_capture_processes_to_a_websocket_client(processes, clip) -> None:
+    path, truth = clip
+    processes.start("node", "infer")
+    dashboard = processes.start("dashboard", "dashboard")
+    _start_captures(processes, path)
+    with open_ws(dashboard_ws_url(dashboard.ready_line)) as ws:
+        scores = scores_until(ws, lambda s: s["quality"]["video"]["coverage"] >= 0.9)
+    ours = [s for s in scores if s["stream"] == "cam-a"]
+    assert len(ours) >= 6
+    t_ends = [s["t_end"] for s in ours]
+    assert t_ends == sorted(t_ends) and len(set(t_ends)) == len(t_ends)
+    assert all(abs(b - a - 0.5) < 1e-6 for a, b in zip(t_ends, t_ends[1:]))
+    last = ours[-1]
+    assert last["state"] == "live"
+    assert last["quality"]["audio"]["present"] and last["quality"]["video"]["present"]
+    assert 0.05 < last["signals"]["brightness"] < 0.95
+    assert last["signals"]["audio_level_db"] < 0
+    assert last["stress"] is None and last["emotions"] is None  # no model yet: null, not made up
+    assert abs(last["t_end"] - time.time()) < 5  # capture clock is the wall clock when paced
+    assert last["latency_ms"]["capture_to_publish"] >= 0
+
+
+def test_killed_captures_go_stale_then_lost_and_come_back_live(processes, clip) -> None:
+    path, _ = clip
+    processes.env.update(FAST_STATES)
+    node = processes.start("node", "infer")
+    dashboard = processes.start("dashboard", "dashboard")
+    _start_captures(processes, path)
+    with open_ws(dashboard_ws_url(dashboard.ready_line)) as ws:
+        scores_until(ws, lambda s: s["stream"] == "cam-a" and s["state"] == "live")
+        processes.kill("capture-video")
+        processes.kill("capture-audio")
+        seen = scores_until(ws, lambda s: s["stream"] == "cam-a" and s["state"] == "lost")
+        states = [s["state"] for s in seen if s["stream"] == "cam-a"]
+        assert "stale" in states
+        assert states.index("stale") < states.index("lost")
+        assert seen[-1]["quality"]["video"]["state"] == "lost"
+        empty = scores_until(ws, lambda s: not s["quality"]["video"]["present"])[-1]
+        assert empty["signals"]["brightness"] is None  # no data in the window: null, not stale
+        assert empty["signals"]["audio_level_db"] is None and empty["state"] == "lost"
+        _start_captures(processes, path)
+        scores_until(ws, lambda s: s["stream"] == "cam-a" and s["state"] == "live")
+    assert node.poll() is None and dashboard.poll() is None  # neither was restarted
+    assert processes.procs["node"] is node and processes.procs["dashboard"] is dashboard
+
+
+def test_wellmon_run_starts_everything_and_stops_cleanly_on_sigterm(clip, tmp_path) -> None:
+    path, _ = clip
+    with LocalPipeline(str(path), TOKEN, tmp_path, args=("--stream", "demo")) as run:
+        with open_ws(run.ws_url) as ws:
+            scores_until(ws, lambda s: s["stream"] == "demo" and s["state"] == "live")
+        pids = run.child_pids()
+        assert set(pids) == {"node", "dashboard", "capture-video", "capture-audio"}
+        children = [psutil.Process(pid) for pid in pids.values()]
+        assert run.close() == 0
+    for child in children:
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+    output = "\n".join(run.output)
+    assert "wellmon: stopped" in output
+    assert "Traceback" not in output
+
+
+def test_wellmon_run_restarts_a_capture_that_dies(clip, tmp_path) -> None:
+    path, _ = clip
+    with LocalPipeline(str(path), TOKEN, tmp_path, extra_env=FAST_STATES) as run:
+        with open_ws(run.ws_url) as ws:
+            scores_until(ws, lambda s: s["state"] == "live")
+            first_video = run.child_pids()["capture-video"]
+            os.kill(first_video, signal.SIGKILL)
+            scores_until(ws, lambda s: s["state"] != "live")
+            scores_until(ws, lambda s: s["state"] == "live")
+        assert run.child_pids()["capture-video"] != first_video
+        assert any("restarted capture-video" in line for line in run.output)
+
+
+def test_supervisor_killed_leaves_no_orphans(clip, tmp_path) -> None:
+    path, _ = clip
+    run = LocalPipeline(str(path), TOKEN, tmp_path)
+    with run:
+        children = [psutil.Process(pid) for pid in run.child_pids().values()]
+        run.proc.kill()  # SIGKILL: the supervisor gets no chance to clean up
+        run.proc.wait()
+        gone, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, f"orphans left: {[p.pid for p in alive]}"
+
+
+@pytest.mark.parametrize("blocker", ["node"])
+def test_wellmon_run_exits_non_zero_with_the_reason_when_a_child_cannot_start(
+        clip, tmp_path, wellmon_env, blocker) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    path, _ = clip
+    port = int(wellmon_env["WELLMON_NODE_INPUT"].rsplit(":", 1)[1])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        result = subprocess.run([sys.executable, "-m", "wellmon", "run", "--source", str(path)],
+                                env=wellmon_env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert f"{blocker} failed to start" in result.stderr
+    assert "Address already in use" in result.stderr
