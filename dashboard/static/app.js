@@ -17,14 +17,19 @@ function fmt(value, digits, unit = "") {
   return value === null || value === undefined ? "–" : value.toFixed(digits) + unit;
 }
 
+function compact(u, splits) {
+  return splits.map((v) => (v === null ? "" : Number(v.toPrecision(3)).toString()));
+}
+
 function chartOptions(title, series, width) {
   return {
     title, width, height: 150,
     scales: { x: { time: true }, y: { auto: true }, y2: { auto: true } },
     axes: [
-      { stroke: "#8b98a5", grid: { stroke: "#26313c" } },
-      { stroke: "#8b98a5", grid: { stroke: "#26313c" }, scale: "y" },
-      { stroke: "#8b98a5", grid: { show: false }, scale: "y2", side: 1 },
+      { stroke: "#8b98a5", grid: { stroke: "#26313c" },
+        values: (u, splits) => splits.map((t) => new Date(t * 1000).toLocaleTimeString()) },
+      { stroke: "#8b98a5", grid: { stroke: "#26313c" }, scale: "y", values: compact },
+      { stroke: "#8b98a5", grid: { show: false }, scale: "y2", side: 1, values: compact },
     ],
     series: [{}, ...series],
   };

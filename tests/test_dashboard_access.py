@@ -1,0 +1,85 @@
+"""The dashboard's door: token for page, assets and socket; bad clients closed, others served."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from tests.helpers import TOKEN, dashboard_ws_url, open_ws, scores_until
+
+
+def _get(url: str, cookie: str | None = None) -> tuple[int, dict, bytes]:
+    request = urllib.request.Request(url, headers={"Cookie": cookie} if cookie else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+@pytest.fixture()
+def dashboard(processes):
+    proc = processes.start("dashboard", "dashboard")
+    return proc.ready_line.partition("url=")[2]
+
+
+def test_page_and_assets_need_the_token(dashboard, processes, tmp_path) -> None:
+    assert _get(dashboard)[0] == 401
+    assert _get(dashboard + "?token=wrong-token-value")[0] == 401
+    status, headers, body = _get(dashboard + f"?token={TOKEN}")
+    assert status == 200 and b"wellmon" in body and b"not a diagnosis" in body
+    cookie = headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert _get(dashboard + "static/app.js")[0] == 401
+    assert _get(dashboard + "static/app.js", cookie=cookie.split(";")[0])[0] == 200
+    assert _get(dashboard + "static/vendor/uPlot.iife.min.js",
+                cookie=cookie.split(";")[0])[0] == 200
+    assert _get(dashboard + "static/../server.py", cookie=cookie.split(";")[0])[0] == 404
+    assert _get(dashboard + "healthz")[0] == 200
+    log = (tmp_path / "dashboard.log").read_text()
+    assert "refused" in log and "wrong-token-value" not in log and TOKEN not in log
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token-value"])
+def test_websocket_without_the_right_token_is_refused(dashboard, token) -> None:
+    url = dashboard.replace("http://", "ws://") + "ws" + (f"?token={token}" if token else "")
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, open_timeout=10)
+    assert refused.value.response.status_code == 401
+
+
+def test_cross_origin_websocket_is_refused(dashboard) -> None:
+    url = dashboard.replace("http://", "ws://") + f"ws?token={TOKEN}"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, open_timeout=10, origin="http://evil.example")
+    assert refused.value.response.status_code == 403
+
+
+def test_a_client_sending_garbage_is_closed_and_others_keep_receiving(processes, clip) -> None:
+    path, _ = clip
+    processes.start("node", "infer")
+    dash = processes.start("dashboard", "dashboard")
+    processes.start("capture-video", "capture", "--modality", "video", "--source", str(path))
+    url = dashboard_ws_url(dash.ready_line)
+    with open_ws(url) as rude, open_ws(url) as polite:
+        scores_until(rude, lambda s: True)
+        scores_until(polite, lambda s: True)
+        rude.send("garbage, not JSON")
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                rude.recv(timeout=10)
+        assert closed.value.rcvd.code == 1008
+        before = scores_until(polite, lambda s: True)[-1]["t_end"]
+        after = scores_until(polite, lambda s: s["t_end"] >= before + 1.0)
+        assert after[-1]["state"] == "live"
+        polite.send('{"type": "ping"}')
+        assert "pong" in [_type(polite.recv(timeout=10)) for _ in range(20)]
+
+
+def _type(text: str) -> str:
+    return json.loads(text)["type"]
