@@ -171,11 +171,15 @@ def video_frames(src: Source, fps: float, max_w: int, max_h: int, loop: bool,
         size = fit_size(stream.codec_context.width, stream.codec_context.height, max_w, max_h)
         start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
         duration = _duration(container)
+        period = 1.0 / float(stream.average_rate or fps)
         while True:
+            last: float | None = None
             for frame in container.decode(stream):
-                if frame.pts is None:
-                    continue
-                pts = offset + float(frame.pts * frame.time_base) - start
+                if frame.pts is not None:
+                    last = float(frame.pts * frame.time_base) - start
+                else:  # some streams omit timestamps: assume the nominal frame rate
+                    last = 0.0 if last is None else last + period
+                pts = offset + last
                 if not subsample.keep(pts):
                     continue
                 image = frame.to_ndarray(format="bgr24", width=size[0], height=size[1])

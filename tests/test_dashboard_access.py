@@ -10,6 +10,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from dashboard.server import Client
 from tests.helpers import TOKEN, dashboard_ws_url, open_ws, scores_until
 
 
@@ -83,3 +84,26 @@ def test_a_client_sending_garbage_is_closed_and_others_keep_receiving(processes,
 
 def _type(text: str) -> str:
     return json.loads(text)["type"]
+
+
+def test_without_wellmon_token_one_is_generated_once_and_kept_private(processes,
+                                                                      tmp_path) -> None:
+    del processes.env["WELLMON_TOKEN"]
+    token_file = tmp_path / "state" / "token"
+    processes.env["WELLMON_DASHBOARD_TOKEN_FILE"] = str(token_file)
+    first = processes.start("dashboard", "dashboard").ready_line.partition("url=")[2]
+    token = token_file.read_text().strip()
+    assert len(token) >= 24 and (token_file.stat().st_mode & 0o777) == 0o600
+    assert _get(first + f"?token={token}")[0] == 200
+    processes.kill("dashboard")
+    second = processes.start("dashboard", "dashboard").ready_line.partition("url=")[2]
+    assert token_file.read_text().strip() == token
+    assert _get(second + f"?token={token}")[0] == 200
+
+
+def test_a_slow_client_loses_its_oldest_updates_not_the_newest() -> None:
+    client = Client(connection=None, capacity=3)
+    for i in range(10):
+        client.offer(str(i))
+    assert list(client.queue) == ["7", "8", "9"]
+    assert client.dropped == 7

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -123,3 +124,37 @@ def test_wellmon_run_exits_non_zero_with_the_reason_when_a_child_cannot_start(
     assert result.returncode == 1
     assert f"{blocker} failed to start" in result.stderr
     assert "Address already in use" in result.stderr
+
+
+def test_captures_survive_the_node_going_away_and_resume_when_it_returns(processes,
+                                                                        clip) -> None:
+    path, _ = clip
+    processes.start("node", "infer")
+    dashboard = processes.start("dashboard", "dashboard")
+    _start_captures(processes, path)
+    with open_ws(dashboard_ws_url(dashboard.ready_line)) as ws:
+        before = scores_until(ws, lambda s: s["state"] == "live")[-1]
+        processes.kill("node")
+        time.sleep(2.0)  # captures keep sending into the void meanwhile
+        assert processes.procs["capture-video"].poll() is None
+        assert processes.procs["capture-audio"].poll() is None
+        processes.start("node", "infer")
+        after = scores_until(ws, lambda s: s["state"] == "live"
+                             and s["quality"]["audio"]["present"]
+                             and s["t_end"] > before["t_end"] + 2.0)[-1]
+    assert after["stream"] == "cam-a"
+
+
+def test_a_client_that_connects_later_gets_the_recent_history(processes, clip) -> None:
+    path, _ = clip
+    processes.start("node", "infer")
+    dashboard = processes.start("dashboard", "dashboard")
+    _start_captures(processes, path)
+    url = dashboard_ws_url(dashboard.ready_line)
+    with open_ws(url) as early:
+        seen = scores_until(early, lambda s: s["seq"] >= 4)
+    with open_ws(url) as late:
+        first = json.loads(late.recv(timeout=10))
+    assert first["type"] == "history"
+    history_ends = {s["t_end"] for s in first["scores"]}
+    assert {s["t_end"] for s in seen} <= history_ends
