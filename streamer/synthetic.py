@@ -1,0 +1,740 @@
+"""Synthetic audio-visual clips with exact, recoverable ground truth.
+
+The later analysis stages (rPPG heart rate, blink detection, voice pitch, speech-to-text) need
+test input whose truth is known to the millisecond, not just "a video of a face". This module
+animates one still photograph (NASA's portrait of Eileen Collins, bundled as
+``sample/astronaut.jpg``) into an H.264/AAC mp4 with:
+
+* a blood-volume pulse on the skin pixels only (strongest in green, as in real skin), at a
+  known heart rate and with known beat times;
+* eye blinks at known times (eyelids painted over both eyes with a smooth close/open profile);
+* espeak-ng speech at known start times, trimmed so the intervals are the audible extent;
+* small smooth head motion, slow lighting drift and sensor noise, so that detectors are not
+  tested on a perfectly static picture.
+
+``make_clip`` writes the mp4 and returns the ground truth as a JSON-serialisable dict.
+``python -m streamer.synthetic --sample`` rebuilds the bundled sample clip, its JSON and
+``SAMPLE.md``; ``python -m streamer.synthetic OUT.mp4 [options]`` makes ad-hoc clips.
+
+Only numpy, OpenCV, PyAV and the espeak-ng executable are needed (no scikit-image at run time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import wave
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+GENERATOR_VERSION = "1.0.0"
+SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
+PHOTO_PATH = SAMPLE_DIR / "astronaut.jpg"
+AUDIO_RATE = 48000
+ESPEAK = "espeak-ng"
+
+# --- Geometry of the photograph (512x512 source pixels), measured once by hand on a 12x zoom
+# and cross-checked with OpenCV's Haar cascades. Hard-coded so the ground truth does not
+# depend on the OpenCV version installed.
+_FACE_BOX = (177.0, 66.0, 94.0, 94.0)  # x, y, w, h: haarcascade_frontalface_default hit
+_FACE_ELLIPSE = ((225.0, 121.0), (40.0, 49.0))  # centre, semi-axes: the facial skin area
+_EYES = (  # centre, semi-axes of the visible eye opening (viewer's left, then right)
+    ((202.5, 100.5), (11.0, 4.5)),
+    ((249.0, 103.5), (11.5, 4.5)),
+)
+_EYE_BOX_MARGIN = (3.0, 4.0)  # eye box = opening + this margin (x, y), so lids stay inside
+_MOUTH = ((223.5, 145.5), (24.0, 10.5))  # lips and teeth: not pulsing skin
+_SKIN_ROI = (190.0, 109.0, 70.0, 25.0)  # x, y, w, h: cheeks + nose, between eyes and mouth
+_FACE_HEIGHT_FRACTION = 1.0 / 3.0  # face box height / frame height
+_FACE_CENTRE_Y_FRACTION = 0.45  # where the face centre goes (fraction of frame height)
+
+# Pulse: relative pulsatile amplitude per channel (R, G, B); green strongest, as in rPPG data.
+_PULSE_RGB_WEIGHTS = (0.40, 1.00, 0.60)
+_ROT_DEG_PER_PX = 0.1  # head rotation amplitude (degrees) per pixel of translation amplitude
+_LIGHT_PERIOD_S = 30.0  # lighting drift period: well below the 0.7 Hz heart-rate band
+_NOISE_PAD = 32  # extra rows/columns of the sensor-noise field (see make_clip)
+_BLINK_CLOSE_FRACTION = 0.4  # closing takes 40 % of a blink, opening the remaining 60 %
+
+_SAMPLE_SPEECH = (
+    (2.0, "Hello, this is a test of the wellness monitor."),
+    (9.0, "The quick brown fox jumps over the lazy dog."),
+    (16.5, "Please take a deep breath and relax your shoulders."),
+    (25.0, "I am feeling calm and focused today."),
+    (32.0, "Thank you, the recording is now complete."),
+)
+_SAMPLE_BLINKS = (1.35, 5.8, 8.15, 13.4, 18.9, 22.05, 28.6, 34.25)
+
+
+@dataclass
+class ClipSpec:
+    """Everything that defines a clip; the defaults build the bundled sample."""
+
+    duration_s: float = 40.0
+    fps: float = 30.0
+    width: int = 640
+    height: int = 480
+    heart_rate_bpm: float | None = 72.0  # None: no pulse at all
+    pulse_amplitude: float = 2.0  # peak-to-peak change of skin green, in grey levels
+    blink_times_s: tuple[float, ...] = _SAMPLE_BLINKS  # blink start times
+    blink_duration_s: float = 0.2
+    speech: tuple[tuple[float, str], ...] = _SAMPLE_SPEECH  # (start_s, text) per utterance
+    speech_voice: str = "en-us"  # espeak-ng -v
+    speech_pitch: int = 50  # espeak-ng -p (0..99)
+    speech_wpm: int = 150  # espeak-ng -s
+    audio_noise_rms: float = 0.0005  # background hiss (full scale = 1), so silence is not 0
+    motion_px: float = 3.0  # max head translation per axis, in frame pixels
+    lighting_drift: float = 0.03  # relative amplitude of a slow global brightness drift
+    noise_std: float = 1.5  # Gaussian sensor noise, grey levels per pixel and channel
+    seed: int = 0
+    crf: int = 18  # libx264 constant rate factor (20+ starts eating the pulse)
+    preset: str = "medium"  # libx264 preset
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def _affine_3x3(m: np.ndarray) -> np.ndarray:
+    return np.vstack([m, [0.0, 0.0, 1.0]])
+
+
+def _placement(spec: ClipSpec) -> np.ndarray:
+    """Source->frame affine (3x3) of the resting head: face large and central, no borders."""
+    scale = spec.height * _FACE_HEIGHT_FRACTION / _FACE_BOX[3]
+    fx = _FACE_BOX[0] + _FACE_BOX[2] / 2
+    fy = _FACE_BOX[1] + _FACE_BOX[3] / 2
+    crop_w, crop_h = spec.width / scale, spec.height / scale
+    # Keep a margin so motion does not pull in pixels from outside the photograph.
+    margin = (spec.motion_px * (1 + _ROT_DEG_PER_PX * 5) + 2) / scale
+    src_w = src_h = 512.0
+
+    def clamp(origin: float, crop: float, size: float) -> float:
+        lo, hi = margin, size - crop - margin
+        return (size - crop) / 2 if lo > hi else min(max(origin, lo), hi)
+
+    ox = clamp(fx - crop_w / 2, crop_w, src_w)
+    oy = clamp(fy - crop_h * _FACE_CENTRE_Y_FRACTION, crop_h, src_h)
+    return np.array([[scale, 0, -ox * scale], [0, scale, -oy * scale], [0, 0, 1]], float)
+
+
+def _motion_components(spec: ClipSpec) -> dict[str, list[list[float]]]:
+    """Sinusoid components (amplitude, Hz, phase) of dx, dy (px) and rotation (deg).
+
+    Each track is sum(a * (sin(2 pi f t + phase) - sin(phase))): zero at t = 0, so the
+    boxes reported for t = 0 are the resting pose. Frequencies stay below 0.25 Hz, far
+    from the heart-rate band. Amplitudes are scaled so the largest excursion over the clip
+    equals motion_px (rotation: motion_px * 0.1 degrees).
+    """
+    rng = np.random.default_rng([spec.seed, 1])
+    n = max(2, int(round(spec.duration_s * spec.fps)))
+    t = np.arange(n) / spec.fps
+    out: dict[str, list[list[float]]] = {}
+    for name, target in (("dx", spec.motion_px), ("dy", spec.motion_px),
+                         ("angle", spec.motion_px * _ROT_DEG_PER_PX)):
+        comps = [
+            [float(rng.uniform(0.5, 1.0)), float(rng.uniform(0.04, 0.25)),
+             float(rng.uniform(0, 2 * math.pi))]
+            for _ in range(3)
+        ]
+        track = sum(a * (np.sin(2 * np.pi * f * t + p) - math.sin(p)) for a, f, p in comps)
+        peak = float(np.max(np.abs(track)))
+        k = target / peak if peak > 0 and target > 0 else 0.0
+        out[name] = [[a * k, f, p] for a, f, p in comps]
+    return out
+
+
+def _eval_track(comps: list[list[float]], t: float) -> float:
+    return float(sum(a * (math.sin(2 * math.pi * f * t + p) - math.sin(p)) for a, f, p in comps))
+
+
+def _frame_affine(place: np.ndarray, motion: dict[str, list[list[float]]], t: float,
+                  pivot: tuple[float, float]) -> np.ndarray:
+    """Source->frame affine (2x3) at time t: resting placement, then rotation + shift."""
+    dx = _eval_track(motion["dx"], t)
+    dy = _eval_track(motion["dy"], t)
+    angle = _eval_track(motion["angle"], t)
+    rot = _affine_3x3(cv2.getRotationMatrix2D(pivot, angle, 1.0))
+    shift = np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]], float)
+    return (shift @ rot @ place)[:2]
+
+
+def _box_to_frame(box: Sequence[float], m: np.ndarray) -> list[int]:
+    """Axis-aligned frame-pixel bounding box [x, y, w, h] of a source box under affine m."""
+    x, y, w, h = box
+    pts = np.array([[x, y, 1], [x + w, y, 1], [x, y + h, 1], [x + w, y + h, 1]], float)
+    q = pts @ m.T
+    x0, y0 = np.floor(q.min(0)).astype(int)
+    x1, y1 = np.ceil(q.max(0)).astype(int)
+    return [int(x0), int(y0), int(x1 - x0), int(y1 - y0)]
+
+
+def _eye_box(eye: tuple[tuple[float, float], tuple[float, float]]) -> tuple[float, ...]:
+    (cx, cy), (a, b) = eye
+    mx, my = _EYE_BOX_MARGIN
+    return (cx - a - mx, cy - b - my, 2 * (a + mx), 2 * (b + my))
+
+
+# ------------------------------------------------------------------------------ photo
+
+
+def _load_photo() -> np.ndarray:
+    """The bundled photograph as float32 RGB."""
+    bgr = cv2.imread(str(PHOTO_PATH), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(PHOTO_PATH)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32)
+
+
+def _ellipse_mask(shape: tuple[int, int], centre: tuple[float, float],
+                  axes: tuple[float, float]) -> np.ndarray:
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+    return ((xx - centre[0]) / axes[0]) ** 2 + ((yy - centre[1]) / axes[1]) ** 2 <= 1.0
+
+
+def _skin_mask(rgb: np.ndarray) -> np.ndarray:
+    """Soft [0, 1] mask of facial skin: face ellipse AND a YCrCb skin-colour test.
+
+    The colour test alone also accepts the brown hair and the background; the ellipse alone
+    would make eyes, lips and teeth pulse. Those are cut out explicitly.
+    """
+    ycc = cv2.cvtColor(rgb.astype(np.uint8), cv2.COLOR_RGB2YCrCb).astype(np.float32)
+    y, cr, cb = ycc[..., 0], ycc[..., 1], ycc[..., 2]
+    colour = (y > 120) & (cr >= 137) & (cr <= 165) & (cb >= 100) & (cb <= 125)
+    shape = y.shape
+    mask = colour & _ellipse_mask(shape, *_FACE_ELLIPSE)
+    for (c, (a, b)) in _EYES:
+        mask &= ~_ellipse_mask(shape, c, (a + 3.0, b + 3.0))
+    mask &= ~_ellipse_mask(shape, *_MOUTH)
+    m = mask.astype(np.uint8)
+    m = cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    return cv2.GaussianBlur(m.astype(np.float32), (0, 0), 1.5)
+
+
+# ------------------------------------------------------------------------------ pulse
+
+
+def _pulse_template(phase: np.ndarray) -> np.ndarray:
+    """Blood-volume pulse shape over one beat: systolic peak plus a smaller diastolic wave."""
+    out = np.zeros_like(phase, dtype=np.float64)
+    for k in (-1, 0, 1):
+        out += np.exp(-0.5 * ((phase - 0.20 + k) / 0.09) ** 2)
+        out += 0.45 * np.exp(-0.5 * ((phase - 0.52 + k) / 0.12) ** 2)
+    return out
+
+
+_GRID = np.arange(20000) / 20000.0
+_TPL = _pulse_template(_GRID)
+_TPL_MIN, _TPL_MAX = float(_TPL.min()), float(_TPL.max())
+_TPL_PEAK = float(_GRID[int(np.argmax(_TPL))])
+_TPL_MEAN = float(((_TPL - _TPL_MIN) / (_TPL_MAX - _TPL_MIN)).mean())
+
+
+def _pulse(t: np.ndarray | float, bpm: float, first_beat_s: float) -> np.ndarray:
+    """Zero-mean blood volume in [-mean, 1 - mean]; maxima exactly at the beat times."""
+    phase = np.mod((np.asarray(t, float) - first_beat_s) * bpm / 60.0 + _TPL_PEAK, 1.0)
+    return (_pulse_template(phase) - _TPL_MIN) / (_TPL_MAX - _TPL_MIN) - _TPL_MEAN
+
+
+# ------------------------------------------------------------------------------ blinks
+
+
+def _closure(t: float, start: float, duration: float) -> float:
+    """Eyelid closure 0..1: smooth fast close, slower open (C1 continuous)."""
+    u = (t - start) / duration
+    if u <= 0.0 or u >= 1.0:
+        return 0.0
+    if u < _BLINK_CLOSE_FRACTION:
+        return math.sin(0.5 * math.pi * u / _BLINK_CLOSE_FRACTION) ** 2
+    return math.cos(0.5 * math.pi * (u - _BLINK_CLOSE_FRACTION) / (1 - _BLINK_CLOSE_FRACTION)) ** 2
+
+
+def _paint_lids(img: np.ndarray, closure: float) -> None:
+    """Draw upper eyelids lowered by `closure` over both eyes of the (source) image, in place.
+
+    The lid follows the eye's outline (a little beyond it, to hide the real lash line). Its
+    skin is the skin below the eye mirrored upwards (above the eye sits the eyebrow), so
+    colour and texture match; a thin dark lash line marks the lid edge.
+    """
+    for (cx, cy), (a, b) in _EYES:
+        a2, b_top, b_bot = a + 1.5, b + 2.0, b + 1.0
+        x0, x1 = int(cx - a2 - 2), int(math.ceil(cx + a2 + 2))
+        y0, y1 = int(cy - b_top - 2), int(math.ceil(cy + b_bot + 2))
+        patch = img[y0:y1, x0:x1]
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        shape = np.sqrt(1.0 - np.clip((xx - cx) / a2, -1.0, 1.0) ** 2)
+        top, bottom = cy - b_top * shape, cy + b_bot * shape
+        inside = (np.clip((yy - top) / 2.0 + 0.5, 0.0, 1.0)
+                  * np.clip(bottom - yy + 1.0, 0.0, 1.0)
+                  * np.clip(a2 + 0.5 - np.abs(xx - cx), 0.0, 1.0))
+        edge = top + closure * (bottom - top)
+        cover = inside * np.clip(edge - yy + 0.5, 0.0, 1.0)
+        mirror_row = np.rint(2 * (cy + b_bot) + 2 - yy).astype(int)
+        lid = cv2.GaussianBlur(img[mirror_row, xx.astype(int)], (0, 0), 0.8)
+        # Match the lid's mean colour to the skin ring around the eye (shaded eye socket).
+        ring = (inside == 0) & (yy > top - 3) & (yy < bottom + 3) & (np.abs(xx - cx) < a2 + 3)
+        lid += patch[ring].mean(axis=0) - lid[inside > 0.5].mean(axis=0)
+        lash = inside * np.exp(-(((yy - edge) / 0.7) ** 2)) * min(1.0, 3.0 * closure) * shape
+        out = patch * (1 - cover[..., None]) + lid * cover[..., None]
+        out *= 1.0 - 0.4 * lash[..., None]
+        img[y0:y1, x0:x1] = out
+
+
+# ------------------------------------------------------------------------------ audio
+
+
+def _render_utterance(text: str, spec: ClipSpec, tmp: Path) -> np.ndarray:
+    """espeak-ng speech as float32 at AUDIO_RATE, trimmed to its audible extent."""
+    exe = shutil.which(ESPEAK)
+    if exe is None:
+        raise RuntimeError("espeak-ng is required for speech (apt-get install espeak-ng)")
+    wav_path = tmp / "utt.wav"
+    subprocess.run(
+        [exe, "-v", spec.speech_voice, "-p", str(spec.speech_pitch), "-s", str(spec.speech_wpm),
+         "-w", str(wav_path), text],
+        check=True, capture_output=True,
+    )
+    with wave.open(str(wav_path), "rb") as w:
+        rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
+        raw = w.readframes(w.getnframes())
+    if width != 2:
+        raise RuntimeError(f"unexpected espeak-ng sample width {width}")
+    x = np.frombuffer(raw, "<i2").astype(np.float64) / 32768.0
+    x = x.reshape(-1, channels).mean(axis=1)
+    y = _resample(x, rate, AUDIO_RATE)
+    loud = np.flatnonzero(np.abs(y) > 0.01 * np.max(np.abs(y)))
+    if loud.size == 0:
+        raise RuntimeError(f"espeak-ng produced silence for {text!r}")
+    y = y[loud[0]:loud[-1] + 1]
+    return (0.7 * y / np.max(np.abs(y))).astype(np.float32)
+
+
+def _resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """Band-limited (FFT) resampling; zero padding keeps the periodic wrap-around silent."""
+    if rate_in == rate_out:
+        return x
+    pad = rate_in // 10
+    xp = np.concatenate([np.zeros(pad), x, np.zeros(pad)])
+    n_out = int(round(len(xp) * rate_out / rate_in))
+    spec = np.fft.rfft(xp)
+    n_bins = n_out // 2 + 1
+    spec = spec[:n_bins] if len(spec) >= n_bins else np.pad(spec, (0, n_bins - len(spec)))
+    y = np.fft.irfft(spec, n_out) * (n_out / len(xp))
+    cut = int(round(pad * rate_out / rate_in))
+    return y[cut:n_out - cut]
+
+
+def _f0_median(x: np.ndarray, rate: int) -> float | None:
+    """Median fundamental frequency of voiced 40 ms frames (autocorrelation, 60..400 Hz)."""
+    n, hop = int(0.04 * rate), int(0.01 * rate)
+    lo, hi = rate // 400, rate // 60
+    rms_all = float(np.sqrt(np.mean(x ** 2)))
+    f0s = []
+    for i in range(0, len(x) - n, hop):
+        f = x[i:i + n] - x[i:i + n].mean()
+        if np.sqrt(np.mean(f ** 2)) < 0.5 * rms_all:
+            continue
+        ac = np.correlate(f, f, "full")[n - 1:]
+        if ac[0] <= 0:
+            continue
+        lag = lo + int(np.argmax(ac[lo:hi]))
+        if ac[lag] / ac[0] > 0.5:
+            f0s.append(rate / lag)
+    return float(np.median(f0s)) if f0s else None
+
+
+def _build_audio(
+    spec: ClipSpec, n_samples: int
+) -> tuple[np.ndarray, list[list[Any]], float | None]:
+    """The whole mono track plus the measured [start, end, text] of each utterance."""
+    rng = np.random.default_rng([spec.seed, 2])
+    track = (rng.standard_normal(n_samples) * spec.audio_noise_rms).astype(np.float32)
+    intervals: list[list[Any]] = []
+    f0s = []
+    with tempfile.TemporaryDirectory() as d:
+        for start, text in sorted(spec.speech):
+            y = _render_utterance(text, spec, Path(d))
+            i0 = int(round(start * AUDIO_RATE))
+            end = (i0 + len(y)) / AUDIO_RATE
+            if start < 0 or i0 + len(y) > n_samples:
+                raise ValueError(f"utterance {text!r} ({start:.2f}-{end:.2f} s) "
+                                 f"does not fit in {spec.duration_s} s")
+            if intervals and start < intervals[-1][1]:
+                raise ValueError(f"utterance {text!r} overlaps the previous one")
+            track[i0:i0 + len(y)] += y
+            intervals.append([round(start, 6), round(end, 6), text])
+            f0 = _f0_median(y.astype(np.float64), AUDIO_RATE)
+            if f0:
+                f0s.append(f0)
+    return track, intervals, (round(float(np.median(f0s)), 1) if f0s else None)
+
+
+# ------------------------------------------------------------------------------ writer
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _validate(spec: ClipSpec) -> None:
+    if spec.duration_s <= 0 or spec.fps <= 0 or spec.width < 64 or spec.height < 64:
+        raise ValueError("duration, fps must be > 0 and the frame at least 64x64")
+    if spec.width % 2 or spec.height % 2:
+        raise ValueError("width and height must be even (yuv420p)")
+    if spec.heart_rate_bpm is not None and not 30 <= spec.heart_rate_bpm <= 240:
+        raise ValueError("heart_rate_bpm must be in 30..240 or None")
+    times = sorted(spec.blink_times_s)
+    for t in times:
+        if t < 0 or t + spec.blink_duration_s > spec.duration_s:
+            raise ValueError(f"blink at {t} s does not fit in {spec.duration_s} s")
+    for a, b in zip(times, times[1:]):
+        if b < a + spec.blink_duration_s:
+            raise ValueError(f"blinks at {a} s and {b} s overlap")
+
+
+def make_clip(path: Path, spec: ClipSpec | None = None) -> dict[str, Any]:
+    """Write an H.264/AAC mp4 described by `spec` and return its ground truth.
+
+    Deterministic for a given spec: the ground truth is identical on every run, and the mp4
+    is byte-identical as long as the bundled encoders do not change.
+    """
+    spec = spec or ClipSpec()
+    _validate(spec)
+    path = Path(path)
+    n_frames = int(round(spec.duration_s * spec.fps))
+    rate = Fraction(spec.fps).limit_denominator(1001)
+    n_audio = int(round(n_frames / spec.fps * AUDIO_RATE))
+    audio, speech_intervals, f0 = _build_audio(spec, n_audio)
+
+    photo = _load_photo()
+    skin = _skin_mask(photo)
+    ys, xs = np.nonzero(skin > 1e-3)
+    sy0, sy1, sx0, sx1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    skin_crop = skin[sy0:sy1, sx0:sx1, None]
+    weights = np.array(_PULSE_RGB_WEIGHTS, np.float32)
+
+    place = _placement(spec)
+    motion = _motion_components(spec)
+    face_c = place @ np.array([_FACE_BOX[0] + _FACE_BOX[2] / 2, _FACE_BOX[1] + _FACE_BOX[3] / 2, 1])
+    pivot = (float(face_c[0]), float(face_c[1]))
+    rng = np.random.default_rng([spec.seed, 3])
+    first_beat = 0.0
+    if spec.heart_rate_bpm is not None:
+        first_beat = float(rng.uniform(0, 60.0 / spec.heart_rate_bpm))
+    blinks = sorted(spec.blink_times_s)
+    noise_rng = np.random.default_rng([spec.seed, 4])
+    # Fresh Gaussian noise per frame costs more than the encoder; a randomly offset window
+    # into one larger noise field is indistinguishable for our purposes.
+    noise_bank = noise_rng.standard_normal(
+        (spec.height + _NOISE_PAD, spec.width + _NOISE_PAD, 3), np.float32)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", container_options={"movflags": "+faststart"}) as out:
+        vs = out.add_stream("libx264", rate=rate)
+        vs.width, vs.height, vs.pix_fmt = spec.width, spec.height, "yuv420p"
+        vs.options = {"crf": str(spec.crf), "preset": spec.preset}
+        cc = vs.codec_context
+        cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 6, 6, 6, 1  # BT.601
+        as_ = out.add_stream("aac", rate=AUDIO_RATE, layout="mono")
+        as_.bit_rate = 96000
+        a_pos = 0
+
+        def push_audio(upto: int) -> None:
+            nonlocal a_pos
+            while a_pos < min(upto, n_audio):
+                chunk = audio[a_pos:min(a_pos + 1024, n_audio)]
+                af = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
+                af.sample_rate, af.pts, af.time_base = AUDIO_RATE, a_pos, Fraction(1, AUDIO_RATE)
+                out.mux(as_.encode(af))
+                a_pos += len(chunk)
+
+        for i in range(n_frames):
+            t = i / spec.fps
+            img = photo.copy()
+            if spec.heart_rate_bpm is not None and spec.pulse_amplitude > 0:
+                p = float(_pulse(t, spec.heart_rate_bpm, first_beat))
+                img[sy0:sy1, sx0:sx1] -= (spec.pulse_amplitude * p) * weights * skin_crop
+            for b in blinks:
+                c = _closure(t, b, spec.blink_duration_s)
+                if c > 0:
+                    _paint_lids(img, c)
+            m = _frame_affine(place, motion, t, pivot)
+            frame = cv2.warpAffine(img, m, (spec.width, spec.height), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REFLECT101)
+            gain = 1.0 + spec.lighting_drift * math.sin(2 * math.pi * t / _LIGHT_PERIOD_S)
+            oy, ox = noise_rng.integers(0, _NOISE_PAD + 1, 2)
+            noise = noise_bank[oy:oy + spec.height, ox:ox + spec.width]
+            # gain * frame + std * noise, rounded and saturated to uint8 in one pass
+            rgb = cv2.addWeighted(frame, gain, noise, spec.noise_std, 0.0, dtype=cv2.CV_8U)
+            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            vf.pts, vf.time_base = i, 1 / rate
+            out.mux(vs.encode(vf))
+            push_audio(int(round((i + 1) / spec.fps * AUDIO_RATE)))
+        push_audio(n_audio)
+        out.mux(vs.encode(None))
+        out.mux(as_.encode(None))
+
+    m0 = _frame_affine(place, motion, 0.0, pivot)
+    beats: list[float] = []
+    if spec.heart_rate_bpm is not None:
+        period = 60.0 / spec.heart_rate_bpm
+        k = 0
+        while first_beat + k * period < n_frames / spec.fps:
+            beats.append(round(first_beat + k * period, 6))
+            k += 1
+    spec_d = dataclasses.asdict(spec)
+    spec_d["blink_times_s"] = list(spec.blink_times_s)
+    spec_d["speech"] = [[s, txt] for s, txt in spec.speech]
+    return {
+        "generator": "streamer.synthetic",
+        "generator_version": GENERATOR_VERSION,
+        "file": path.name,
+        "file_sha256": _sha256(path),
+        "photo_sha256": _sha256(PHOTO_PATH),
+        "spec": spec_d,
+        "video": {"codec": "h264", "pix_fmt": "yuv420p", "colorspace": "bt601",
+                  "fps": spec.fps, "width": spec.width, "height": spec.height,
+                  "n_frames": n_frames, "duration_s": round(n_frames / spec.fps, 6)},
+        "audio": {"codec": "aac", "sample_rate": AUDIO_RATE, "channels": 1,
+                  "n_samples": n_audio},
+        "duration_s": round(n_frames / spec.fps, 6),
+        "face_box": _box_to_frame(_FACE_BOX, m0),
+        "eye_boxes": [_box_to_frame(_eye_box(e), m0) for e in _EYES],
+        "skin_roi": _box_to_frame(_SKIN_ROI, m0),
+        "boxes_note": "[x, y, w, h] in frame pixels at t = 0 (rest pose); the head then moves "
+                      "by at most motion_px (see motion)",
+        "heart_rate_bpm": spec.heart_rate_bpm,
+        "beat_times_s": beats,
+        "beat_note": "beat = blood-volume maximum = skin darkest (green lowest)",
+        "blink_intervals_s": [[round(b, 6), round(b + spec.blink_duration_s, 6)] for b in blinks],
+        "blink_closed_s": [round(b + _BLINK_CLOSE_FRACTION * spec.blink_duration_s, 6)
+                           for b in blinks],
+        "speech_intervals_s": speech_intervals,
+        "speech_f0_median_hz": f0,
+        "motion": {
+            "model": "x(t) = sum(a * (sin(2*pi*f*t + phase) - sin(phase))) for [a, f, phase]; "
+                     "frame = shift(dx, dy) o rotate(angle deg about pivot) o placement(photo)",
+            "angle_sign": "cv2.getRotationMatrix2D: positive = anticlockwise on screen",
+            "pivot": [round(pivot[0], 4), round(pivot[1], 4)],
+            "placement": np.round(place[:2], 6).tolist(),
+            **{k: [[round(v, 9) for v in c] for c in comps] for k, comps in motion.items()},
+        },
+        "lighting": f"gain(t) = 1 + {spec.lighting_drift} * sin(2*pi*t / {_LIGHT_PERIOD_S})",
+        "how_made": (
+            "NASA portrait of Eileen Collins (public domain, via scikit-image's astronaut()) "
+            "scaled so the face box is 1/3 of the frame height; frame i shows the instant "
+            "t = i / fps (no exposure blur) with: a blood-volume "
+            "pulse (systolic + diastolic Gaussian shape, RGB weights "
+            f"{list(_PULSE_RGB_WEIGHTS)}) subtracted from skin pixels (face ellipse AND YCrCb "
+            "skin colour, eyes and mouth removed), eyelids painted over both eyes during "
+            "blinks (fast close 40 %, open 60 %), smooth head motion via cv2.warpAffine, "
+            "global lighting gain, Gaussian sensor noise; encoded with libx264 "
+            f"crf {spec.crf} yuv420p. Audio: espeak-ng utterances, FFT-resampled to "
+            f"{AUDIO_RATE} Hz, trimmed to their audible extent, peak 0.7, placed at their "
+            "start times over faint noise; AAC 96 kb/s mono."
+        ),
+    }
+
+
+# ------------------------------------------------------------------------------ sample
+
+
+_SAMPLE_MD = """\
+# Bundled sample clip
+
+`sample.mp4` is a synthetic {duration:g} s, {width}x{height}, {fps:g} fps H.264 + AAC clip of a
+face with a known pulse, known blinks and known speech. `sample.json` is its exact ground truth.
+Later stages (rPPG heart rate, blink detection, voice pitch, speech-to-text) are validated
+against it (`tests/test_sample_clip.py`).
+
+## How it was made
+
+```
+python -m streamer.synthetic --sample
+```
+
+run from the repository root (generator `streamer/synthetic.py`, version {version}). It
+rewrites `sample.mp4`, `sample.json` and this file. The ground truth is deterministic; the
+mp4 bytes are identical as long as PyAV's bundled libx264/AAC encoders do not change.
+
+Per frame, the photograph is scaled so the face is a third of the frame height; a blood-volume
+pulse is subtracted from the skin pixels only (strongest in green), eyelids are painted over
+both eyes during blinks, the head moves by up to {motion:g} px (smooth sinusoids below 0.25 Hz,
+tiny rotation), a slow global lighting drift ({drift:g}) and Gaussian sensor noise
+(std {noise:g}) are added, then libx264 (crf {crf}, yuv420p, BT.601) encodes it. The audio is
+espeak-ng speech at 48 kHz mono, AAC.
+
+## Ingredients and licences
+
+* `astronaut.jpg`: NASA portrait photograph of astronaut Eileen Collins, from the NASA Great
+  Images database (<https://flic.kr/p/r9qvLn>); a work of NASA, public domain ("no known
+  copyright restrictions, released into the public domain", scikit-image's documentation).
+  Taken from scikit-image 0.26's `skimage.data.astronaut()` (512x512) and saved once
+  with OpenCV as JPEG quality 95, so run-time code does not need scikit-image:
+  `cv2.imwrite("astronaut.jpg", astronaut()[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])`.
+  sha256 `{photo_sha}`.
+* Speech: synthesized by espeak-ng {espeak} (GPL-3.0 program; its audio output is not
+  covered by the program's licence), voice `{voice}`, pitch {pitch}, {wpm} words/min.
+* Everything else (animation, pulse, blinks, noise) is generated by `streamer/synthetic.py`.
+
+## Ground truth (all times in seconds from the start)
+
+* Heart rate: **{hr} bpm**, pulse peak-to-peak {amp:g} grey levels in green on skin;
+  {n_beats} beats, first at {first_beat:.3f} s (beat = skin darkest).
+* Blinks ({n_blinks}, {blink_dur:g} s each, fully closed at 40 %): {blinks}.
+* Speech (start, end, text):
+{speech}
+* Median voice F0 (autocorrelation on the rendered speech): {f0} Hz.
+* Boxes at t = 0, `[x, y, w, h]` frame pixels: face {face}, eyes {eyes}, skin ROI {roi}.
+
+## Checksum
+
+sha256 of `sample.mp4`: `{sha}`
+"""
+
+
+def to_json(truth: dict[str, Any]) -> str:
+    """Ground truth as JSON text: indented, but each list of scalars kept on one line."""
+    text = json.dumps(truth, indent=1, ensure_ascii=False)
+    return re.sub(r"\[[^\[\]{}]*\]", lambda m: re.sub(r"\s*\n\s*", " ", m.group(0))
+                  .replace("[ ", "[").replace(" ]", "]"), text) + "\n"
+
+
+def _espeak_version() -> str:
+    try:
+        res = subprocess.run([ESPEAK, "--version"], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "(unknown version)"
+    found = re.search(r"\d+\.\d+(?:\.\d+)?", res.stdout)
+    return found.group(0) if found else "(unknown version)"
+
+
+def build_sample(sample_dir: Path = SAMPLE_DIR) -> dict[str, Any]:
+    """(Re)build sample.mp4, sample.json and SAMPLE.md from the default ClipSpec."""
+    spec = ClipSpec()
+    truth = make_clip(sample_dir / "sample.mp4", spec)
+    (sample_dir / "sample.json").write_text(to_json(truth))
+    md = _SAMPLE_MD.format(
+        duration=truth["duration_s"], width=spec.width, height=spec.height, fps=spec.fps,
+        version=GENERATOR_VERSION, motion=spec.motion_px, drift=spec.lighting_drift,
+        noise=spec.noise_std, crf=spec.crf, espeak=_espeak_version(), voice=spec.speech_voice,
+        pitch=spec.speech_pitch, wpm=spec.speech_wpm, hr=f"{spec.heart_rate_bpm:g}",
+        amp=spec.pulse_amplitude, n_beats=len(truth["beat_times_s"]),
+        first_beat=truth["beat_times_s"][0], n_blinks=len(truth["blink_intervals_s"]),
+        blink_dur=spec.blink_duration_s,
+        blinks=", ".join(f"{a:g}-{b:g}" for a, b in truth["blink_intervals_s"]),
+        speech="\n".join(f"  * {a:.3f} - {b:.3f}: \"{txt}\""
+                         for a, b, txt in truth["speech_intervals_s"]),
+        f0=truth["speech_f0_median_hz"], face=truth["face_box"], eyes=truth["eye_boxes"],
+        roi=truth["skin_roi"], sha=truth["file_sha256"],
+        photo_sha=truth["photo_sha256"],
+    )
+    (sample_dir / "SAMPLE.md").write_text(md)
+    return truth
+
+
+# ------------------------------------------------------------------------------ CLI
+
+
+def _fit(spec: ClipSpec) -> ClipSpec:
+    """Drop default blinks/utterances that cannot fit a shorter clip (CLI convenience)."""
+    blinks = tuple(t for t in spec.blink_times_s
+                   if t + spec.blink_duration_s <= spec.duration_s)
+    speech = []
+    with tempfile.TemporaryDirectory() as d:
+        for start, text in spec.speech:
+            length = len(_render_utterance(text, spec, Path(d))) / AUDIO_RATE
+            if start + length < spec.duration_s:
+                speech.append((start, text))
+    return dataclasses.replace(spec, blink_times_s=blinks, speech=tuple(speech))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry: --sample rebuilds the bundled sample; otherwise write OUT.mp4."""
+    ap = argparse.ArgumentParser(prog="python -m streamer.synthetic", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", nargs="?", type=Path,
+                    help="output .mp4 (ground truth: .json next to it)")
+    ap.add_argument("--sample", action="store_true", help="rebuild streamer/sample/")
+    ap.add_argument("--json", type=Path, help="ground-truth path (default: OUT with .json)")
+    ap.add_argument("--duration", type=float, help="seconds")
+    ap.add_argument("--fps", type=float)
+    ap.add_argument("--width", type=int)
+    ap.add_argument("--height", type=int)
+    ap.add_argument("--heart-rate", help="bpm, or 'none' for no pulse")
+    ap.add_argument("--pulse-amplitude", type=float, help="peak-to-peak green, grey levels")
+    ap.add_argument("--blinks", help="comma-separated blink start times (s); '' for none")
+    ap.add_argument("--speech", action="append", metavar="START:TEXT",
+                    help="utterance, repeatable (replaces the default sentences)")
+    ap.add_argument("--no-speech", action="store_true")
+    ap.add_argument("--motion", type=float, help="max head translation, px")
+    ap.add_argument("--lighting-drift", type=float)
+    ap.add_argument("--noise", type=float, help="sensor noise std, grey levels")
+    ap.add_argument("--crf", type=int)
+    ap.add_argument("--seed", type=int)
+    args = ap.parse_args(argv)
+
+    if args.sample:
+        truth = build_sample()
+        print(f"wrote {SAMPLE_DIR / 'sample.mp4'} ({truth['duration_s']} s, "
+              f"sha256 {truth['file_sha256']})")
+        return 0
+    if args.out is None:
+        ap.error("give OUT.mp4 or --sample")
+
+    changes: dict[str, Any] = {}
+    for arg, name in (("duration", "duration_s"), ("fps", "fps"), ("width", "width"),
+                      ("height", "height"), ("pulse_amplitude", "pulse_amplitude"),
+                      ("motion", "motion_px"), ("lighting_drift", "lighting_drift"),
+                      ("noise", "noise_std"), ("crf", "crf"), ("seed", "seed")):
+        if getattr(args, arg) is not None:
+            changes[name] = getattr(args, arg)
+    if args.heart_rate is not None:
+        hr = args.heart_rate.strip().lower()
+        changes["heart_rate_bpm"] = None if hr in ("none", "0", "") else float(hr)
+    if args.blinks is not None:
+        changes["blink_times_s"] = tuple(float(s) for s in args.blinks.split(",") if s.strip())
+    if args.no_speech:
+        changes["speech"] = ()
+    elif args.speech:
+        utts = []
+        for item in args.speech:
+            start, _, text = item.partition(":")
+            utts.append((float(start), text))
+        changes["speech"] = tuple(utts)
+    spec = dataclasses.replace(ClipSpec(), **changes)
+    if "blink_times_s" not in changes or "speech" not in changes:
+        fitted = _fit(spec)
+        spec = dataclasses.replace(
+            spec,
+            blink_times_s=spec.blink_times_s if "blink_times_s" in changes
+            else fitted.blink_times_s,
+            speech=spec.speech if "speech" in changes else fitted.speech,
+        )
+    truth = make_clip(args.out, spec)
+    json_path = args.json or args.out.with_suffix(".json")
+    json_path.write_text(to_json(truth))
+    print(f"wrote {args.out} and {json_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
