@@ -28,8 +28,9 @@ function chartOptions(title, series, width) {
     axes: [
       { stroke: "#8b98a5", grid: { stroke: "#26313c" },
         values: (u, splits) => splits.map((t) => new Date(t * 1000).toLocaleTimeString()) },
-      { stroke: "#8b98a5", grid: { stroke: "#26313c" }, scale: "y", values: compact },
-      { stroke: "#8b98a5", grid: { show: false }, scale: "y2", side: 1, values: compact },
+      { stroke: "#8b98a5", grid: { stroke: "#26313c" }, scale: "y", values: compact, size: 60 },
+      { stroke: "#8b98a5", grid: { show: false }, scale: "y2", side: 1, values: compact,
+        size: 70 },
     ],
     series: [{}, ...series],
   };
