@@ -20,7 +20,14 @@ import zmq
 from models.score import ScoreMessage
 from models.windows import Windower
 from streamer.lifecycle import announce_ready, log
-from streamer.protocol import Limits, Rejected, RejectionCounter, decode_media, encode_score
+from streamer.protocol import (
+    Limits,
+    Rejected,
+    RejectionCounter,
+    VideoFrame,
+    decode_media,
+    encode_score,
+)
 from wellmon.config import Config
 
 ROLE = "node"
@@ -73,7 +80,7 @@ class InferenceNode:
         if isinstance(item, Rejected):
             self.rejected.add(item)
             return
-        self.received["video" if hasattr(item, "image") else "audio"] += 1
+        self.received["video" if isinstance(item, VideoFrame) else "audio"] += 1
         self.windower.insert(item, item.t_received_ns)
 
     def publish(self, score: ScoreMessage) -> None:

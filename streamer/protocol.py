@@ -74,10 +74,12 @@ class Rejected:
     detail: str = ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Limits:
-    max_payload_bytes: int = 32 * 1024 * 1024
-    max_clock_skew_s: float = 86400.0
+    """What a receiver accepts (from the `wire` settings)."""
+
+    max_payload_bytes: int
+    max_clock_skew_s: float
 
 
 @dataclass
