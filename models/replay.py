@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from models.perception import Perception
 from models.score import ScoreMessage
 from models.windows import Windower
 from streamer import sources
@@ -48,7 +49,7 @@ def replay(config: Config, path: str, out: Path, progress: bool = True) -> dict[
     """Write the score messages of `path` to `out` (JSONL); return the summary report."""
     stream = config.capture.stream or sources.stream_id_for(path)
     duration = _duration_s(path)
-    windower = Windower(config.node)
+    windower = Windower(config.node, Perception(config.perception, config.asr))
     scores: list[ScoreMessage] = []
     bar = tqdm(total=round(duration, 1) if duration else None, unit="s", disable=not progress,
                desc=f"replay {Path(path).name}", bar_format="{l_bar}{bar}| {n:.1f}/{total} s")
@@ -56,7 +57,7 @@ def replay(config: Config, path: str, out: Path, progress: bool = True) -> dict[
     with out.open("w") as sink:
         for arrival_ns, item in _arrivals(config, path, stream):
             item.t_received_ns = item.t_sent_ns = arrival_ns
-            windower.insert(item, arrival_ns)
+            windower.insert([item], arrival_ns)
             for score in windower.process(arrival_ns):
                 score.latency_ms = {}
                 sink.write(json.dumps(score.to_dict(), allow_nan=False) + "\n")

@@ -32,6 +32,7 @@ class ScoreMessage:
     arousal: float | None = None
     stress: float | None = None
     transcript: list[dict[str, Any]] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)
     v: int = SCORE_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -3,9 +3,8 @@
 Per frame: brightness (mean luma, 0–1) and motion energy (mean absolute luma
 change since the previous frame, 0–1, on a small thumbnail so that sensor
 noise and scale do not dominate). Per audio chunk: the sum of squares (so that
-a window's RMS level is exact, not an average of averages) and how many 20 ms
-frames are louder than the voice threshold (a plain energy voice-activity
-detector, replaced by a real one in the perception work).
+a window's RMS level is exact, not an average of averages) and how many
+samples are clipped. Voice activity and prosody come from models.voice.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import cv2
 import numpy as np
 
 THUMB_SIZE = (80, 60)
-VAD_FRAME_S = 0.02
 FULL_SCALE = 32768.0
 
 
@@ -41,21 +39,13 @@ def measure_frame(image: np.ndarray, previous_thumbnail: np.ndarray | None) -> F
 class ChunkMeasures:
     sum_squares: float
     n_samples: int
-    vad_frames: int
-    voiced_frames: int
     clipped: int
 
 
-def measure_chunk(samples: np.ndarray, sample_rate: int, threshold_db: float) -> ChunkMeasures:
+def measure_chunk(samples: np.ndarray, sample_rate: int) -> ChunkMeasures:
     x = samples.astype(np.float64) / FULL_SCALE
-    frame = max(1, int(sample_rate * VAD_FRAME_S))
-    n_frames = len(x) // frame
-    voiced = 0
-    if n_frames:
-        energy = np.mean(x[: n_frames * frame].reshape(n_frames, frame) ** 2, axis=1)
-        voiced = int(np.sum(energy > 10 ** (threshold_db / 10)))
     clipped = int(np.sum(np.abs(samples.astype(np.int32)) >= 32767))
-    return ChunkMeasures(float(np.sum(x * x)), len(x), n_frames, voiced, clipped)
+    return ChunkMeasures(float(np.sum(x * x)), len(x), clipped)
 
 
 def level_db(sum_squares: float, n_samples: int) -> float | None:

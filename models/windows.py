@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from models.perception import Perception
 from models.score import ScoreMessage
-from models.signals import level_db, measure_chunk, measure_frame
-from streamer.protocol import Media, VideoFrame
+from models.signals import level_db, measure_chunk
+from streamer.protocol import AudioChunk, Media, VideoFrame
 from wellmon.config import NodeConfig
 
 NS = 1_000_000_000
@@ -54,7 +55,6 @@ class Track:
     covered_ns: int = 0
     next_seq: int | None = None
     gaps: int = 0
-    thumbnail: np.ndarray | None = None
     rate: float = 0.0
 
     def state(self, now_ns: int, cfg: NodeConfig) -> str:
@@ -89,27 +89,32 @@ class StreamWindows:
 class Windower:
     """Measures incoming media and cuts aligned windows per stream (see module doc)."""
 
-    def __init__(self, cfg: NodeConfig) -> None:
+    def __init__(self, cfg: NodeConfig, perception: Perception) -> None:
         self.cfg = cfg
+        self.perception = perception
         self.hop_ns = int(cfg.hop_s * NS)
         self.window_ns = int(cfg.window_s * NS)
         self.streams: dict[str, StreamWindows] = {}
 
-    def insert(self, item: Media, now_ns: int) -> None:
+    def insert(self, items: list[Media], now_ns: int) -> None:
+        """Measure a batch of frames and chunks (from any streams, each in time order)."""
+        frames = [it for it in items if isinstance(it, VideoFrame)]
+        records = iter(self.perception.measure_frames(frames)) if frames else iter(())
+        for item in items:
+            if isinstance(item, VideoFrame):
+                self._keep(item, "video", next(records), int(NS / item.fps), item.fps, now_ns)
+            else:
+                self.perception.insert_audio(item)
+                chunk = measure_chunk(item.samples, item.sample_rate)
+                self._keep(item, "audio", vars(chunk), item.duration_ns, item.sample_rate,
+                           now_ns)
+
+    def _keep(self, item: VideoFrame | AudioChunk, modality: str, values: dict[str, Any],
+              duration_ns: int, rate: float, now_ns: int) -> None:
         stream = self.streams.setdefault(item.stream, StreamWindows())
-        if isinstance(item, VideoFrame):
-            track = stream.tracks["video"]
-            measured = measure_frame(item.image, track.thumbnail)
-            track.thumbnail = measured.thumbnail
-            values = {"brightness": measured.brightness, "motion": measured.motion}
-            end_ns = item.t_capture_ns + int(NS / item.fps)
-            track.rate = item.fps
-        else:
-            track = stream.tracks["audio"]
-            chunk = measure_chunk(item.samples, item.sample_rate, self.cfg.voice_threshold_db)
-            values = vars(chunk)
-            end_ns = item.t_capture_ns + item.duration_ns
-            track.rate = item.sample_rate
+        track = stream.tracks[modality]
+        end_ns = item.t_capture_ns + duration_ns
+        track.rate = rate
         track.note_seq(item.seq)
         track.items.append(Item(item.t_capture_ns, end_ns, values, item.t_sent_ns,
                                 item.t_received_ns or now_ns))
@@ -127,6 +132,7 @@ class Windower:
             states = {m: t.state(now_ns, self.cfg) for m, t in stream.tracks.items()}
             if self._forgotten(stream, now_ns):
                 del self.streams[name]
+                self.perception.forget(name)
                 continue
             clock = next((stream.tracks[m].covered_ns for m in MODALITIES
                           if states[m] == "live"), None)
@@ -149,7 +155,8 @@ class Windower:
         start_ns = end_ns - self.window_ns
         frames = stream.tracks["video"].between(start_ns, end_ns)
         chunks = stream.tracks["audio"].between(start_ns, end_ns)
-        signals = {**_video_signals(frames), **_audio_signals(chunks)}
+        seen = self.perception.summarize(name, [f.values for f in frames], start_ns, end_ns)
+        signals = {**_video_signals(frames), **_audio_signals(chunks), **seen["signals"]}
         quality = {
             "video": self._quality(stream.tracks["video"], states["video"], frames, now_ns,
                                    covered_s=len(frames) / stream.tracks["video"].rate
@@ -157,6 +164,7 @@ class Windower:
             "audio": self._quality(stream.tracks["audio"], states["audio"], chunks, now_ns,
                                    covered_s=sum(c.end_ns - c.t_ns for c in chunks) / NS),
         }
+        quality["face"] = seen["face"]
         if chunks:
             clipped = sum(c.values["clipped"] for c in chunks)
             quality["audio"]["clipping"] = clipped / max(1, sum(c.values["n_samples"]
@@ -175,7 +183,8 @@ class Windower:
         return ScoreMessage(
             stream=name, seq=stream.seq, t_start=start_ns / NS, t_end=end_ns / NS,
             state=_stream_state(states), signals=signals, quality=quality, latency_ms=latency,
-            t_last_frame=last.t_ns / NS if last else None,
+            t_last_frame=last.t_ns / NS if last else None, emotions=seen["emotions"],
+            transcript=seen["transcript"], reasons=seen["reasons"],
         )
 
     def _quality(self, track: Track, state: str, items: list[Item], now_ns: int,
@@ -211,9 +220,4 @@ def _video_signals(frames: list[Item]) -> dict[str, float | None]:
 
 def _audio_signals(chunks: list[Item]) -> dict[str, float | None]:
     n = sum(c.values["n_samples"] for c in chunks)
-    vad_frames = sum(c.values["vad_frames"] for c in chunks)
-    return {
-        "audio_level_db": level_db(sum(c.values["sum_squares"] for c in chunks), n),
-        "voice_activity": (sum(c.values["voiced_frames"] for c in chunks) / vad_frames
-                           if vad_frames else None),
-    }
+    return {"audio_level_db": level_db(sum(c.values["sum_squares"] for c in chunks), n)}

@@ -19,11 +19,21 @@ def announce_ready(details: str) -> None:
     print(f"{READY_PREFIX} {details}", flush=True)
 
 
-def stop_on_signals() -> threading.Event:
-    """An event that is set by SIGTERM or SIGINT (call from the main thread)."""
+EXIT_GRACE_S = 5
+
+
+def stop_on_signals(exit_grace_s: int | None = EXIT_GRACE_S) -> threading.Event:
+    """An event that is set by SIGTERM or SIGINT (call from the main thread).
+
+    The first signal also arms SIGALRM: a process whose loop is stuck in a long native call
+    is ended by the kernel `exit_grace_s` later, so a stop never leaves an orphan behind.
+    The supervisor passes None: it must outlive its children to reap them.
+    """
     stop = threading.Event()
 
     def handler(signum: int, _frame: object) -> None:
+        if exit_grace_s and not stop.is_set():
+            signal.alarm(exit_grace_s)
         stop.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -38,7 +38,9 @@ def test_scores_flow_from_capture_processes_to_a_websocket_client(processes, cli
     assert last["quality"]["audio"]["present"] and last["quality"]["video"]["present"]
     assert 0.05 < last["signals"]["brightness"] < 0.95
     assert last["signals"]["audio_level_db"] < 0
-    assert last["stress"] is None and last["emotions"] is None  # no model yet: null, not made up
+    assert last["stress"] is None  # no fusion model yet: null, not made up
+    assert max(last["emotions"], key=last["emotions"].get) == "happy"  # the smiling astronaut
+    assert last["quality"]["face"]["present"] > 0.9
     assert abs(last["t_end"] - time.time()) < 5  # capture clock is the wall clock when paced
     assert last["latency_ms"]["capture_to_publish"] >= 0
 

@@ -21,7 +21,11 @@ def test_replay_writes_one_score_per_hop_that_follows_the_speech(clip, tmp_path,
     assert t_ends == [0.5 * (i + 1) for i in range(len(scores))]
     assert t_ends[-1] >= truth["duration_s"] - 0.5
     assert all(s["stream"] == "talking" and s["state"] == "live" for s in scores)
-    assert all(s["stress"] is None and s["emotions"] is None for s in scores)
+    assert all(s["stress"] is None for s in scores)  # no fusion model yet: null
+    assert all(max(s["emotions"], key=s["emotions"].get) == "happy" for s in scores)
+    heard = {u["text"] for s in scores for u in s["transcript"] if u["final"]}
+    assert heard, "speech-to-text produced no utterance"
+    assert any("sentence" in text or "hello" in text for text in heard), heard
 
     def speech_in(score: dict) -> float:
         return sum(max(0.0, min(end, score["t_end"]) - max(start, score["t_start"]))

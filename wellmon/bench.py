@@ -51,3 +51,62 @@ def bench_latency(config: Config, seconds: float, source: str) -> int:
     print("stage medians ms: " + "  ".join(f"{k} {statistics.median(v):.2f}"
                                            for k, v in stages.items()))
     return 0
+
+
+def _sample_frames(count: int) -> list[np.ndarray]:
+    """The sample clip's frames at the analysis rate (640×480, 15 fps), decoded once."""
+    from streamer import sources
+
+    src = sources.parse_one("sample")
+    frames = sources.video_frames(src, 15.0, 640, 480, loop=True,
+                                  pacer=sources.Pacer(0, realtime=False))
+    return [image for _, (_t, image) in zip(range(count), frames)]
+
+
+def _ms(samples: list[float]) -> str:
+    p50, p95 = np.percentile(np.array(samples) * 1e3, [50, 95])
+    return f"median {p50:.2f} ms  p95 {p95:.2f} ms"
+
+
+def bench_perception(frames_n: int = 300) -> int:
+    """Per-frame cost of each face model and the whole face pipeline on one CPU thread,
+    throughput at batch 1, 8 and 32, and the cost of the audio features."""
+    import cv2
+
+    from models.face import FacePipeline
+
+    faces = FacePipeline(["CPUExecutionProvider"], threads=1)
+    frames = _sample_frames(frames_n)
+    rgb = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames]
+    print(f"bench perception: sample clip, {len(frames)} frames of "
+          f"{frames[0].shape[1]}x{frames[0].shape[0]}, onnxruntime CPU, 1 thread", flush=True)
+    stages: dict[str, list[float]] = {"detection": [], "landmarks": [], "expression": [],
+                                      "face pipeline (tracking, detect every 10)": []}
+    for image in rgb:
+        started = time.perf_counter()
+        region = faces.detect([image])[0]
+        stages["detection"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        points, _ = faces.landmarks([image], [region])[0]
+        stages["landmarks"].append(time.perf_counter() - started)
+        box = (*points[:, :2].min(axis=0), *points[:, :2].max(axis=0))
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        started = time.perf_counter()
+        faces.expressions([grey], [box])
+        stages["expression"].append(time.perf_counter() - started)
+    for image in frames:
+        started = time.perf_counter()
+        faces.process([("bench", image)])
+        stages["face pipeline (tracking, detect every 10)"].append(time.perf_counter() - started)
+    for name, samples in stages.items():
+        print(f"  {name:<42} {_ms(samples)}")
+    for batch in (1, 8, 32):
+        streams = [f"s{i}" for i in range(batch)]
+        started = time.perf_counter()
+        done = 0
+        for i in range(0, len(frames) - batch + 1, batch):
+            faces.process(list(zip(streams, frames[i:i + batch])))
+            done += batch
+        rate = done / (time.perf_counter() - started)
+        print(f"  throughput at batch {batch:>2}: {rate:.0f} frames/s")
+    return 0

@@ -63,6 +63,15 @@ def _parser() -> argparse.ArgumentParser:
     latency = bench_sub.add_parser("latency", help="capture-to-browser latency percentiles")
     latency.add_argument("--seconds", type=float, default=60.0)
     latency.add_argument("--source", default="sample")
+    perception = bench_sub.add_parser("perception",
+                                      help="face model and audio feature costs per frame")
+    perception.add_argument("--frames", type=int, default=300)
+
+    models = sub.add_parser("models", help="the model weights")
+    models_sub = models.add_subparsers(dest="models", required=True, metavar="ACTION")
+    models_sub.add_parser("build", add_help=False,
+                                  help="convert the source models to ONNX "
+                                       "(needs pip install .[convert])")
     return parser
 
 
@@ -80,7 +89,11 @@ def load_config(args: argparse.Namespace) -> Config:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "models":  # `models build` passes its own flags on
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.rest = extra
     try:
         config = load_config(args)
         return _dispatch(args, config)
@@ -110,9 +123,15 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
               f"(report: {args.out.with_suffix('.report.json')})")
         return 0
     if args.command == "bench":
-        from wellmon.bench import bench_latency
+        from wellmon import bench
 
-        return bench_latency(config, seconds=args.seconds, source=args.source)
+        if args.bench == "perception":
+            return bench.bench_perception(args.frames)
+        return bench.bench_latency(config, seconds=args.seconds, source=args.source)
+    if args.command == "models":
+        from models.convert import main as build_models
+
+        return build_models(args.rest)
     die_with_parent()
     stop = stop_on_signals()
     if args.command == "capture":

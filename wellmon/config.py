@@ -68,8 +68,31 @@ class NodeConfig:
                                    lo=0.2, hi=3600)
     forget_after_s: float = _setting(600.0, "a lost stream stops being reported after this",
                                      lo=1, hi=86400)
-    voice_threshold_db: float = _setting(-40.0, "audio frames louder than this count as voice",
-                                         lo=-120, hi=0)
+
+
+@dataclass(frozen=True)
+class PerceptionConfig:
+    face: bool = _setting(True, "run the face models (detection, landmarks, expression)")
+    providers: str = _setting("auto", "onnxruntime execution providers",
+                              choices=("auto", "cpu", "cuda"))
+    threads: int = _setting(0, "onnxruntime threads per model (0: onnxruntime decides)",
+                            lo=0, hi=256)
+    detect_every: int = _setting(10, "run the face detector every N frames, track between",
+                                 lo=1, hi=10000)
+    min_face_score: float = _setting(0.5, "face detections below this score are ignored",
+                                     lo=0.01, hi=1.0)
+    pulse_window_s: float = _setting(12.0, "seconds of skin colour behind a heart rate",
+                                     lo=10, hi=120)
+    pulse_min_snr_db: float = _setting(3.0, "heart rates with a lower spectral SNR are null",
+                                       lo=-30, hi=30)
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    engine: str = _setting("auto", "speech-to-text: auto (vosk when vosk_model is set, else "
+                           "pocketsphinx), vosk, pocketsphinx or off",
+                           choices=("auto", "vosk", "pocketsphinx", "off"))
+    vosk_model: str | None = _setting(None, "directory of an unpacked Vosk model", nullable=True)
 
 
 @dataclass(frozen=True)
@@ -97,6 +120,8 @@ class Config:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     wire: WireConfig = field(default_factory=WireConfig)
     node: NodeConfig = field(default_factory=NodeConfig)
+    perception: PerceptionConfig = field(default_factory=PerceptionConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     run: RunConfig = field(default_factory=RunConfig)
 

@@ -197,7 +197,7 @@ class Supervisor:
 
 
 def run(config: Config) -> int:
-    stop = stop_on_signals()
+    stop = stop_on_signals(exit_grace_s=None)
     supervisor = Supervisor(config)
     supervisor.say(f"wellmon: starting stream '{supervisor.plan.stream}' from "
                    f"{config.capture.source}")

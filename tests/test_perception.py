@@ -1,0 +1,106 @@
+"""The whole perception path (face models on onnxruntime → landmarks → rPPG, blinks,
+expression) on generated clips whose ground truth is exact, and on the sample clip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.perception import Perception
+from streamer import sources
+from streamer.protocol import VideoFrame
+from streamer.synthetic import ClipSpec, make_clip
+from wellmon.config import AsrConfig, PerceptionConfig
+
+SAMPLE_TRUTH = json.loads((sources.SAMPLE_CLIP.with_suffix(".json")).read_text())
+FPS = 15.0
+
+
+def perceive(path: Path, stream: str = "t", seconds: float | None = None) -> tuple[
+        Perception, list[dict]]:
+    """Every analysis frame of `path` through Perception, as the node does it live."""
+    perception = Perception(PerceptionConfig(), AsrConfig(engine="off"))
+    frames = sources.video_frames(sources.parse_one(str(path)), FPS, 640, 480, loop=False,
+                                  pacer=sources.Pacer(0, realtime=False))
+    records = []
+    for seq, (t_ns, image) in enumerate(frames):
+        if seconds is not None and t_ns > seconds * 1e9:
+            break
+        records += perception.measure_frames([VideoFrame(stream, seq, t_ns, image, FPS)])
+    return perception, records
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("hr")
+    made = {}
+    for bpm in (55.0, 75.0, 95.0, 120.0, None):
+        path = out / f"hr-{bpm}.mp4"
+        truth = make_clip(path, ClipSpec(duration_s=13.0, width=480, height=360,
+                                         heart_rate_bpm=bpm, blink_times_s=(2.0, 6.5, 10.25),
+                                         speech=(), seed=int(bpm or 0), preset="ultrafast"))
+        made[bpm] = (path, truth)
+    return made
+
+
+@pytest.mark.parametrize("bpm", [55.0, 75.0, 95.0, 120.0])
+def test_heart_rate_from_the_face_is_within_3_bpm_after_10_s(clips, bpm) -> None:
+    path, truth = clips[bpm]
+    perception, records = perceive(path)
+    assert sum(r["face"] for r in records) / len(records) > 0.95
+    estimate = perception.stream("t").pulse.estimate(truth["duration_s"])
+    assert estimate.heart_rate_bpm is not None, estimate.reason
+    assert abs(estimate.heart_rate_bpm - bpm) <= 3.0, estimate
+    early = perception.stream("t").pulse.estimate(8.0)
+    assert early.heart_rate_bpm is None and "10" in early.reason  # not before 10 s of data
+
+
+def test_no_pulse_gives_no_heart_rate_and_says_why(clips) -> None:
+    path, truth = clips[None]
+    perception, _ = perceive(path)
+    estimate = perception.stream("t").pulse.estimate(truth["duration_s"])
+    assert estimate.heart_rate_bpm is None
+    assert "quality" in estimate.reason or "pulse" in estimate.reason
+
+
+def test_blinks_are_found_within_200_ms_and_none_is_invented(clips) -> None:
+    path, truth = clips[75.0]
+    perception, _ = perceive(path)
+    found = [b.closed_s for b in perception.stream("t").behaviour.blinks.blinks]
+    expected = truth["blink_closed_s"]
+    assert len(found) == len(expected), (found, expected)
+    for f, e in zip(sorted(found), expected):
+        assert abs(f - e) <= 0.2, (found, expected)
+
+
+def test_the_sample_clip_face_is_found_in_95_percent_of_frames_and_reads_happy() -> None:
+    perception, records = perceive(sources.SAMPLE_CLIP, stream="sample", seconds=20.0)
+    assert sum(r["face"] for r in records) / len(records) >= 0.95
+    summary = perception.summarize("sample", records, 0, int(20e9))
+    assert max(summary["emotions"], key=summary["emotions"].get) == "happy"
+    signals = summary["signals"]
+    assert signals["heart_rate"] is not None
+    assert abs(signals["heart_rate"] - SAMPLE_TRUTH["heart_rate_bpm"]) <= 3.0
+    assert abs(signals["yaw"]) < 25 and signals["looking_away"] < 0.5
+    expected_blinks = sum(1 for t in SAMPLE_TRUTH["blink_closed_s"] if t < 20.0)
+    assert signals["blink_count"] == expected_blinks
+
+
+def test_lfw_faces_are_detected_at_4x_upscale() -> None:
+    data = pytest.importorskip("skimage.data", reason="scikit-image ships the LFW subset")
+    import cv2
+
+    from models.face import FacePipeline
+
+    faces = data.lfw_subset()[:100]  # the first 100 are faces, the rest are not
+    pipeline = FacePipeline(["CPUExecutionProvider"])
+    images = [cv2.cvtColor(cv2.resize((f * 255).astype(np.uint8), None, fx=4, fy=4,
+                                      interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2RGB)
+              for f in faces]
+    found = pipeline.detect(images)
+    rate = sum(r is not None for r in found) / len(images)
+    print(f"LFW subset faces detected at 4x: {rate:.0%}")
+    assert rate >= 0.95
