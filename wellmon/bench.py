@@ -71,18 +71,15 @@ def _ms(samples: list[float]) -> str:
 def bench_perception(frames_n: int = 300) -> int:
     """Per-frame cost of each face model and the whole face pipeline on one CPU thread,
     throughput at batch 1, 8 and 32, and the cost of the audio features."""
-    import cv2
-
     from models.face import FacePipeline
 
     faces = FacePipeline(["CPUExecutionProvider"], threads=1)
     frames = _sample_frames(frames_n)
-    rgb = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames]
     print(f"bench perception: sample clip, {len(frames)} frames of "
           f"{frames[0].shape[1]}x{frames[0].shape[0]}, onnxruntime CPU, 1 thread", flush=True)
     stages: dict[str, list[float]] = {"detection": [], "landmarks": [], "expression": [],
                                       "face pipeline (tracking, detect every 10)": []}
-    for image in rgb:
+    for image in frames:
         started = time.perf_counter()
         region = faces.detect([image])[0]
         stages["detection"].append(time.perf_counter() - started)
@@ -90,9 +87,8 @@ def bench_perception(frames_n: int = 300) -> int:
         points, _ = faces.landmarks([image], [region])[0]
         stages["landmarks"].append(time.perf_counter() - started)
         box = (*points[:, :2].min(axis=0), *points[:, :2].max(axis=0))
-        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         started = time.perf_counter()
-        faces.expressions([grey], [box])
+        faces.expressions([image], [box])
         stages["expression"].append(time.perf_counter() - started)
     for image in frames:
         started = time.perf_counter()
@@ -109,4 +105,33 @@ def bench_perception(frames_n: int = 300) -> int:
             done += batch
         rate = done / (time.perf_counter() - started)
         print(f"  throughput at batch {batch:>2}: {rate:.0f} frames/s")
+    _bench_audio()
     return 0
+
+
+def _bench_audio() -> None:
+    """Voice features (with a window every 0.5 s, as the node asks) and speech-to-text,
+    in ms of CPU per second of the sample clip's audio."""
+    from models.asr import PocketsphinxRecognizer
+    from models.voice import VoiceAnalyzer
+    from streamer import sources
+
+    blocks = list(sources.audio_blocks(sources.parse_one("sample"), 100, loop=False,
+                                       pacer=sources.Pacer(0, realtime=False)))
+    seconds = sum(len(b) for _, b in blocks) / sources.AUDIO_RATE
+    voice = VoiceAnalyzer()
+    started = time.perf_counter()
+    for i, (t_ns, samples) in enumerate(blocks):
+        voice.insert(t_ns, samples)
+        if i % 5 == 4:
+            voice.window(t_ns - 4_000_000_000, t_ns)
+    voice_ms = (time.perf_counter() - started) * 1e3 / seconds
+    recognizer = PocketsphinxRecognizer()
+    started = time.perf_counter()
+    for t_ns, samples in blocks:
+        recognizer.insert_audio_chunk(t_ns, samples)
+        recognizer.process_iter()
+    asr_ms = (time.perf_counter() - started) * 1e3 / seconds
+    print(f"  voice features: {voice_ms:.1f} ms per second of audio ({seconds:.0f} s of audio)")
+    print(f"  speech-to-text (pocketsphinx): {asr_ms:.0f} ms per second of audio "
+          f"(real-time factor {asr_ms / 1e3:.2f})")
