@@ -44,7 +44,7 @@ class InferenceNode:
         self.config = config
         self.context = context or zmq.Context.instance()
         self.limits = Limits(config.wire.max_payload_bytes, config.wire.max_clock_skew_s)
-        self.perception = Perception(config.perception, config.asr)
+        self.perception = Perception(config.perception, config.asr, asr_process=True)
         self.windower = Windower(config.node, self.perception)
         self.rejected = RejectionCounter()
         self.received: Counter = Counter()
@@ -103,7 +103,10 @@ class InferenceNode:
             pass
 
     def stats(self) -> dict[str, Any]:
+        worker = self.perception.asr_worker
         return {"node": ROLE, "provider": self.perception.provider,
+                "asr": {"dropped_chunks": worker.dropped, "error": worker.error} if worker
+                else None,
                 "received": dict(self.received), "published": self.published,
                 "rejected": dict(self.rejected.counts), "streams": sorted(self.windower.streams)}
 
@@ -122,6 +125,7 @@ class InferenceNode:
     def close(self) -> None:
         self.inbox.close()
         self.outbox.close()
+        self.perception.close()
 
     def until_next_hop_ms(self) -> int:
         hop_ns = self.windower.hop_ns

@@ -20,6 +20,7 @@ import numpy as np
 
 from models import behaviour, rppg
 from models.asr import Recognizer, Utterance, make_recognizer
+from models.asr_worker import AsrWorker
 from models.face import EMOTIONS, FacePipeline
 from models.runtime import choose_providers
 from models.sentiment import sentiment
@@ -46,9 +47,14 @@ class StreamPerception:
 
 
 class Perception:
-    def __init__(self, cfg: PerceptionConfig, asr: AsrConfig) -> None:
+    """`asr_process`: run speech-to-text in a worker process (live, so that decoding never
+    delays a window) or inline (replay, so that every utterance lands in its window)."""
+
+    def __init__(self, cfg: PerceptionConfig, asr: AsrConfig, asr_process: bool = False) -> None:
         self.cfg = cfg
         self.asr = asr
+        self.asr_worker = (AsrWorker(asr.engine, asr.vosk_model)
+                           if asr_process and asr.engine != "off" else None)
         self.faces = (FacePipeline(choose_providers(cfg.providers), cfg.threads,
                                    detect_every=cfg.detect_every,
                                    min_detection=cfg.min_face_score)
@@ -68,7 +74,8 @@ class Perception:
                 skin=rppg.SkinSampler(),
                 behaviour=behaviour.BehaviourTracker(),
                 voice=VoiceAnalyzer(),
-                recognizer=make_recognizer(self.asr.engine, self.asr.vosk_model),
+                recognizer=(None if self.asr_worker
+                            else make_recognizer(self.asr.engine, self.asr.vosk_model)),
             )
         return self.streams[name]
 
@@ -76,6 +83,12 @@ class Perception:
         self.streams.pop(name, None)
         if self.faces:
             self.faces.forget(name)
+        if self.asr_worker:
+            self.asr_worker.forget(name)
+
+    def close(self) -> None:
+        if self.asr_worker:
+            self.asr_worker.close()
 
     def measure_frames(self, frames: list[VideoFrame]) -> list[dict[str, Any]]:
         """A feature record per frame; the face models see all frames in one batch."""
@@ -100,11 +113,15 @@ class Perception:
     def insert_audio(self, chunk: AudioChunk) -> None:
         state = self.stream(chunk.stream)
         state.voice.insert(chunk.t_capture_ns, chunk.samples)
-        if state.recognizer is None:
-            return
-        state.recognizer.insert_audio_chunk(chunk.t_capture_ns, chunk.samples)
-        for utterance in state.recognizer.process_iter():
-            _merge_utterance(state.utterances, utterance)
+        if self.asr_worker:
+            self.asr_worker.insert(chunk.stream, chunk.t_capture_ns, chunk.samples)
+            for stream, utterance in self.asr_worker.results():
+                if stream in self.streams:
+                    _merge_utterance(self.streams[stream].utterances, utterance)
+        elif state.recognizer is not None:
+            state.recognizer.insert_audio_chunk(chunk.t_capture_ns, chunk.samples)
+            for utterance in state.recognizer.process_iter():
+                _merge_utterance(state.utterances, utterance)
         keep_from = chunk.t_capture_ns - TRANSCRIPT_KEEP_S * NS
         while state.utterances and state.utterances[0]["t_end_ns"] < keep_from:
             state.utterances.popleft()

@@ -8,6 +8,7 @@ closes its sockets and exits 0 instead of dying mid-write.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -44,3 +45,15 @@ def stop_on_signals(exit_grace_s: int | None = EXIT_GRACE_S) -> threading.Event:
 def log(role: str, message: str) -> None:
     """One line on stderr; the supervisor prefixes and forwards it."""
     print(f"{role}: {message}", file=sys.stderr, flush=True)
+
+
+def die_with(parent_pid: int) -> None:
+    """Get SIGTERM when the parent dies, even by SIGKILL (Linux), so that no child of a
+    wellmon process is ever orphaned; if the parent is already gone, stop now."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -95,3 +95,12 @@ def test_no_microphone_gives_a_clear_error(wellmon_env) -> None:
     result = wellmon("run", "--source", "mic", env=wellmon_env)
     assert result.returncode == 2
     assert "no microphone" in result.stderr or "PortAudio" in result.stderr
+
+
+def test_environment_text_is_taken_as_written_for_text_settings() -> None:
+    config = config_mod.load(None, environ={"WELLMON_ASR_ENGINE": "off",
+                                            "WELLMON_CAPTURE_STREAM": "null",
+                                            "WELLMON_NODE_HOP_S": "0.25",
+                                            "WELLMON_CAPTURE_FAST": "true"})
+    assert config.asr.engine == "off"  # YAML would have read it as false
+    assert config.capture.stream is None and config.node.hop_s == 0.25 and config.capture.fast

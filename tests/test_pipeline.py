@@ -41,6 +41,10 @@ def test_scores_flow_from_capture_processes_to_a_websocket_client(processes, cli
     assert last["stress"] is None  # no fusion model yet: null, not made up
     assert max(last["emotions"], key=last["emotions"].get) == "happy"  # the smiling astronaut
     assert last["quality"]["face"]["present"] > 0.9
+    with open_ws(dashboard_ws_url(dashboard.ready_line)) as ws:  # speech-to-text, live
+        heard = scores_until(ws, lambda s: any(u["final"] for u in s["transcript"]),
+                             timeout=60)[-1]
+    assert any(u["text"] for u in heard["transcript"])
     assert abs(last["t_end"] - time.time()) < 5  # capture clock is the wall clock when paced
     assert last["latency_ms"]["capture_to_publish"] >= 0
 

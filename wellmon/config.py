@@ -146,12 +146,13 @@ def _coerce(key: str, f: dataclasses.Field, value: Any, from_text: bool) -> Any:
     """Check one value against its schema entry; text (environment) is parsed as YAML."""
     meta = f.metadata
     if from_text and isinstance(value, str):
-        try:
-            value = yaml.safe_load(value) if value.strip() else value
-        except yaml.YAMLError:
-            pass
-        if f.type in ("str", "str | None") and value is not None:
-            value = str(value) if not isinstance(value, (dict, list)) else value
+        if f.type in ("str", "str | None"):  # taken as written: YAML would read off as false
+            value = None if meta["nullable"] and value.strip() in ("", "null", "~") else value
+        else:
+            try:
+                value = yaml.safe_load(value) if value.strip() else value
+            except yaml.YAMLError:
+                pass
     if value is None:
         if meta["nullable"]:
             return None

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from dashboard.auth import TOKEN_ENV, resolve_token
 from streamer import sources
-from streamer.lifecycle import READY_PREFIX, stop_on_signals
+from streamer.lifecycle import READY_PREFIX, die_with, stop_on_signals
 from wellmon import config as config_mod
 from wellmon.config import Config
 
@@ -225,11 +225,5 @@ def _has_display() -> bool:
 def die_with_parent() -> None:
     """In a supervised child: get SIGTERM when the supervisor dies, even by SIGKILL."""
     parent = os.environ.get(PARENT_ENV)
-    if not parent or not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-    if os.getppid() != int(parent):
-        os.kill(os.getpid(), signal.SIGTERM)
+    if parent:
+        die_with(int(parent))
