@@ -26,8 +26,9 @@ function chartOptions(title, series, width) {
     title, width, height: 150,
     scales: { x: { time: true }, y: { auto: true }, y2: { auto: true } },
     axes: [
-      { stroke: "#8b98a5", grid: { stroke: "#26313c" },
-        values: (u, splits) => splits.map((t) => new Date(t * 1000).toLocaleTimeString()) },
+      { stroke: "#8b98a5", grid: { stroke: "#26313c" }, space: 70,
+        values: (u, splits) => splits.map((t) => new Date(t * 1000)
+          .toLocaleTimeString([], { hour12: false })) },
       { stroke: "#8b98a5", grid: { stroke: "#26313c" }, scale: "y", values: compact, size: 60 },
       { stroke: "#8b98a5", grid: { show: false }, scale: "y2", side: 1, values: compact,
         size: 70 },
@@ -95,11 +96,27 @@ function render() {
     $("voice_activity").textContent = fmt(sig.voice_activity === null || sig.voice_activity === undefined
       ? null : sig.voice_activity * 100, 0, " %");
     $("presence").textContent = ["video", "audio"].map((m) => (q[m] ? q[m].state : "–")).join(" / ");
+    const reasons = score.reasons || {};
+    const show = (cls, key, digits, unit, scale = 1) => {
+      const v = sig[key];
+      $(cls).textContent = v === null || v === undefined ? "–" : fmt(v * scale, digits, unit);
+      $(cls).title = reasons[key] || "";
+    };
+    show("heart_rate", "heart_rate", 0, " bpm");
+    show("hrv_rmssd", "hrv_rmssd", 0, " ms");
+    show("blink_rate", "blink_rate", 0, " /min");
+    show("f0_mean", "f0_mean", 0, " Hz");
+    show("sentiment", "sentiment", 2, "");
+    $("face").textContent = q.face && q.face.present !== undefined
+      ? fmt(q.face.present * 100, 0, " %") : "–";
+    const said = (score.transcript || []).map((u) => u.text).filter((t) => t);
+    $("transcript").textContent = said.length ? "“" + said.join(" … ") + "”" : "";
     $("latency").textContent = fmt((score.latency_ms || {}).capture_to_publish, 0, " ms");
   }
   const now = Date.now() / 1000;
   for (const s of streams.values()) {
-    const ages = Object.values(s.last.quality || {}).map((q) => q.age_s).filter((a) => a !== null);
+    const ages = Object.values(s.last.quality || {}).map((q) => q.age_s)
+      .filter((a) => typeof a === "number");
     const lastData = ages.length ? Math.min(...ages) : null;
     s.node.querySelector(".age").textContent =
       lastData === null ? "" : `last data ${fmt(lastData + Math.max(0, now - s.last.t_published), 1)} s ago`;
