@@ -53,6 +53,7 @@ def test_heart_rate_from_the_face_is_within_3_bpm_after_10_s(clips, bpm) -> None
     assert sum(r["face"] for r in records) / len(records) > 0.95
     estimate = perception.stream("t").pulse.estimate(truth["duration_s"])
     assert estimate.heart_rate_bpm is not None, estimate.reason
+    print(f"{bpm:g} bpm: estimated {estimate.heart_rate_bpm} bpm, SNR {estimate.quality} dB")
     assert abs(estimate.heart_rate_bpm - bpm) <= 3.0, estimate
     early = perception.stream("t").pulse.estimate(8.0)
     assert early.heart_rate_bpm is None and "10" in early.reason  # not before 10 s of data
