@@ -115,9 +115,7 @@ class Perception:
         state.voice.insert(chunk.t_capture_ns, chunk.samples)
         if self.asr_worker:
             self.asr_worker.insert(chunk.stream, chunk.t_capture_ns, chunk.samples)
-            for stream, utterance in self.asr_worker.results():
-                if stream in self.streams:
-                    _merge_utterance(self.streams[stream].utterances, utterance)
+            self._collect_utterances()
         elif state.recognizer is not None:
             state.recognizer.insert_audio_chunk(chunk.t_capture_ns, chunk.samples)
             for utterance in state.recognizer.process_iter():
@@ -126,9 +124,17 @@ class Perception:
         while state.utterances and state.utterances[0]["t_end_ns"] < keep_from:
             state.utterances.popleft()
 
+    def _collect_utterances(self) -> None:
+        """What the speech-to-text worker has finished since the last look, per stream."""
+        for stream, utterance in self.asr_worker.results():
+            if stream in self.streams:
+                _merge_utterance(self.streams[stream].utterances, utterance)
+
     def summarize(self, name: str, frames: list[dict[str, Any]], start_ns: int,
                   end_ns: int) -> dict[str, Any]:
         """The window's emotions, signals, face quality, transcript and reasons for nulls."""
+        if self.asr_worker:
+            self._collect_utterances()
         state = self.stream(name)
         reasons: dict[str, str] = {}
         with_face = [f for f in frames if f["face"]]
@@ -148,7 +154,8 @@ class Perception:
         signals: dict[str, Any] = {
             "heart_rate": pulse.heart_rate_bpm, "hrv_rmssd": pulse.hrv_rmssd_ms,
             "hrv_sdnn": pulse.hrv_sdnn_ms, "pulse_snr_db": pulse.quality,
-            "blink_rate": seen.blink_rate_per_min, "blink_count": seen.blink_count,
+            "blink_rate": seen.blink_rate_per_min,
+            "blink_count": seen.blink_count if with_face else None,
             "yaw": seen.yaw_mean_deg, "pitch": seen.pitch_mean_deg, "roll": seen.roll_mean_deg,
             "looking_away": seen.looking_away_ratio, "mouth_open": seen.mouth_open_mean,
             "brow_lowering": seen.brow_lowering_mean,
@@ -161,7 +168,8 @@ class Perception:
         if seen.blink_rate_per_min is None:
             reasons["blink_rate"] = "too little time with a face in the last minute"
         if not with_face:
-            for key in ("yaw", "pitch", "roll", "looking_away", "mouth_open", "brow_lowering"):
+            for key in ("blink_count", "yaw", "pitch", "roll", "looking_away", "mouth_open",
+                        "brow_lowering"):
                 reasons[key] = reasons["emotions"]
         for name, attr in VOICE_SIGNALS.items():
             if attr in voice.reasons:

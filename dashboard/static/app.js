@@ -157,6 +157,11 @@ function connect() {
     conn.dataset.open = "0";
     conn.textContent = "disconnected — retrying";
     conn.className = "conn conn-closed";
+    for (const s of streams.values()) {  // the last state shown is no longer known
+      const state = s.node.querySelector(".state");
+      state.textContent = "unknown";
+      state.className = "state state-stale";
+    }
     setTimeout(connect, 1000);
   };
 }

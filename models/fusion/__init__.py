@@ -1,0 +1,1 @@
+"""Fusion model building blocks (trained in PyTorch, exported to ONNX for run time)."""
