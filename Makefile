@@ -30,7 +30,7 @@ debs-run:
 debs-test:
 	@scripts/debian-deps.sh $(TEST_DEBS)
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,convert]'
