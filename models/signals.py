@@ -42,7 +42,7 @@ class ChunkMeasures:
     clipped: int
 
 
-def measure_chunk(samples: np.ndarray, sample_rate: int) -> ChunkMeasures:
+def measure_chunk(samples: np.ndarray) -> ChunkMeasures:
     x = samples.astype(np.float64) / FULL_SCALE
     clipped = int(np.sum(np.abs(samples.astype(np.int32)) >= 32767))
     return ChunkMeasures(float(np.sum(x * x)), len(x), clipped)

@@ -1,7 +1,9 @@
 """Per-stream ring buffers and the windows cut from them: the node's streaming core.
 
-`Windower.insert()` takes a frame or an audio chunk, measures it at once and
-keeps the measurement in the stream's ring buffer, keyed by capture time.
+`Windower.insert()` takes a batch of frames and audio chunks, has perception
+measure them at once (the face models see every stream's frames in one call)
+and keeps the measurements in each stream's ring buffers, keyed by capture
+time; the frames themselves are not kept.
 `Windower.process(now)` returns the score messages that are due. Live and
 replay use this same class; only where the items come from and what `now`
 means (the wall clock, or the replayed data's clock) differ.
@@ -105,7 +107,7 @@ class Windower:
                 self._keep(item, "video", next(records), int(NS / item.fps), item.fps, now_ns)
             else:
                 self.perception.insert_audio(item)
-                chunk = measure_chunk(item.samples, item.sample_rate)
+                chunk = measure_chunk(item.samples)
                 self._keep(item, "audio", vars(chunk), item.duration_ns, item.sample_rate,
                            now_ns)
 
