@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,7 +166,7 @@ def _coerce(key: str, f: dataclasses.Field, value: Any, from_text: bool) -> Any:
     if kind in ("int", "float"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected {_describe(f)}, got {value!r}")
-        if kind == "int" and not float(value).is_integer():
+        if not math.isfinite(value) or (kind == "int" and not float(value).is_integer()):
             raise ConfigError(f"{key}: expected {_describe(f)}, got {value!r}")
         value = int(value) if kind == "int" else float(value)
         if (meta["lo"] is not None and value < meta["lo"]) or (
