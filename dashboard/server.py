@@ -171,7 +171,7 @@ class Dashboard:
         sender = asyncio.create_task(self._send_loop(client))
         try:
             async for message in connection:
-                reply = self._on_client_message(message)
+                reply = self.reply_to_client(message)
                 if reply is None:
                     await connection.close(1008, "unexpected message")
                     break
@@ -182,7 +182,7 @@ class Dashboard:
             self.hub.clients.discard(client)
             sender.cancel()
 
-    def _on_client_message(self, message: str | bytes) -> str | None:
+    def reply_to_client(self, message: str | bytes) -> str | None:
         """The page only pings; anything else is a fault, counted, and closes that client."""
         if isinstance(message, bytes) or len(message) > MAX_CLIENT_MESSAGE:
             self.hub.client_faults["bad_frame"] += 1

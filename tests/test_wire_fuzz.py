@@ -1,0 +1,79 @@
+"""Arbitrary bytes on the wire and on the WebSocket: every message is accepted or rejected
+with a counted reason; nothing raises."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dashboard.server import Dashboard
+from streamer.protocol import (
+    AudioChunk,
+    Limits,
+    Rejected,
+    RejectionCounter,
+    VideoFrame,
+    decode_media,
+    decode_score,
+)
+from wellmon.config import Config
+
+LIMITS = Limits(max_payload_bytes=1 << 16, max_clock_skew_s=3600)
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats()
+                           | st.text(max_size=10),
+                           lambda inner: st.lists(inner, max_size=4)
+                           | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                           max_leaves=10)
+
+
+def headers() -> st.SearchStrategy[bytes]:
+    """Headers that are often nearly right, so that the deeper checks are reached too."""
+    near = st.fixed_dictionaries({
+        "v": st.sampled_from([1, 1, 2, "1"]), "kind": st.sampled_from(["v", "a", "x"]),
+        "stream": st.sampled_from(["s", "s", "", "x" * 80, "bad id"]),
+        "seq": st.integers(-5, 5), "t_ns": st.sampled_from([time.time_ns(), 0, -1, 10**19]),
+        "shape": st.lists(st.integers(-2, 40), max_size=4),
+        "dtype": st.sampled_from(["uint8", "int16", "float64", "object"]),
+        "rate": st.sampled_from([15, 16000, 0, -1, 1e9, "x"]),
+        "enc": st.sampled_from(["raw", "jpeg", "png"]),
+    })
+    return (near.map(lambda h: json.dumps(h).encode()) | json_values.map(
+        lambda v: json.dumps(v).encode()) | st.binary(max_size=64))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.binary(max_size=32), max_size=4), headers(), st.binary(max_size=3000))
+def test_decoder_never_raises_and_counts_every_rejection(extra, header, payload) -> None:
+    counter = RejectionCounter()
+    for parts in ([b"v.s", header, payload], [b"a.s", header, payload], [header, payload],
+                  [b"v.s", header, payload, *extra], extra):
+        result = decode_media(parts, LIMITS)
+        if isinstance(result, Rejected):
+            counter.add(result)
+        else:
+            assert isinstance(result, (VideoFrame, AudioChunk))
+            array = result.image if isinstance(result, VideoFrame) else result.samples
+            assert array.nbytes <= LIMITS.max_payload_bytes
+    assert counter.total <= 5
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=64), max_size=3), json_values)
+def test_score_decoder_never_raises(parts, body) -> None:
+    decode_score(parts)
+    result = decode_score([b"s.s", json.dumps(body).encode()])
+    assert isinstance(result, (dict, Rejected))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200) | st.binary(max_size=200) | json_values.map(json.dumps))
+def test_websocket_messages_from_a_page_never_raise(message) -> None:
+    dashboard = Dashboard(Config(), token="t")
+    reply = dashboard.reply_to_client(message)
+    if reply is None:
+        assert sum(dashboard.hub.client_faults.values()) == 1  # counted, then closed
+    else:
+        assert json.loads(reply)["type"] == "pong"
