@@ -25,6 +25,7 @@ from models.face import EMOTIONS, FacePipeline
 from models.runtime import choose_providers
 from models.sentiment import sentiment
 from models.signals import measure_frame
+from models.stress import StressIndex
 from models.voice import VoiceAnalyzer
 from streamer.protocol import AudioChunk, VideoFrame
 from wellmon.config import AsrConfig, PerceptionConfig
@@ -42,6 +43,7 @@ class StreamPerception:
     behaviour: behaviour.BehaviourTracker
     voice: VoiceAnalyzer
     recognizer: Recognizer | None
+    stress: StressIndex
     thumbnail: np.ndarray | None = None
     utterances: deque[dict[str, Any]] = field(default_factory=deque)
 
@@ -76,6 +78,7 @@ class Perception:
                 voice=VoiceAnalyzer(),
                 recognizer=(None if self.asr_worker
                             else make_recognizer(self.asr.engine, self.asr.vosk_model)),
+                stress=StressIndex(baseline_s=self.cfg.stress_baseline_s),
             )
         return self.streams[name]
 
@@ -123,6 +126,18 @@ class Perception:
         keep_from = chunk.t_capture_ns - TRANSCRIPT_KEEP_S * NS
         while state.utterances and state.utterances[0]["t_end_ns"] < keep_from:
             state.utterances.popleft()
+
+    def stress(self, name: str, signals: dict[str, Any], emotions: dict[str, float] | None,
+               quality: dict[str, Any], end_ns: int) -> tuple[float | None, str | None,
+                                                              list[dict[str, Any]]]:
+        """The window's stress index (0-100) or None with the reason, and its drivers: the
+        inputs that moved it, largest first (models/stress.py documents the combination)."""
+        result = self.stream(name).stress.update(signals, emotions, quality, end_ns / NS)
+        drivers = [{"input": key, "contribution": round(value, 3)}
+                   for key, value in sorted(result.contributions.items(),
+                                            key=lambda kv: -abs(kv[1]))]
+        value = None if result.value is None else round(result.value, 1)
+        return value, result.reason, drivers
 
     def _collect_utterances(self) -> None:
         """What the speech-to-text worker has finished since the last look, per stream."""

@@ -180,13 +180,18 @@ class Windower:
                 "node_wait": (now_ns - newest.t_received_ns) / 1e6,
             }
         latency["window"] = (time.perf_counter() - started) * 1e3
+        stress, why, drivers = self.perception.stress(name, signals, seen["emotions"], quality,
+                                                      end_ns)
+        if why:
+            seen["reasons"]["stress"] = why
         last = frames[-1] if frames else newest
         stream.seq += 1
         return ScoreMessage(
             stream=name, seq=stream.seq, t_start=start_ns / NS, t_end=end_ns / NS,
             state=_stream_state(states), signals=signals, quality=quality, latency_ms=latency,
             t_last_frame=last.t_ns / NS if last else None, emotions=seen["emotions"],
-            transcript=seen["transcript"], reasons=seen["reasons"],
+            stress=stress, drivers=drivers, transcript=seen["transcript"],
+            reasons=seen["reasons"],
         )
 
     def _quality(self, track: Track, state: str, items: list[Item], now_ns: int,

@@ -21,7 +21,8 @@ def test_replay_writes_one_score_per_hop_that_follows_the_speech(clip, tmp_path,
     assert t_ends == [0.5 * (i + 1) for i in range(len(scores))]
     assert t_ends[-1] >= truth["duration_s"] - 0.5
     assert all(s["stream"] == "talking" and s["state"] == "live" for s in scores)
-    assert all(s["stress"] is None for s in scores)  # no fusion model yet: null
+    assert all(s["stress"] is None and "baseline not ready" in s["reasons"]["stress"]
+               for s in scores)  # a 12 s clip is inside the first minute
     assert all(max(s["emotions"], key=s["emotions"].get) == "happy" for s in scores)
     heard = {u["text"] for s in scores for u in s["transcript"] if u["final"]}
     assert heard, "speech-to-text produced no utterance"
@@ -39,3 +40,23 @@ def test_replay_writes_one_score_per_hop_that_follows_the_speech(clip, tmp_path,
     report = json.loads(out.with_suffix(".report.json").read_text())
     assert report["windows"] == len(scores)
     assert report["windows_with"] == {"video": len(scores), "audio": len(scores)}
+
+
+def test_after_the_baseline_the_stress_index_is_a_number_with_its_drivers(tmp_path,
+                                                                         wellmon_env) -> None:
+    """The sample clip (40 s) with a 20 s baseline: heart rate (from 10 s on) and pitch are
+    in the baseline, so the second half is scored, near "your usual" (the clip is calm)."""
+    out = tmp_path / "scores.jsonl"
+    env = {**wellmon_env, "WELLMON_PERCEPTION_STRESS_BASELINE_S": "20"}
+    result = subprocess.run([sys.executable, "-m", "wellmon", "replay", "sample", "--out",
+                             str(out), "--no-progress"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    scores = [json.loads(line) for line in out.read_text().splitlines()]
+    scored = [s for s in scores if s["stress"] is not None]
+    assert scored, [s["reasons"].get("stress") for s in scores]
+    assert all(0 <= s["stress"] <= 100 for s in scored)
+    assert all(s["t_end"] > 20.0 for s in scored)  # never inside the baseline
+    drivers = scored[-1]["drivers"]
+    assert drivers and {"input", "contribution"} <= set(drivers[0])
+    assert abs(sum(d["contribution"] for d in drivers)) < 3.0 + 1e-6

@@ -86,6 +86,8 @@ class PerceptionConfig:
                                      lo=10, hi=120)
     pulse_min_snr_db: float = _setting(3.0, "heart rates with a lower spectral SNR are null",
                                        lo=-30, hi=30)
+    stress_baseline_s: float = _setting(60.0, "seconds at a session's start that set the "
+                                        "stress baseline", lo=1, hi=3600)
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,10 @@ function render() {
     s.node.dataset.state = score.state;
     s.node.dataset.points = String(s.points);
     s.node.dataset.tEnd = String(score.t_end);
-    $("stress").textContent = score.stress === null ? "not available" : fmt(score.stress, 0);
+    const why = (score.reasons || {}).stress;
+    $("stress").textContent = score.stress !== null ? fmt(score.stress, 0) + " / 100"
+      : (why && why.startsWith("inconclusive") ? "inconclusive" : "not available");
+    $("stress").title = why || "";
     $("emotion").textContent = score.emotions ? topEmotion(score.emotions) : "not available";
     $("brightness").textContent = fmt(sig.brightness, 3);
     $("motion").textContent = fmt(sig.motion, 4);
