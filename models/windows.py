@@ -179,11 +179,11 @@ class Windower:
                 "send_to_node": (newest.t_received_ns - newest.t_sent_ns) / 1e6,
                 "node_wait": (now_ns - newest.t_received_ns) / 1e6,
             }
-        latency["window"] = (time.perf_counter() - started) * 1e3
         stress, why, drivers = self.perception.stress(name, signals, seen["emotions"], quality,
                                                       end_ns)
         if why:
             seen["reasons"]["stress"] = why
+        latency["window"] = (time.perf_counter() - started) * 1e3
         last = frames[-1] if frames else newest
         stream.seq += 1
         return ScoreMessage(
