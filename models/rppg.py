@@ -2,9 +2,10 @@
 
 Pipeline, per analysis window (``PulseEstimator.estimate``):
 
-1. **Skin colour per frame** (``skin_means``): mean RGB over the forehead and cheek polygons of
-   the face mesh, placed by landmarks smoothed over time (`SkinSampler`),
-   which carry no pulse and jump when the head moves. ``box_means`` does the same for a box.
+1. **Skin colour per frame** (``skin_means``): mean RGB over the skin regions of the face
+   mesh (both medial cheeks, ``facemesh.SKIN_POLYGONS``), placed by landmarks smoothed over
+   time (``SkinSampler``) so that landmark jitter does not move their edges.
+   ``box_means`` does the same for a box.
 2. **Uniform resampling**: frames arrive at irregular capture times, with drops and face-less
    gaps. Samples are linearly interpolated onto a uniform ``fs_hz`` grid across gaps of up to
    ``max_gap_s``; a longer gap splits the series and the longest piece in the window is used.
