@@ -157,10 +157,22 @@ def letterbox(rgb: np.ndarray) -> tuple[np.ndarray, Letterbox]:
     return tensor, Letterbox(scale, float(pad_x), float(pad_y), w, h)
 
 
+def detect_many(session: Session, images: list[np.ndarray], min_score: float = MIN_SCORE,
+                max_faces: int | None = None, bgr: bool = False) -> list[list[Detection]]:
+    """Faces in each frame, in frame pixels: letterbox, one batched run, decode, weighted NMS.
+    ``bgr`` frames (OpenCV's order) are turned to RGB on the small model input, not the frame."""
+    if not images:
+        return []
+    tensors, boxes = zip(*(letterbox(img) for img in images))
+    batch = np.concatenate(tensors)
+    if bgr:
+        batch = np.ascontiguousarray(batch[:, ::-1])
+    regressors, logits = session.run(["regressors", "classificators"], {"input": batch})
+    return [[box.to_frame(d) for d in nms(decode(reg, logit, min_score), max_faces=max_faces)]
+            for reg, logit, box in zip(regressors, logits, boxes)]
+
+
 def detect(session: Session, rgb: np.ndarray, min_score: float = MIN_SCORE,
            max_faces: int | None = None) -> list[Detection]:
-    """Faces in one RGB frame, in frame pixels: letterbox, run, decode, weighted NMS."""
-    tensor, box = letterbox(rgb)
-    regressors, logits = session.run(["regressors", "classificators"], {"input": tensor})
-    dets = nms(decode(regressors[0], logits[0], min_score), max_faces=max_faces)
-    return [box.to_frame(d) for d in dets]
+    """Faces in one RGB frame, in frame pixels."""
+    return detect_many(session, [rgb], min_score, max_faces)[0]

@@ -124,20 +124,11 @@ class FacePipeline:
 
     def detect(self, images: list[np.ndarray]) -> list[Region | None]:
         """BlazeFace on BGR frames, one batch: the largest face's region per frame, or None."""
-        if not images:
-            return []
-        tensors, boxes = zip(*(blazeface.letterbox(img) for img in images))
-        batch = np.ascontiguousarray(np.concatenate(tensors)[:, ::-1])  # BGR → RGB planes
-        regressors, logits = self.detector.run(None, {"input": batch})
         out: list[Region | None] = []
-        for reg, logit, box in zip(regressors, logits, boxes):
-            found = blazeface.nms(blazeface.decode(reg, logit, self.min_detection))
-            if not found:
-                out.append(None)
-                continue
-            best = max((box.to_frame(d) for d in found),
-                       key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
-            out.append(_region_from_detection(best))
+        for found in blazeface.detect_many(self.detector, images, self.min_detection, bgr=True):
+            best = max(found, key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]),
+                       default=None)
+            out.append(None if best is None else _region_from_detection(best))
         return out
 
     def landmarks(self, images: list[np.ndarray],
