@@ -54,7 +54,6 @@ class Face:
     landmarks: np.ndarray | None = None  # (468, 3): x, y in pixels, z in pixels (relative)
     box: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1 of the landmarks
     expression: np.ndarray | None = None  # (7,) probabilities in EMOTIONS order
-    detected: bool = False  # the detector ran on this frame (else tracked)
 
 
 @dataclass
@@ -102,7 +101,7 @@ class FacePipeline:
             regions[i] = region
             tracks[i].since_detect = 0
             detected.add(i)
-        faces = [Face(present=False, detected=i in detected) for i in range(len(frames))]
+        faces = [Face(present=False) for _ in frames]
         todo = [i for i, r in enumerate(regions) if r is not None]
         for i, (points, presence) in zip(todo, self.landmarks(
                 [images[i] for i in todo], [regions[i] for i in todo])):
@@ -110,7 +109,7 @@ class FacePipeline:
                 continue
             x0, y0 = points[:, :2].min(axis=0)
             x1, y1 = points[:, :2].max(axis=0)
-            faces[i] = Face(True, presence, points, (x0, y0, x1, y1), detected=i in detected)
+            faces[i] = Face(True, presence, points, (x0, y0, x1, y1))
         # Tracking: the next frame of each stream starts from this frame's landmarks.
         for i, (face, track) in enumerate(zip(faces, tracks)):
             track.region = _region_from_landmarks(face.landmarks) if face.present else None
