@@ -146,7 +146,8 @@ def _suggest(name: str, options: list[str]) -> str:
 
 
 def _coerce(key: str, f: dataclasses.Field, value: Any, from_text: bool) -> Any:
-    """Check one value against its schema entry; text (environment) is parsed as YAML."""
+    """Check one value against its schema entry. Text from the environment is parsed as
+    YAML for numbers and booleans, and taken as written for text settings."""
     meta = f.metadata
     if from_text and isinstance(value, str):
         if f.type in ("str", "str | None"):  # taken as written: YAML would read off as false
