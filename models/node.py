@@ -17,6 +17,7 @@ from typing import Any
 
 import zmq
 
+from models.fusion.serving import load_fusion
 from models.perception import Perception
 from models.score import ScoreMessage
 from models.windows import Windower
@@ -45,7 +46,8 @@ class InferenceNode:
         self.context = context or zmq.Context.instance()
         self.limits = Limits(config.wire.max_payload_bytes, config.wire.max_clock_skew_s)
         self.perception = Perception(config.perception, config.asr, asr_process=True)
-        self.windower = Windower(config.node, self.perception)
+        self.fusion = load_fusion(config.perception)
+        self.windower = Windower(config.node, self.perception, self.fusion)
         self.rejected = RejectionCounter()
         self.received: Counter = Counter()
         self.published = 0
@@ -105,6 +107,7 @@ class InferenceNode:
     def stats(self) -> dict[str, Any]:
         worker = self.perception.asr_worker
         return {"node": ROLE, "provider": self.perception.provider,
+                "fusion": self.fusion.describe(),
                 "asr": {"dropped_chunks": worker.dropped, "error": worker.error} if worker
                 else None,
                 "received": dict(self.received), "published": self.published,
@@ -135,7 +138,7 @@ class InferenceNode:
 def serve(config: Config, stop: threading.Event) -> int:
     node = InferenceNode(config)
     announce_ready(f"{ROLE} in {config.node.input} out {config.node.output} "
-                   f"models on {node.perception.provider}")
+                   f"models on {node.perception.provider}, {node.fusion.describe()}")
     try:
         while not stop.is_set():
             node.step(timeout_ms=min(100, node.until_next_hop_ms()))

@@ -22,10 +22,12 @@ from models import behaviour, rppg
 from models.asr import Recognizer, Utterance, make_recognizer
 from models.asr_worker import AsrWorker
 from models.face import EMOTIONS, FacePipeline
+from models.fusion import features, spec
+from models.fusion.features import FusionInput
 from models.runtime import choose_providers
 from models.sentiment import sentiment
 from models.signals import measure_frame
-from models.stress import StressIndex
+from models.stress import StressIndex, StressResult
 from models.voice import VoiceAnalyzer
 from streamer.protocol import AudioChunk, VideoFrame
 from wellmon.config import AsrConfig, PerceptionConfig
@@ -109,7 +111,12 @@ class Perception:
             if points is not None:
                 record.update(face_confidence=face.confidence, expression=face.expression.tolist())
             state.pulse.insert(t_s, state.skin.sample(frame.image, points))
-            state.behaviour.update(t_s, points, (frame.image.shape[1], frame.image.shape[0]))
+            seen = state.behaviour.update(t_s, points, (frame.image.shape[1],
+                                                         frame.image.shape[0]))
+            if seen.face:
+                record.update(ear=seen.ear, yaw=seen.yaw_deg, pitch=seen.pitch_deg,
+                              roll=seen.roll_deg, mouth_open=seen.mouth_open,
+                              brow_lowering=seen.brow_lowering)
             records.append(record)
         return records
 
@@ -128,16 +135,27 @@ class Perception:
             state.utterances.popleft()
 
     def stress(self, name: str, signals: dict[str, Any], emotions: dict[str, float] | None,
-               quality: dict[str, Any], end_ns: int) -> tuple[float | None, str | None,
-                                                              list[dict[str, Any]]]:
-        """The window's stress index (0-100) or None with the reason, and its drivers: the
-        inputs that moved it, largest first (models/stress.py documents the combination)."""
-        result = self.stream(name).stress.update(signals, emotions, quality, end_ns / NS)
-        drivers = [{"input": key, "contribution": round(value, 3)}
-                   for key, value in sorted(result.contributions.items(),
-                                            key=lambda kv: -abs(kv[1]))]
-        value = None if result.value is None else round(result.value, 1)
-        return value, result.reason, drivers
+               quality: dict[str, Any], end_ns: int) -> StressResult:
+        """The window's expert stress index, or why not (models/stress.py): its gate and
+        z-scores are the fusion model's stress input."""
+        return self.stream(name).stress.update(signals, emotions, quality, end_ns / NS)
+
+    def fusion_input(self, name: str, frames: list[tuple[float, dict[str, Any]]],
+                     start_ns: int, end_ns: int, signals: dict[str, Any],
+                     transcript: list[dict[str, Any]], stress: StressResult) -> FusionInput:
+        """The fusion model's inputs for one window (frames: capture time in s, record)."""
+        state = self.stream(name)
+        start_s, end_s = start_ns / NS, end_ns / NS
+        blinks = [b.closed_s for b in state.behaviour.blinks.blinks]
+        visual, visual_mask = features.visual_steps(frames, blinks, start_s, end_s)
+        audio, audio_mask = features.audio_steps(state.voice.steps(start_ns, end_ns,
+                                                                   spec.STEPS))
+        text, text_mask = features.text_steps(transcript, start_s, end_s)
+        physio, physio_mask = features.physio_vector(signals)
+        stress_z, stress_mask = (features.stress_vector(stress) if stress.value is not None
+                                 else features.no_stress())
+        return FusionInput(visual, visual_mask, audio, audio_mask, text, text_mask, physio,
+                           physio_mask, stress_z, stress_mask)
 
     def _collect_utterances(self) -> None:
         """What the speech-to-text worker has finished since the last look, per stream."""

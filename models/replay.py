@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from models.fusion.features import FusionInput
+from models.fusion.serving import load_fusion
 from models.perception import Perception
 from models.score import ScoreMessage
 from models.windows import Windower
@@ -45,25 +47,36 @@ def _arrivals(config: Config, path: str, stream: str) -> Iterator[tuple[int, Med
     return heapq.merge(*feeds, key=lambda pair: pair[0])
 
 
-def replay(config: Config, path: str, out: Path, progress: bool = True) -> dict[str, Any]:
-    """Write the score messages of `path` to `out` (JSONL); return the summary report."""
+def windows(config: Config, path: str, progress: bool = False
+            ) -> Iterator[tuple[ScoreMessage, FusionInput]]:
+    """Every window of `path` with its fusion inputs, as the live node would cut them."""
     stream = config.capture.stream or sources.stream_id_for(path)
     duration = _duration_s(path)
-    windower = Windower(config.node, Perception(config.perception, config.asr))
-    scores: list[ScoreMessage] = []
+    windower = Windower(config.node, Perception(config.perception, config.asr),
+                        load_fusion(config.perception))
     bar = tqdm(total=round(duration, 1) if duration else None, unit="s", disable=not progress,
                desc=f"replay {Path(path).name}", bar_format="{l_bar}{bar}| {n:.1f}/{total} s")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w") as sink:
+    try:
         for arrival_ns, item in _arrivals(config, path, stream):
             item.t_received_ns = item.t_sent_ns = arrival_ns
             windower.insert([item], arrival_ns)
-            for score in windower.process(arrival_ns):
+            for score, inputs in windower.process_windows(arrival_ns):
                 score.latency_ms = {}
-                sink.write(json.dumps(score.to_dict(), allow_nan=False) + "\n")
-                scores.append(score)
+                yield score, inputs
             bar.update(max(0.0, min(arrival_ns / 1e9, duration or 0) - bar.n))
-    bar.close()
+    finally:
+        bar.close()
+        windower.perception.close()
+
+
+def replay(config: Config, path: str, out: Path, progress: bool = True) -> dict[str, Any]:
+    """Write the score messages of `path` to `out` (JSONL); return the summary report."""
+    scores: list[ScoreMessage] = []
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w") as sink:
+        for score, _ in windows(config, path, progress):
+            sink.write(json.dumps(score.to_dict(), allow_nan=False) + "\n")
+            scores.append(score)
     report = summarize(path, scores)
     out.with_suffix(".report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -94,6 +107,5 @@ def summarize(path: str, scores: list[ScoreMessage]) -> dict[str, Any]:
         "windows_with": {m: sum(1 for s in scores if s.quality[m]["present"])
                          for m in ("video", "audio")},
         "signals": signals,
-        "note": "wellness indicator, not a diagnosis; model outputs are null until the "
-                "perception and fusion models are installed",
+        "note": "wellness indicator, not a diagnosis",
     }

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from models.errors import ModelError
+
 WEIGHTS = Path(__file__).parent / "weights"
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-
-
-class ModelError(RuntimeError):
-    """A model cannot be used; the message names the file and why."""
+__all__ = ["ModelError", "choose_providers", "load_session", "provider_of"]
 
 
 def gpu_present() -> bool:

@@ -288,6 +288,7 @@ class StressResult:
     ``value`` is 0-100 (50 = your usual) or None, then ``reason`` says why. ``contributions``
     maps each used input to its share of the combined z (renormalised weight x signed, clipped
     z; they sum to the z that the logistic maps). ``excluded`` maps inputs not used to why.
+    ``signed_z`` is each used input's signed, clipped z: the fusion model's stress input.
     """
 
     value: float | None
@@ -295,6 +296,7 @@ class StressResult:
     contributions: dict[str, float] = field(default_factory=dict)
     inputs_used: list[str] = field(default_factory=list)
     excluded: dict[str, str] = field(default_factory=dict)
+    signed_z: dict[str, float] = field(default_factory=dict)
 
 
 def logistic_map(z: float) -> float:
@@ -387,6 +389,7 @@ def score(
         {name: contributions[name] for name in used},
         used,
         excluded,
+        {name: signed[name] for name in used},
     )
 
 

@@ -661,6 +661,29 @@ class VoiceAnalyzer:
         half = int(HOP_S * NS / 2)
         return [(int(t[a]) - half, int(t[b - 1]) + half) for a, b in zip(starts, ends)]
 
+    def steps(self, t_start_ns: int, t_end_ns: int, n: int) -> np.ndarray:
+        """Per step of ``n`` equal steps: [frames analysed, speech, voiced, mean voiced F0,
+        mean energy dB] (F0 NaN without voiced frames, energy NaN without frames); the fusion
+        model's audio sequence. One pass over the frames, not ``n`` calls of ``window()``."""
+        out = np.zeros((n, 5))
+        out[:, 3:] = np.nan
+        lo, t, inside, speech, voiced = self._frames_between(t_start_ns, t_end_ns)
+        if not np.any(inside):
+            return out
+        step = np.minimum((t[inside] - t_start_ns) * n // max(1, t_end_ns - t_start_ns), n - 1)
+        energy = self._energy[lo:lo + t.size][inside]
+        f0 = self._f0[lo:lo + t.size][inside]
+        sp, vo = speech[inside], voiced[inside] & ~np.isnan(f0)
+        for i in np.unique(step):
+            at = step == i
+            out[i, 0] = np.count_nonzero(at)
+            out[i, 1] = np.count_nonzero(sp[at])
+            out[i, 2] = np.count_nonzero(vo[at])
+            if out[i, 2]:
+                out[i, 3] = float(np.mean(f0[at & vo]))
+            out[i, 4] = float(np.mean(energy[at]))
+        return out
+
     def window(self, t_start_ns: int, t_end_ns: int) -> VoiceWindow:
         """Aggregate the frames whose centre lies in [t_start_ns, t_end_ns)."""
         reasons: dict[str, str] = {}

@@ -27,9 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from models.fusion import outputs
+from models.fusion.features import FusionInput
+from models.fusion.serving import FusionModel
 from models.perception import Perception
 from models.score import ScoreMessage
 from models.signals import level_db, measure_chunk
+from models.stress import StressResult
 from streamer.protocol import AudioChunk, Media, VideoFrame
 from wellmon.config import NodeConfig
 
@@ -91,9 +95,10 @@ class StreamWindows:
 class Windower:
     """Measures incoming media and cuts aligned windows per stream (see module doc)."""
 
-    def __init__(self, cfg: NodeConfig, perception: Perception) -> None:
+    def __init__(self, cfg: NodeConfig, perception: Perception, fusion: FusionModel) -> None:
         self.cfg = cfg
         self.perception = perception
+        self.fusion = fusion
         self.hop_ns = int(cfg.hop_s * NS)
         self.window_ns = int(cfg.window_s * NS)
         self.streams: dict[str, StreamWindows] = {}
@@ -127,14 +132,19 @@ class Windower:
             stream.next_end_ns = (item.t_capture_ns // self.hop_ns + 1) * self.hop_ns
 
     def process(self, now_ns: int) -> list[ScoreMessage]:
-        """Every window that is due, oldest first, across all streams."""
-        out: list[ScoreMessage] = []
+        """Every window that is due, oldest first, across all streams, fused in one batch."""
+        return [score for score, _ in self.process_windows(now_ns)]
+
+    def process_windows(self, now_ns: int) -> list[tuple[ScoreMessage, FusionInput]]:
+        """As `process()`, with each window's fusion inputs (what training learns from)."""
+        due: list[tuple[ScoreMessage, FusionInput, StressResult]] = []
         for name in list(self.streams):
             stream = self.streams[name]
             states = {m: t.state(now_ns, self.cfg) for m, t in stream.tracks.items()}
             if self._forgotten(stream, now_ns):
                 del self.streams[name]
                 self.perception.forget(name)
+                self.fusion.forget(name)
                 continue
             clock = next((stream.tracks[m].covered_ns for m in MODALITIES
                           if states[m] == "live"), None)
@@ -143,16 +153,31 @@ class Windower:
                 latest_grid = now_ns // self.hop_ns * self.hop_ns
                 stream.next_end_ns = max(stream.next_end_ns or 0, latest_grid)
             while stream.next_end_ns is not None and stream.next_end_ns <= clock:
-                out.append(self._cut(name, stream, stream.next_end_ns, states, now_ns))
+                due.append(self._cut(name, stream, stream.next_end_ns, states, now_ns))
                 stream.next_end_ns += self.hop_ns
-        return out
+        self._fuse(due)
+        return [(score, inputs) for score, inputs, _ in due]
+
+    def _fuse(self, due: list[tuple[ScoreMessage, FusionInput, StressResult]]) -> None:
+        """One fusion call for every window that has something to fuse."""
+        started = time.perf_counter()
+        runnable = [(score, x) for score, x, _ in due if any(x.present.values())]
+        fused = iter(self.fusion.run([(score.stream, x) for score, x in runnable]))
+        elapsed_ms = (time.perf_counter() - started) * 1e3
+        for score, inputs, stress in due:
+            output = next(fused) if any(inputs.present.values()) else None
+            outputs.apply(score, output, inputs, stress, expert=self.fusion.expert)
+            if output is not None:
+                score.latency_ms["fusion"] = elapsed_ms
 
     def _forgotten(self, stream: StreamWindows, now_ns: int) -> bool:
         arrivals = [t.last_arrival_ns for t in stream.tracks.values() if t.last_arrival_ns]
         return not arrivals or (now_ns - max(arrivals)) / NS > self.cfg.forget_after_s
 
     def _cut(self, name: str, stream: StreamWindows, end_ns: int, states: dict[str, str],
-             now_ns: int) -> ScoreMessage:
+             now_ns: int) -> tuple[ScoreMessage, FusionInput, StressResult]:
+        """The window's measurements, its score message still without the fused fields, and
+        the fusion model's inputs."""
         started = time.perf_counter()
         start_ns = end_ns - self.window_ns
         frames = stream.tracks["video"].between(start_ns, end_ns)
@@ -179,20 +204,20 @@ class Windower:
                 "send_to_node": (newest.t_received_ns - newest.t_sent_ns) / 1e6,
                 "node_wait": (now_ns - newest.t_received_ns) / 1e6,
             }
-        stress, why, drivers = self.perception.stress(name, signals, seen["emotions"], quality,
-                                                      end_ns)
-        if why:
-            seen["reasons"]["stress"] = why
+        stress = self.perception.stress(name, signals, seen["emotions"], quality, end_ns)
+        inputs = self.perception.fusion_input(name, [(f.t_ns / NS, f.values) for f in frames],
+                                              start_ns, end_ns, signals, seen["transcript"],
+                                              stress)
         latency["window"] = (time.perf_counter() - started) * 1e3
         last = frames[-1] if frames else newest
         stream.seq += 1
-        return ScoreMessage(
+        score = ScoreMessage(
             stream=name, seq=stream.seq, t_start=start_ns / NS, t_end=end_ns / NS,
             state=_stream_state(states), signals=signals, quality=quality, latency_ms=latency,
-            t_last_frame=last.t_ns / NS if last else None, emotions=seen["emotions"],
-            stress=stress, drivers=drivers, transcript=seen["transcript"],
+            t_last_frame=last.t_ns / NS if last else None, transcript=seen["transcript"],
             reasons=seen["reasons"],
         )
+        return score, inputs, stress
 
     def _quality(self, track: Track, state: str, items: list[Item], now_ns: int,
                  covered_s: float) -> dict[str, Any]:

@@ -104,3 +104,18 @@ def test_environment_text_is_taken_as_written_for_text_settings() -> None:
                                             "WELLMON_CAPTURE_FAST": "true"})
     assert config.asr.engine == "off"  # YAML would have read it as false
     assert config.capture.stream is None and config.node.hop_s == 0.25 and config.capture.fast
+
+
+def test_a_missing_fusion_model_is_named(wellmon_env) -> None:
+    env = {**wellmon_env, "WELLMON_PERCEPTION_FUSION_MODEL": "/nonexistent/fusion.onnx"}
+    result = wellmon("infer", env=env)
+    assert result.returncode == 2
+    assert "model file not found: /nonexistent/fusion.onnx" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_fusion_model_with_other_inputs_is_named_with_the_mismatch(wellmon_env) -> None:
+    other = ROOT / "models/weights/emotion_minixception.onnx"
+    result = wellmon("infer", env={**wellmon_env, "WELLMON_PERCEPTION_FUSION_MODEL": str(other)})
+    assert result.returncode == 2
+    assert f"model {other} has inputs" in result.stderr and "expected" in result.stderr

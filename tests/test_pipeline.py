@@ -41,6 +41,9 @@ def test_scores_flow_from_capture_processes_to_a_websocket_client(processes, cli
     assert last["stress"] is None  # the first minute sets the baseline: no number yet
     assert last["reasons"]["stress"].startswith("inconclusive: baseline not ready")
     assert max(last["emotions"], key=last["emotions"].get) == "happy"  # the smiling astronaut
+    assert last["valence"] > 0.5 and -1 <= last["arousal"] <= 1  # fused by the ONNX model
+    assert last["latency_ms"]["fusion"] > 0
+    assert {d["modality"] for d in last["drivers"]} >= {"visual", "audio"}
     assert last["quality"]["face"]["present"] > 0.9
     with open_ws(dashboard_ws_url(dashboard.ready_line)) as ws:  # speech-to-text, live
         heard = scores_until(ws, lambda s: any(u["final"] for u in s["transcript"]),

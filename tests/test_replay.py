@@ -58,5 +58,13 @@ def test_after_the_baseline_the_stress_index_is_a_number_with_its_drivers(tmp_pa
     assert all(0 <= s["stress"] <= 100 for s in scored)
     assert all(s["t_end"] > 20.0 for s in scored)  # never inside the baseline
     drivers = scored[-1]["drivers"]
-    assert drivers and {"input", "contribution"} <= set(drivers[0])
-    assert abs(sum(d["contribution"] for d in drivers)) < 3.0 + 1e-6
+    inputs = [d for d in drivers if "input" in d]
+    assert inputs and drivers[0] == inputs[0]  # stress inputs first, largest first
+    assert abs(sum(d["contribution"] for d in inputs)) < 3.0 + 1e-6
+    modalities = {d["modality"]: d for d in drivers if "modality" in d}
+    assert {"visual", "audio", "physio"} <= set(modalities)
+    assert scored[-1]["t_start"] <= modalities["visual"]["moment"] <= scored[-1]["t_end"]
+    for s in scores:  # fused valence and arousal: the face is always there in this clip
+        assert -1 <= s["valence"] <= 1 and -1 <= s["arousal"] <= 1
+    wordless = [s for s in scores if s["signals"]["sentiment"] is None]
+    assert wordless and all(s["valence"] > 0.5 for s in wordless)  # the smiling astronaut

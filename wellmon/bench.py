@@ -135,3 +135,29 @@ def _bench_audio() -> None:
     print(f"  voice features: {voice_ms:.1f} ms per second of audio ({seconds:.0f} s of audio)")
     print(f"  speech-to-text (pocketsphinx): {asr_ms:.0f} ms per second of audio "
           f"(real-time factor {asr_ms / 1e3:.2f})")
+
+
+def bench_fusion(model_path: str | Path | None, seconds: float = 3.0) -> int:
+    """Fusion windows per second at batch 1, 8 and 64 on one onnxruntime thread, and the
+    per-window latency at batch 1 (realistic masks: some steps and modalities missing)."""
+    from models.fusion.features import random_window
+    from models.fusion.serving import FusionModel
+
+    model = FusionModel(model_path, threads=1)
+    rng = np.random.default_rng(0)
+    print(f"bench fusion: {model.describe()}, 1 onnxruntime thread, {seconds:g} s per size")
+    for batch in (1, 8, 64):
+        windows = [(f"s{i}", random_window(rng)) for i in range(batch)]
+        model.run(windows)
+        took: list[float] = []
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            t0 = time.perf_counter()
+            model.run(windows)
+            took.append(time.perf_counter() - t0)
+        rate = batch * len(took) / sum(took)
+        line = f"  batch {batch:>2}: {rate:8.0f} windows/s"
+        if batch == 1:
+            line += f"   latency per window: {_ms(took)}"
+        print(line)
+    return 0

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from models.errors import ModelError
 from streamer.sources import SourceError
 from wellmon import config as config_mod
 from wellmon.config import Config, ConfigError
@@ -67,6 +68,38 @@ def _parser() -> argparse.ArgumentParser:
                                       help="face model and audio feature costs per frame")
     perception.add_argument("--frames", type=int, default=300)
 
+    fusion = bench_sub.add_parser("fusion", help="fusion model windows per second and latency")
+    fusion.add_argument("--model", type=Path, default=None,
+                        help="fusion ONNX file (default: perception.fusion_model)")
+    fusion.add_argument("--seconds", type=float, default=3.0,
+                        help="seconds of runs per batch size")
+
+    train = sub.add_parser("train", help="fit the fusion model on labelled clips "
+                                         "(needs pip install .[train])")
+    train.add_argument("data", type=Path, help="a RAVDESS, CREMA-D or IEMOCAP folder, or a "
+                                               "manifest (.csv or .jsonl: file,label,...)")
+    train.add_argument("--out", type=Path, required=True,
+                       help="folder for fusion.onnx, fusion.pt and MODEL_CARD.md")
+    train.add_argument("--kind", default="auto",
+                       choices=("auto", "ravdess", "crema-d", "iemocap", "manifest"))
+    train.add_argument("--epochs", type=int, default=60, help="at most this many epochs")
+    train.add_argument("--patience", type=int, default=10,
+                       help="stop after this many epochs without a better validation UA")
+    train.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate")
+    train.add_argument("--batch", type=int, default=4, help="clips per update")
+    train.add_argument("--seed", type=int, default=0, help="split and initialisation seed")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    export = sub.add_parser("export", help="write a fusion checkpoint (or the expert "
+                                           "defaults) as ONNX (needs pip install .[train])")
+    what = export.add_mutually_exclusive_group(required=True)
+    what.add_argument("checkpoint", type=Path, nargs="?", help="fusion.pt from wellmon train")
+    what.add_argument("--expert-defaults", action="store_true",
+                      help="the shipped expert-default model (models/weights/)")
+    export.add_argument("--out", type=Path, default=None,
+                        help="ONNX file to write (default for --expert-defaults: the "
+                             "shipped file)")
+
     models = sub.add_parser("models", help="the model weights")
     models_sub = models.add_subparsers(dest="models", required=True, metavar="ACTION")
     models_sub.add_parser("build", add_help=False,
@@ -100,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"wellmon: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except SourceError as exc:
+    except (SourceError, ModelError) as exc:
         print(f"wellmon: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -127,7 +160,14 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 
         if args.bench == "perception":
             return bench.bench_perception(args.frames)
+        if args.bench == "fusion":
+            return bench.bench_fusion(args.model or config.perception.fusion_model,
+                                      args.seconds)
         return bench.bench_latency(config, seconds=args.seconds, source=args.source)
+    if args.command == "train":
+        return _train(args, config)
+    if args.command == "export":
+        return _export(args)
     if args.command == "models":
         from models.convert import main as build_models
 
@@ -146,6 +186,46 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
     from dashboard.server import serve_dashboard
 
     return serve_dashboard(config, resolve_token(config.dashboard.token_file), stop)
+
+
+def _train(args: argparse.Namespace, config: Config) -> int:
+    from models.fusion.datasets import DatasetError
+    from models.fusion.train import TrainSettings, train
+
+    settings = TrainSettings(epochs=args.epochs, patience=args.patience, lr=args.lr,
+                             batch=args.batch, seed=args.seed)
+    try:
+        metrics = train(config, args.data, args.out, args.kind, settings,
+                        progress=not args.no_progress)
+    except DatasetError as exc:
+        print(f"wellmon: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    test, windows = metrics["test"], metrics["test_windows"]
+    print(f"wellmon: test speakers: clip accuracy WA {test['wa']:.3f} UA {test['ua']:.3f}, "
+          f"window WA {windows['wa']:.3f}; wrote {args.out / 'fusion.onnx'} and "
+          f"{args.out / 'MODEL_CARD.md'}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from models.fusion import export
+
+    if args.expert_defaults:
+        path = export.build_default(args.out or export.DEFAULT_FILE)
+    else:
+        if args.out is None:
+            print("wellmon: export needs --out for a checkpoint", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            net, extra = export.load_checkpoint(args.checkpoint)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"wellmon: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        path = export.export_onnx(net, args.out, "trained",
+                                  {"wellmon.trained_on": f"{extra.get('kind')}:"
+                                                         f"{extra.get('data')}"})
+    print(f"wellmon: wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -88,6 +88,8 @@ class PerceptionConfig:
                                        lo=-30, hi=30)
     stress_baseline_s: float = _setting(60.0, "seconds at a session's start that set the "
                                         "stress baseline", lo=1, hi=3600)
+    fusion_model: str | None = _setting(None, "fusion ONNX file written by wellmon train; "
+                                        "null: the shipped expert defaults", nullable=True)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ def _zero_masked(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return torch.where(valid.unsqueeze(-1), x, torch.zeros_like(x))
 
 
-def _masked_softmax(scores: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+def masked_softmax(scores: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Softmax over the last axis where invalid entries get exactly 0; all-invalid rows -> 0."""
     scores = torch.where(valid, scores, torch.full_like(scores, NEG))
     return torch.softmax(scores, dim=-1) * valid.to(scores.dtype)
@@ -69,7 +69,7 @@ class AttentionPooling(nn.Module):
         valid = _valid(mask, x)
         x = _zero_masked(x, valid)
         scores = self.score(torch.tanh(self.proj(x))).squeeze(-1)  # [B, T]
-        weights = _masked_softmax(scores, valid)
+        weights = masked_softmax(scores, valid)
         pooled = torch.matmul(weights.unsqueeze(1), x).squeeze(1)
         return pooled, weights
 
@@ -133,7 +133,7 @@ class CrossModalAttention(nn.Module):
         k = self._split(self.k_proj(kv))
         v = self._split(self.v_proj(kv))
         scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)
-        weights = _masked_softmax(scores, valid[:, None, None, :])  # [B, H, Ta, Tb]
+        weights = masked_softmax(scores, valid[:, None, None, :])  # [B, H, Ta, Tb]
         ctx = torch.matmul(self.drop(weights), v).transpose(1, 2)
         ctx = ctx.reshape(a.shape[0], a.shape[1], self.dim)
         any_valid = (valid.to(a.dtype).sum(dim=1) > 0).to(a.dtype)[:, None, None]
@@ -168,7 +168,7 @@ class GatedMultimodalUnit(nn.Module):
         valid = _valid(mask, stacked_like)  # [B, M]
         xs = [torch.where(valid[:, m:m + 1], x, torch.zeros_like(x)) for m, x in enumerate(xs)]
         h = torch.stack([torch.tanh(lin(x)) for lin, x in zip(self.hidden, xs)], dim=1)
-        gates = _masked_softmax(self.gate(torch.cat(xs, dim=-1)), valid)
+        gates = masked_softmax(self.gate(torch.cat(xs, dim=-1)), valid)
         fused = torch.matmul(gates.unsqueeze(1), h).squeeze(1)
         return fused, gates
 

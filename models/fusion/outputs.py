@@ -1,0 +1,86 @@
+"""Fusion outputs into the score message: values, nulls with reasons, and drivers.
+
+The shipped expert defaults can only speak where the expert rule has its inputs: emotion
+and arousal need a face, valence a face or finished words, stress the quality gate and the
+baseline (models/stress.py). A trained model may read emotion from any modality it was
+trained on, so its emotion, valence and arousal need only something to fuse; its stress
+still goes through the gate, which no training data here can replace.
+
+``drivers`` says what moved the window, largest first: the stress inputs with their share of
+the combined z, then each present modality with its GMU gate (how much the fused vector
+trusted it) and the moment (the step's centre, capture clock) that its attention pooling
+and GAAM weighted most. With the expert defaults the gates are equal and the pooling is
+uniform, so the moment is where GAAM's data-driven weights peak, nothing learned.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from models.fusion import spec
+from models.fusion.features import FusionInput
+from models.fusion.serving import FusionOutput
+from models.score import ScoreMessage
+from models.stress import StressResult
+
+NOTHING = "nothing to fuse in the window (no face, audio, words or pulse)"
+
+
+def apply(score: ScoreMessage, output: FusionOutput | None, inputs: FusionInput,
+          stress: StressResult, expert: bool) -> None:
+    """Fill ``score``'s emotions, valence, arousal, stress and drivers (or reasons)."""
+    present = inputs.present
+    anything = output is not None
+    face = present["visual"]
+    reasons = score.reasons
+    if stress.value is None or output is None:
+        reasons["stress"] = stress.reason or NOTHING
+    else:
+        score.stress = round(output.stress, 1)
+    if output is None:
+        for key in ("emotions", "valence", "arousal"):
+            reasons.setdefault(key, NOTHING)
+        return
+    if face or (anything and not expert):
+        score.emotions = {e: round(p, 4) for e, p in output.emotions.items()}
+        reasons.pop("emotions", None)
+    if face or present["text"] or not expert:
+        score.valence = round(output.valence, 4)
+    else:
+        reasons["valence"] = "no face and no finished utterance in the window"
+    if face or not expert:
+        score.arousal = round(output.arousal, 4)
+    else:
+        reasons["arousal"] = "no face in the window"
+    score.drivers = drivers(output, inputs, score.t_start, score.t_end,
+                            stress_used=score.stress is not None)
+
+
+def drivers(output: FusionOutput, inputs: FusionInput, t_start: float, t_end: float,
+            stress_used: bool) -> list[dict[str, Any]]:
+    """Stress inputs by |share|, then present modalities by gate (see the module doc)."""
+    out: list[dict[str, Any]] = []
+    if stress_used:
+        used = [(name, c) for name, c, ok in zip(spec.STRESS_INPUTS,
+                                                  output.stress_contributions.values(),
+                                                  inputs.stress_mask) if ok]
+        out += [{"input": name, "contribution": round(c, 3)}
+                for name, c in sorted(used, key=lambda nc: -abs(nc[1]))]
+    step_s = (t_end - t_start) / max(1, len(inputs.visual_mask))
+    modalities = []
+    for m in spec.MODALITIES:
+        if not inputs.present[m]:
+            continue
+        entry: dict[str, Any] = {"modality": m, "gate": round(output.modality_gates[m], 3)}
+        if m in output.step_attention:
+            mask = getattr(inputs, f"{m}_mask")
+            weight = output.step_attention[m] * output.gaam_weights[m] * mask
+            if weight.sum() > 0:
+                weight = weight / weight.sum()
+                step = int(np.argmax(weight))
+                entry["moment"] = round(t_start + (step + 0.5) * step_s, 3)
+                entry["moment_weight"] = round(float(weight[step]), 3)
+        modalities.append(entry)
+    return out + sorted(modalities, key=lambda e: -e["gate"])
