@@ -33,7 +33,7 @@ debs-test:
 $(STAMP): setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,convert]'
+	$(BIN)/pip install --quiet -e '.[test,train,convert]'
 	$(BIN)/pip install --quiet --no-deps $(NO_DEPS_PACKAGES)
 	touch $@
 

@@ -620,7 +620,19 @@ def weights_markdown(entries: dict[str, dict[str, Any]]) -> str:
             f"- command: `{COMMAND}`",
             "",
         ]
-    return "\n".join(lines)
+    return "\n".join(lines + FUSION_NOTE)
+
+
+FUSION_NOTE = [
+    "## `fusion_default.onnx` (not converted)",
+    "",
+    "The fusion network's shipped expert defaults: wellmon's own network "
+    "(models/fusion/network.py) at its documented start, which computes the expert fusion "
+    "exactly and has learned nothing from any data. Built by `wellmon export "
+    "--expert-defaults`; `tests/test_fusion_network.py` checks it against a rebuild and "
+    "against the documented fusion. README, \"Fusion\", says what it computes.",
+    "",
+]
 
 
 CONVERSION_NOTES = {

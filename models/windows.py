@@ -4,9 +4,11 @@
 measure them at once (the face models see every stream's frames in one call)
 and keeps the measurements in each stream's ring buffers, keyed by capture
 time; the frames themselves are not kept.
-`Windower.process(now)` returns the score messages that are due. Live and
-replay use this same class; only where the items come from and what `now`
-means (the wall clock, or the replayed data's clock) differ.
+`Windower.process(now)` returns the score messages that are due, their
+emotion, valence, arousal and stress fused by one onnxruntime call for all the
+streams' due windows (models/fusion/serving.py keeps each stream's temporal
+context). Live and replay use this same class; only where the items come from
+and what `now` means (the wall clock, or the replayed data's clock) differ.
 
 Windows end on a grid of `hop` seconds of capture time. A window is cut as
 soon as the stream's clock passes a grid point: the video's clock while video

@@ -237,6 +237,40 @@ def test_a_stream_with_two_due_windows_gets_them_in_order() -> None:
     assert ctx.shape == (spec.CONTEXT_WINDOWS, spec.DIM) and not mask.any()
 
 
+def test_stress_through_the_fusion_model_rises_with_pulse_and_pitch_and_is_never_zero() -> None:
+    """The node's path: gate and baseline (models/stress.py), then the shipped model, then
+    the score message. A raised pulse and pitch against a calm baseline minute raise the
+    index; a missing face makes it inconclusive with the reason, not a number."""
+    from models.fusion.outputs import apply
+    from models.score import ScoreMessage
+    from tests.test_stress import after_baseline, calm_emotions, calm_signals, quality
+
+    model = FusionModel(DEFAULT_FILE)
+    index, rng, t = after_baseline()
+    frames = _frames(rng, t)
+
+    def scored(signals: dict, face: float) -> ScoreMessage:
+        result = index.update(signals, calm_emotions(rng), quality(face=face), t + 0.5)
+        window = _window(rng, frames if face > 0.5 else [], t - 3.5, [], result)
+        (out,) = model.run([("s", window)]) if any(window.present.values()) else (None,)
+        score = ScoreMessage("s", 1, t - 3.5, t + 0.5, "live", signals, {}, {})
+        apply(score, out, window, result, expert=model.expert)
+        if result.value is not None:
+            assert score.stress == pytest.approx(result.value, abs=0.051)
+        return score
+
+    calm = scored(calm_signals(rng), 1.0)
+    raised = scored(calm_signals(rng, heart_rate=15.0, f0_mean=20.0), 1.0)
+    assert calm.stress is not None and 30 < calm.stress < 70
+    assert raised.stress is not None and raised.stress > 70 and raised.stress > calm.stress
+    assert raised.drivers[0]["input"] in ("heart_rate", "f0_mean")
+    faceless = calm_signals(rng)
+    faceless["f0_mean"] = None
+    gone = scored(faceless, 0.2)
+    assert gone.stress is None
+    assert gone.reasons["stress"] == "inconclusive: no face for 80% of the window"
+
+
 # ------------------------------------------------------------------ clear errors
 
 
