@@ -1,19 +1,25 @@
-"""The dashboard: one asyncio server for the page, its assets and the WebSocket.
+"""The dashboard: one asyncio server for the pages, their assets, the WebSockets and the API.
 
 Score messages arrive from the inference node over ZeroMQ and fan out to the
 browsers. Each browser has a bounded queue: when it cannot keep up, its
 oldest updates are dropped, so a slow client never slows the node or the
-other clients. A new client first gets the recent history. Everything but
-`/healthz` needs the token (query `?token=` once, then a cookie); the
-WebSocket also checks that the page's Origin is this server.
+other clients. A new client first gets the recent history. The kiosk's checks
+run here on the same score messages (dashboard/checks.py) and are stored in
+SQLite (dashboard/store.py). Three roles (viewer, kiosk, admin) have their own
+tokens (dashboard/auth.py; docs/dashboard-api.md lists what each may open);
+`/healthz` is open. WebSockets also check that the page's Origin is this
+server. With `dashboard.tls_cert` and `tls_key` it serves HTTPS and WSS.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as _dt
 import http
 import json
 import mimetypes
+import re
+import ssl
 import threading
 import time
 from collections import Counter, deque
@@ -30,14 +36,27 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from dashboard.auth import COOKIE, token_matches
+from dashboard.auth import COOKIES, role_of
+from dashboard.checks import CheckError, KioskChecks
+from dashboard.store import Store, open_store
 from streamer.lifecycle import announce_ready, log
 from streamer.protocol import Rejected, RejectionCounter, decode_score
-from wellmon.config import Config
+from wellmon.config import Config, ConfigError
 
 ROLE = "dashboard"
 STATIC = Path(__file__).parent / "static"
 MAX_CLIENT_MESSAGE = 4096
+PAGES = {"/": "index.html", "/index.html": "index.html", "/kiosk": "kiosk.html",
+         "/operator": "operator.html"}
+ALLOWED = {
+    "/": {"viewer", "admin"}, "/index.html": {"viewer", "admin"}, "/ws": {"viewer", "admin"},
+    "/api/status": {"viewer", "admin"}, "/kiosk": {"kiosk", "admin"},
+    "/ws/kiosk": {"kiosk", "admin"}, "/operator": {"admin"},
+}
+"""Path -> roles that may open it; ``/api/checks`` and ``/api/persons`` are admin only and
+``/static/`` assets are open to every role (they hold no data)."""
+CHECK_PATH = re.compile(r"^/api/checks/(\d+)$")
+PERSON_PATH = re.compile(r"^/api/persons/([A-Za-z0-9._-]{1,64})$")
 SECURITY_HEADERS = [
     ("Cache-Control", "no-store"),
     ("X-Content-Type-Options", "nosniff"),
@@ -110,51 +129,79 @@ class Hub:
 
 
 class Dashboard:
-    def __init__(self, config: Config, token: str) -> None:
+    def __init__(self, config: Config, tokens: dict[str, str], store: Store) -> None:
         self.config = config
-        self.token = token
+        self.tokens = tokens
         cfg = config.dashboard
         self.hub = Hub(cfg.history_s, config.node.hop_s, cfg.client_queue)
+        self.store = store
+        interrupted = store.mark_interrupted()
+        if interrupted:
+            log(ROLE, f"{interrupted} check(s) interrupted by the last stop marked incomplete")
+        self.checks = KioskChecks(store, cfg.kiosk_name, cfg.kiosk_stream, cfg.check_s)
+        self.kiosk_clients: set[Client] = set()
         self.url = ""
 
     # --- HTTP side -------------------------------------------------------------------------
 
-    def _offered_token(self, request: Request) -> str | None:
+    def _roles(self, request: Request) -> tuple[set[str], str | None]:
+        """Roles the request holds (query token and cookies), and the query token's role."""
         query = parse_qs(urlsplit(request.path).query)
-        if query.get("token"):
-            return query["token"][0]
+        from_query = role_of(self.tokens, query["token"][0]) if query.get("token") else None
         cookie = SimpleCookie(request.headers.get("Cookie", ""))
-        return cookie[COOKIE].value if COOKIE in cookie else None
+        roles = {role for role, name in COOKIES.items()
+                 if name in cookie and role_of(self.tokens, cookie[name].value) == role}
+        if from_query:
+            roles.add(from_query)
+        return roles, from_query
 
     def _refuse(self, connection: ServerConnection, request: Request, reason: str,
                 status: http.HTTPStatus) -> Response:
         self.hub.refused[reason] += 1
         path = urlsplit(request.path).path
-        log(ROLE, f"refused {path} from {connection.remote_address[0]}: {reason}")
+        log(ROLE, f"refused {request.method} {path} from {connection.remote_address[0]}: "
+                  f"{reason}")
         return connection.respond(status, f"wellmon: {reason}\n")
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
         if path == "/healthz":
             return connection.respond(http.HTTPStatus.OK, "ok\n")
-        offered = self._offered_token(request)
-        if not token_matches(self.token, offered):
-            reason = "no token" if offered is None else "wrong token"
+        roles, from_query = self._roles(request)
+        if not roles:
+            offered = "token" in parse_qs(urlsplit(request.path).query) or any(
+                name in request.headers.get("Cookie", "") for name in COOKIES.values())
+            reason = "wrong token" if offered else "no token"
             return self._refuse(connection, request,
                                 f"{reason}: open the URL that `wellmon run` printed",
                                 http.HTTPStatus.UNAUTHORIZED)
-        if path == "/ws":
+        allowed = ALLOWED.get(path, {"admin"} if path.startswith("/api/") else None)
+        if path.startswith("/static/"):
+            allowed = set(COOKIES)
+        if allowed is None:
+            return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+        if not roles & allowed:
+            return self._refuse(connection, request,
+                                f"the {'/'.join(sorted(roles))} token may not open this",
+                                http.HTTPStatus.FORBIDDEN)
+        if request.method not in ("GET", "DELETE") or (request.method == "DELETE"
+                                                       and not path.startswith("/api/persons/")):
+            return self._refuse(connection, request, f"method {request.method} not allowed",
+                                http.HTTPStatus.METHOD_NOT_ALLOWED)
+        if path.startswith("/ws"):
             origin = request.headers.get("Origin")
             if origin is not None and urlsplit(origin).netloc != request.headers.get("Host"):
                 return self._refuse(connection, request, "cross-origin WebSocket",
                                     http.HTTPStatus.FORBIDDEN)
             return None
-        if path == "/api/status":
-            return _response(200, json.dumps(self.hub.status()).encode(), "application/json")
-        if path in ("/", "/index.html"):
-            response = _file_response(STATIC / "index.html")
-            response.headers["Set-Cookie"] = (f"{COOKIE}={self.token}; HttpOnly; "
-                                              "SameSite=Strict; Path=/")
+        if path.startswith("/api/"):
+            return self._api(connection, request, path)
+        if path in PAGES and (STATIC / PAGES[path]).is_file():
+            response = _file_response(STATIC / PAGES[path])
+            if from_query:
+                response.headers["Set-Cookie"] = (f"{COOKIES[from_query]}="
+                                                  f"{self.tokens[from_query]}; HttpOnly; "
+                                                  f"SameSite=Strict; Path=/{self._secure}")
             return response
         if path.startswith("/static/"):
             target = (STATIC / path.removeprefix("/static/")).resolve()
@@ -162,16 +209,52 @@ class Dashboard:
                 return _file_response(target)
         return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
 
+    @property
+    def _secure(self) -> str:
+        return "; Secure" if self.config.dashboard.tls_cert else ""
+
+    def _api(self, connection: ServerConnection, request: Request, path: str) -> Response:
+        if path == "/api/status":
+            return _json(200, self.hub.status())
+        if path == "/api/checks":
+            query = parse_qs(urlsplit(request.path).query)
+            try:
+                day = (_dt.date.fromisoformat(query["day"][0]) if query.get("day")
+                       else _dt.datetime.now(_dt.timezone.utc).date())
+            except ValueError:
+                return _json(400, {"error": "day must be YYYY-MM-DD"})
+            checks = self.store.list_checks(day=day, person_id=_first(query, "person"),
+                                            status=_first(query, "status"))
+            return _json(200, {"checks": checks})
+        if match := CHECK_PATH.match(path):
+            found = self.store.get_check(int(match[1]), with_windows=True)
+            return _json(200, {"check": found}) if found else _json(404, {"error": "no such "
+                                                                                  "check"})
+        if (match := PERSON_PATH.match(path)) and request.method == "DELETE":
+            if request.headers.get("X-Wellmon-Confirm") != "delete":
+                return self._refuse(connection, request, "delete without confirmation header",
+                                    http.HTTPStatus.BAD_REQUEST)
+            deleted = self.store.delete_person(match[1])
+            log(ROLE, f"deleted a person's data ({deleted} checks) at an admin's request")
+            return _json(200, {"deleted_checks": deleted})
+        return _json(404, {"error": "not found"})
+
     # --- WebSocket side --------------------------------------------------------------------
 
     async def handle(self, connection: ServerConnection) -> None:
+        kiosk = urlsplit(connection.request.path).path == "/ws/kiosk"
         client = Client(connection, self.config.dashboard.client_queue)
-        client.offer(self.hub.hello())
-        self.hub.clients.add(client)
+        if kiosk:
+            client.offer(json.dumps(self.checks.hello(self.config.dashboard.retention_days)))
+            self.kiosk_clients.add(client)
+        else:
+            client.offer(self.hub.hello())
+            self.hub.clients.add(client)
         sender = asyncio.create_task(self._send_loop(client))
         try:
             async for message in connection:
-                reply = self.reply_to_client(message)
+                reply = (self.reply_to_kiosk(message) if kiosk
+                         else self.reply_to_client(message))
                 if reply is None:
                     await connection.close(1008, "unexpected message")
                     break
@@ -180,10 +263,11 @@ class Dashboard:
             pass
         finally:
             self.hub.clients.discard(client)
+            self.kiosk_clients.discard(client)
             sender.cancel()
 
-    def reply_to_client(self, message: str | bytes) -> str | None:
-        """The page only pings; anything else is a fault, counted, and closes that client."""
+    def _parse(self, message: str | bytes) -> dict[str, Any] | None:
+        """A JSON object from a client, or None (then counted as a fault)."""
         if isinstance(message, bytes) or len(message) > MAX_CLIENT_MESSAGE:
             self.hub.client_faults["bad_frame"] += 1
             return None
@@ -192,10 +276,46 @@ class Dashboard:
         except ValueError:
             self.hub.client_faults["bad_json"] += 1
             return None
-        if not isinstance(parsed, dict) or parsed.get("type") != "ping":
+        if not isinstance(parsed, dict):
+            self.hub.client_faults["unknown_type"] += 1
+            return None
+        return parsed
+
+    def reply_to_client(self, message: str | bytes) -> str | None:
+        """The live page only pings; anything else is a fault, counted, and closes that client."""
+        parsed = self._parse(message)
+        if parsed is None:
+            return None
+        if parsed.get("type") != "ping":
             self.hub.client_faults["unknown_type"] += 1
             return None
         return json.dumps({"type": "pong", "t": time.time()})
+
+    def reply_to_kiosk(self, message: str | bytes) -> str | None:
+        """Check requests; a bad one gets an error the kiosk can show, garbage closes it."""
+        parsed = self._parse(message)
+        if parsed is None:
+            return None
+        kind = parsed.get("type")
+        if kind == "ping":
+            return json.dumps({"type": "pong", "t": time.time()})
+        if kind == "check.start":
+            try:
+                return json.dumps(self.checks.start(parsed, time.time()))
+            except CheckError as exc:
+                self.hub.client_faults["check_refused"] += 1
+                return json.dumps({"type": "error", "reason": str(exc)})
+        if kind == "check.cancel":
+            self._to_kiosks(self.checks.cancel(time.time()))
+            return json.dumps({"type": "pong", "t": time.time()})
+        self.hub.client_faults["unknown_type"] += 1
+        return None
+
+    def _to_kiosks(self, messages: list[dict[str, Any]]) -> None:
+        for message in messages:
+            text = json.dumps(message, allow_nan=False)
+            for client in self.kiosk_clients:
+                client.offer(text)
 
     async def _send_loop(self, client: Client) -> None:
         try:
@@ -245,21 +365,64 @@ class Dashboard:
             score["latency_ms"]["publish_to_dashboard"] = (time.time()
                                                            - score["t_published"]) * 1e3
         self.hub.add_score(score)
+        self._to_kiosks(self.checks.on_score(score, time.time()))
+
+    async def _housekeeping(self, stop: threading.Event) -> None:
+        """Fail stalled checks; apply the retention once an hour."""
+        last_retention = time.monotonic()
+        while not stop.is_set():
+            await asyncio.sleep(0.25)
+            self._to_kiosks(self.checks.tick(time.time()))
+            if time.monotonic() - last_retention > 3600:
+                last_retention = time.monotonic()
+                self.store.apply_retention(time.time())
 
     async def run(self, stop: threading.Event) -> None:
         cfg = self.config.dashboard
+        tls = _tls_context(cfg.tls_cert, cfg.tls_key)
         async with serve(self.handle, cfg.host, cfg.port, process_request=self.process_request,
-                         max_size=MAX_CLIENT_MESSAGE, ping_interval=20,
+                         max_size=MAX_CLIENT_MESSAGE, ping_interval=20, ssl=tls,
                          server_header="wellmon") as server:
             host, port = next(iter(server.sockets)).getsockname()[:2]
-            self.url = f"http://{_url_host(host)}:{port}/"
+            self.url = f"{'https' if tls else 'http'}://{_url_host(host)}:{port}/"
             receiver = asyncio.create_task(self.receive_scores())
+            housekeeping = asyncio.create_task(self._housekeeping(stop))
             announce_ready(f"{ROLE} url={self.url}")
             while not stop.is_set():
                 await asyncio.sleep(0.1)
-                if receiver.done():
-                    receiver.result()
+                for task in (receiver, housekeeping):
+                    if task.done():
+                        task.result()
             receiver.cancel()
+            housekeeping.cancel()
+
+
+def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    """HTTPS/WSS from the configured PEM files; one without the other is a config error."""
+    if not cert and not key:
+        return None
+    if not cert or not key:
+        raise ConfigError("dashboard.tls_cert and dashboard.tls_key go together: set both "
+                          "or neither")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    for name, value in (("tls_cert", cert), ("tls_key", key)):
+        if not Path(value).expanduser().is_file():
+            raise ConfigError(f"dashboard.{name}: file not found: {value}")
+    try:
+        context.load_cert_chain(Path(cert).expanduser(), Path(key).expanduser())
+    except (ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f"dashboard.tls_cert/tls_key: cannot use {cert} with {key}: "
+                          f"{exc}") from None
+    return context
+
+
+def _first(query: dict[str, list[str]], key: str) -> str | None:
+    return query[key][0] if query.get(key) else None
+
+
+def _json(status: int, body: Any) -> Response:
+    return _response(status, json.dumps(body, allow_nan=False).encode(), "application/json")
 
 
 def _url_host(host: str) -> str:
@@ -279,6 +442,11 @@ def _file_response(path: Path) -> Response:
     return _response(200, path.read_bytes(), content_type)
 
 
-def serve_dashboard(config: Config, token: str, stop: threading.Event) -> int:
-    asyncio.run(Dashboard(config, token).run(stop))
+def serve_dashboard(config: Config, tokens: dict[str, str], stop: threading.Event) -> int:
+    store = open_store(config.dashboard.store,
+                       keep_series_days=config.dashboard.retention_days)
+    try:
+        asyncio.run(Dashboard(config, tokens, store).run(stop))
+    finally:
+        store.close()
     return 0

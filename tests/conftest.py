@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from streamer.synthetic import ClipSpec, make_clip
-from tests.helpers import TOKEN, Processes
+from tests.helpers import ROLE_TOKENS, TOKEN, Processes
 from wellmon.harness import loopback_env
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -38,6 +38,7 @@ def wellmon_env(tmp_path: Path) -> dict[str, str]:
     """An environment whose sockets are free loopback ports and whose token is known."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WELLMON_")}
     env.update(loopback_env(TOKEN, tmp_path))
+    env.update(ROLE_TOKENS)
     return env
 
 

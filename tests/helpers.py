@@ -18,6 +18,9 @@ from websockets.sync.client import ClientConnection, connect
 from streamer.lifecycle import READY_PREFIX
 
 TOKEN = "test-token-0123456789"
+KIOSK_TOKEN = "test-kiosk-token-0123456789"
+ADMIN_TOKEN = "test-admin-token-0123456789"
+ROLE_TOKENS = {"WELLMON_KIOSK_TOKEN": KIOSK_TOKEN, "WELLMON_ADMIN_TOKEN": ADMIN_TOKEN}
 # Short state thresholds so that tests see stale and lost within seconds.
 FAST_STATES = {"WELLMON_NODE_STALE_AFTER_S": "1.0", "WELLMON_NODE_LOST_AFTER_S": "2.5"}
 
@@ -67,8 +70,8 @@ class Processes:
             proc.wait(timeout=10)
 
 
-def dashboard_ws_url(ready_line: str, token: str | None = TOKEN) -> str:
-    url = ready_line.partition("url=")[2].replace("http://", "ws://") + "ws"
+def dashboard_ws_url(ready_line: str, token: str | None = TOKEN, path: str = "ws") -> str:
+    url = ready_line.partition("url=")[2].replace("http://", "ws://") + path
     return url + (f"?token={token}" if token is not None else "")
 
 

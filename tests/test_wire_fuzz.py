@@ -4,12 +4,17 @@ with a counted reason; nothing raises."""
 from __future__ import annotations
 
 import json
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dashboard.server import Dashboard
+from dashboard.store import open_store
 from streamer.protocol import (
     AudioChunk,
     Limits,
@@ -68,12 +73,43 @@ def test_score_decoder_never_raises(parts, body) -> None:
     assert isinstance(result, (dict, Rejected))
 
 
-@settings(max_examples=300, deadline=None)
+@pytest.fixture(scope="module")
+def dashboard() -> Iterator[Dashboard]:
+    with tempfile.TemporaryDirectory() as state:
+        store = open_store(Path(state) / "checks.db")
+        yield Dashboard(Config(), {"viewer": "v", "kiosk": "k", "admin": "a"}, store)
+        store.close()
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(max_size=200) | st.binary(max_size=200) | json_values.map(json.dumps))
-def test_websocket_messages_from_a_page_never_raise(message) -> None:
-    dashboard = Dashboard(Config(), token="t")
+def test_websocket_messages_from_a_page_never_raise(dashboard: Dashboard, message) -> None:
+    faults = sum(dashboard.hub.client_faults.values())
     reply = dashboard.reply_to_client(message)
     if reply is None:
-        assert sum(dashboard.hub.client_faults.values()) == 1  # counted, then closed
+        assert sum(dashboard.hub.client_faults.values()) == faults + 1  # counted, then closed
     else:
         assert json.loads(reply)["type"] == "pong"
+
+
+kiosk_messages = st.fixed_dictionaries(
+    {"type": st.sampled_from(["check.start", "check.cancel", "ping", "other"])},
+    optional={"person": st.text(max_size=80) | st.integers(), "consent": json_values})
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(max_size=200) | st.binary(max_size=200) | json_values.map(json.dumps)
+       | kiosk_messages.map(json.dumps))
+def test_kiosk_messages_never_raise(dashboard: Dashboard, message) -> None:
+    """A kiosk's request is answered (pong, started, or an error to show) or, if it is not
+    a request at all, counted and that client closed; no check starts without a live
+    camera, whatever the message says."""
+    faults = sum(dashboard.hub.client_faults.values())
+    reply = dashboard.reply_to_kiosk(message)
+    if reply is None:
+        assert sum(dashboard.hub.client_faults.values()) == faults + 1
+    else:
+        assert json.loads(reply)["type"] in ("pong", "error")
+    assert dashboard.checks.running is None

@@ -182,10 +182,10 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         from models.node import serve
 
         return serve(config, stop)
-    from dashboard.auth import resolve_token
+    from dashboard.auth import resolve_tokens
     from dashboard.server import serve_dashboard
 
-    return serve_dashboard(config, resolve_token(config.dashboard.token_file), stop)
+    return serve_dashboard(config, resolve_tokens(config.dashboard), stop)
 
 
 def _train(args: argparse.Namespace, config: Config) -> int:

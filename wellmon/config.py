@@ -110,6 +110,22 @@ class DashboardConfig:
     history_s: float = _setting(300.0, "seconds of scores a new client receives", lo=0, hi=86400)
     client_queue: int = _setting(256, "updates queued per client before old ones are dropped",
                                  lo=1, hi=100000)
+    kiosk_token_file: str = _setting("~/.local/state/wellmon/kiosk-token",
+                                     "the kiosk role's generated token (mode 0600)")
+    admin_token_file: str = _setting("~/.local/state/wellmon/admin-token",
+                                     "the admin role's generated token (mode 0600)")
+    tls_cert: str | None = _setting(None, "PEM certificate for HTTPS/WSS (with tls_key)",
+                                    nullable=True)
+    tls_key: str | None = _setting(None, "PEM private key for HTTPS/WSS (with tls_cert)",
+                                   nullable=True)
+    store: str = _setting("~/.local/state/wellmon/checks.db",
+                          "SQLite file of the kiosk's checks")
+    retention_days: float = _setting(30.0, "days the per-window series of a check are kept; "
+                                     "its summary stays", lo=0, hi=36500)
+    kiosk_name: str = _setting("kiosk", "name of this kiosk in stored checks")
+    kiosk_stream: str | None = _setting(None, "the kiosk camera's stream id (null: the only "
+                                        "stream, or the first one seen)", nullable=True)
+    check_s: float = _setting(45.0, "length of a kiosk check in seconds", lo=5, hi=600)
 
 
 @dataclass(frozen=True)

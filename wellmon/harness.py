@@ -36,6 +36,9 @@ def loopback_env(token: str, state_dir: Path) -> dict[str, str]:
         "WELLMON_NODE_OUTPUT": f"tcp://127.0.0.1:{free_tcp_port()}",
         "WELLMON_DASHBOARD_PORT": "0",
         "WELLMON_DASHBOARD_TOKEN_FILE": str(state_dir / "token"),
+        "WELLMON_DASHBOARD_KIOSK_TOKEN_FILE": str(state_dir / "kiosk-token"),
+        "WELLMON_DASHBOARD_ADMIN_TOKEN_FILE": str(state_dir / "admin-token"),
+        "WELLMON_DASHBOARD_STORE": str(state_dir / "checks.db"),
         "WELLMON_TOKEN": token,
         "WELLMON_RUN_OPEN_BROWSER": "false",
     }

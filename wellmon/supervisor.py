@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dashboard.auth import TOKEN_ENV, resolve_token
+from dashboard.auth import TOKEN_ENVS, resolve_tokens
 from streamer import sources
 from streamer.lifecycle import READY_PREFIX, die_with, stop_on_signals
 from wellmon import config as config_mod
@@ -63,7 +63,7 @@ class Supervisor:
     def __init__(self, config: Config, out=sys.stdout) -> None:
         self.config = config
         self.out = out
-        self.token = resolve_token(config.dashboard.token_file)
+        self.tokens = resolve_tokens(config.dashboard)
         self._dir = tempfile.TemporaryDirectory(prefix="wellmon-")
         self.config_path = Path(self._dir.name) / "effective.yaml"
         config_mod.dump(config, self.config_path)
@@ -100,11 +100,11 @@ class Supervisor:
 
     def _environment(self, child: Child) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
-               if not (k.startswith(config_mod.ENV_PREFIX) and k != "WELLMON_TOKEN")}
+               if not (k.startswith(config_mod.ENV_PREFIX) and k not in TOKEN_ENVS.values())}
         env[PARENT_ENV] = str(os.getpid())
         env["PYTHONUNBUFFERED"] = "1"
         if child.name == "dashboard":
-            env[TOKEN_ENV] = self.token
+            env.update({TOKEN_ENVS[role]: token for role, token in self.tokens.items()})
         return env
 
     def _spawn(self, child: Child) -> None:
@@ -145,8 +145,9 @@ class Supervisor:
             if child.name == "dashboard":
                 self.url = child.detail.partition("url=")[2].strip()
 
-    def dashboard_url(self) -> str:
-        return f"{self.url}?token={self.token}"
+    def dashboard_url(self, role: str = "viewer") -> str:
+        page = {"viewer": "", "kiosk": "kiosk", "admin": "operator"}[role]
+        return f"{self.url}{page}?token={self.tokens[role]}"
 
     def watch(self, stop: threading.Event) -> None:
         """Until stopped: report exits, restart children that died (with back-off)."""
@@ -204,6 +205,8 @@ def run(config: Config) -> int:
     try:
         supervisor.start(stop)
         supervisor.say(f"{DASHBOARD_LINE}{supervisor.dashboard_url()}")
+        supervisor.say(f"Kiosk:     {supervisor.dashboard_url('kiosk')}")
+        supervisor.say(f"Operator:  {supervisor.dashboard_url('admin')}")
         supervisor.say("A wellness indicator, not a diagnosis. Press Ctrl-C to stop.")
         if config.run.open_browser and _has_display():
             webbrowser.open(supervisor.dashboard_url())
