@@ -31,9 +31,14 @@ class CheckError(ValueError):
 
 @dataclass
 class Running:
+    """``started_at`` is the wall clock (the store's); ``t0`` the stream's capture clock at
+    the start (its last window's end), which times the check, whatever the capture clock's
+    offset from the wall clock."""
+
     id: int
     person: str
     started_at: float
+    t0: float
     last_window_at: float
     windows: list[dict[str, Any]] = field(default_factory=list)
 
@@ -74,14 +79,16 @@ class KioskChecks:
             raise CheckError("the camera is not sending: the check cannot start")
         check_id = self.store.start_check(person, kiosk=self.kiosk, stream=self.stream or "",
                                           started_at=now)
-        self.running = Running(check_id, person, now, now)
+        assert self.last_score is not None  # the stream is live
+        self.running = Running(check_id, person, now, self.last_score["t_end"], now)
         return {"type": "check.started", "check_id": check_id, "duration_s": self.duration_s,
                 "sentence": SENTENCE}
 
-    def cancel(self, now: float) -> list[dict[str, Any]]:
+    def cancel(self, now: float, reason: str = "the check was cancelled"
+               ) -> list[dict[str, Any]]:
         if self.running is None:
             return []
-        return self._fail("the check was cancelled", now, status="incomplete")
+        return self._fail(reason, now, status="incomplete")
 
     def on_score(self, score: dict[str, Any], now: float) -> list[dict[str, Any]]:
         """Messages for the kiosk caused by one score message of any stream."""
@@ -98,12 +105,12 @@ class KioskChecks:
                      "brightness": brightness, "hint": hint}]
         if score["state"] == "lost":  # stale is a hiccup; its windows say so in quality
             return self._fail("the camera stopped sending: the check could not finish", now)
-        if score["t_end"] <= run.started_at:
+        if score["t_end"] <= run.t0:
             return []
         run.windows.append(score)
         run.last_window_at = now
         self.store.add_windows(run.id, [score])
-        elapsed = min(self.duration_s, score["t_end"] - run.started_at)
+        elapsed = min(self.duration_s, score["t_end"] - run.t0)
         progress = {"type": "check.progress", "check_id": run.id, "elapsed_s": round(elapsed, 2),
                     "fraction": round(elapsed / self.duration_s, 4),
                     "windows": len(run.windows), "face": face, "brightness": brightness,

@@ -140,6 +140,7 @@ class Dashboard:
             log(ROLE, f"{interrupted} check(s) interrupted by the last stop marked incomplete")
         self.checks = KioskChecks(store, cfg.kiosk_name, cfg.kiosk_stream, cfg.check_s)
         self.kiosk_clients: set[Client] = set()
+        self.check_owner: Client | None = None
         self.url = ""
 
     # --- HTTP side -------------------------------------------------------------------------
@@ -258,6 +259,8 @@ class Dashboard:
                 if reply is None:
                     await connection.close(1008, "unexpected message")
                     break
+                if kiosk and self.checks.running and self.check_owner is None:
+                    self.check_owner = client
                 client.offer(reply)
         except ConnectionClosed:
             pass
@@ -265,6 +268,9 @@ class Dashboard:
             self.hub.clients.discard(client)
             self.kiosk_clients.discard(client)
             sender.cancel()
+            if self.check_owner is client:
+                self.check_owner = None
+                self.checks.cancel(time.time(), "the kiosk disconnected during the check")
 
     def _parse(self, message: str | bytes) -> dict[str, Any] | None:
         """A JSON object from a client, or None (then counted as a fault)."""
@@ -312,6 +318,8 @@ class Dashboard:
         return None
 
     def _to_kiosks(self, messages: list[dict[str, Any]]) -> None:
+        if self.checks.running is None:
+            self.check_owner = None
         for message in messages:
             text = json.dumps(message, allow_nan=False)
             for client in self.kiosk_clients:

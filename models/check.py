@@ -29,8 +29,10 @@ about 0.7 robust SD in the stressed direction (see models.stress.logistic_map)."
 MIN_CHECKS = 3
 """Earlier complete checks a person needs before a verdict other than inconclusive."""
 HISTORY_CHECKS = 20
-MIN_WINDOWS = 20
-"""Good windows (10 s) a check needs; fewer means the person was hardly seen."""
+MIN_WINDOWS = 10
+"""Windows with a face (5 s of hops) a check needs at the least."""
+MIN_FACE_WINDOWS = 0.5
+"""Share of a check's windows that must have a face: fewer, and the person was hardly seen."""
 DARK = 0.15
 """Mean luma below which rPPG and expression are unreliable ("too dark")."""
 NOTE = "A wellness indicator, not a diagnosis."
@@ -79,21 +81,25 @@ def result(windows: Sequence[Mapping[str, Any]],
     summary = summarize(windows)
     n = len(history[:HISTORY_CHECKS])
     face = summary["face_present"] or 0.0
+    faced = summary["windows_with_face"] / max(1, summary["windows"])
     if summary["brightness"] is not None and summary["brightness"] < DARK:
         return _inconclusive("too dark to see the face well",
                              "Step closer to the light, or turn a light on.", summary, n)
-    if summary["windows_with_face"] < MIN_WINDOWS:
+    if faced < MIN_FACE_WINDOWS:
         return _inconclusive(f"no face for {round(100 * (1 - face))}% of the check",
                              "Stand in front of the screen and look at the camera.",
                              summary, n)
+    if summary["windows_with_face"] < MIN_WINDOWS:
+        return _inconclusive("the check was too short to measure",
+                             "Please try again and stay until the bar is full.", summary, n)
     if summary["heart_rate"] is None and summary["hrv_rmssd"] is None \
             and summary["f0_mean"] is None:
         return _inconclusive("neither the pulse nor the voice could be measured",
                              "Hold still, face the light, and read the sentence aloud.",
                              summary, n)
     if n < MIN_CHECKS:
-        return _inconclusive(f"no usual range yet: this is check {n + 1} of the "
-                             f"{MIN_CHECKS + 1} that set it",
+        return _inconclusive(f"no usual range yet: this is check {n + 1} of the first "
+                             f"{MIN_CHECKS}, which set it",
                              "Nothing to do: your next checks will be compared with these.",
                              summary, n)
     scored = score({name: summary.get(name) for name in INPUTS},

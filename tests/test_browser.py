@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import sqlite3
 import tempfile
+import time
+from pathlib import Path
 
 import pytest
 
-from tests.helpers import TOKEN
+from dashboard.store import open_store
+from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, TOKEN
 from wellmon.harness import LocalPipeline
+
+SAMPLE = str(Path(__file__).resolve().parents[1] / "streamer/sample/sample.mp4")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic",
@@ -30,29 +37,46 @@ def browser():
         context.close()
 
 
-def test_live_page_shows_the_sample_stream_and_its_chart_updates(browser, tmp_path,
-                                                                 artifacts) -> None:
-    with LocalPipeline("sample", TOKEN, tmp_path) as run:
-        page = browser.new_page()
-        page.goto(f"{run.url}?token={TOKEN}")
-        card = page.locator('.card[data-stream="sample"]')
+def test_live_page_shows_two_streams_and_their_charts_update(browser, processes, clip,
+                                                             artifacts) -> None:
+    """The sample clip and a second generated clip through one node: both cards appear,
+    their charts move, and the page says what each value is (or why it is missing)."""
+    path, _ = clip
+    processes.start("node", "infer")
+    dashboard = processes.start("dashboard", "dashboard")
+    for stream, source in (("sample", SAMPLE), ("talking", str(path))):
+        for modality in ("video", "audio"):
+            processes.start(f"{stream}-{modality}", "capture", "--modality", modality,
+                            "--source", source, "--stream", stream)
+    url = dashboard.ready_line.partition("url=")[2].strip()
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    page.goto(f"{url}?token={TOKEN}")
+    assert "token" not in page.url  # moved to an HttpOnly cookie, out of the address bar
+    cards = {name: page.locator(f'section.card[data-stream="{name}"]')
+             for name in ("sample", "talking")}
+    for card in cards.values():
         card.wait_for(timeout=30_000)
-        page.wait_for_function(
-            "() => Number(document.querySelector('.card').dataset.points) >= 3", timeout=30_000)
-        assert "token" not in page.url  # moved to an HttpOnly cookie, out of the address bar
-        chart = card.locator(".chart-video canvas")
-        before_points = int(card.get_attribute("data-points"))
-        before_pixels = chart.screenshot()
-        page.wait_for_function(
-            f"() => Number(document.querySelector('.card').dataset.points) >= {before_points + 4}",
-            timeout=30_000)
-        assert chart.screenshot() != before_pixels  # the line has moved on
-        assert card.locator(".state").inner_text().lower() == "live"
-        assert card.locator(".stress").inner_text() == "inconclusive"  # baseline minute
-        assert "dBFS" in card.locator(".audio_level_db").inner_text()
-        assert page.locator("#connection").inner_text() == "connected"
-        assert "not a diagnosis" in page.inner_text("body")
-        page.screenshot(path=str(artifacts / "live-page.png"), full_page=True)
+    before = {name: (points(card), card.locator(".chart-emotions canvas").first.screenshot())
+              for name, card in cards.items()}
+    deadline = time.monotonic() + 60
+    while any(points(card) < before[name][0] + 6 for name, card in cards.items()):
+        assert time.monotonic() < deadline, {n: points(c) for n, c in cards.items()}
+        time.sleep(0.5)
+    for name, card in cards.items():
+        assert card.get_attribute("data-state") in ("live", "stale"), name  # not lost
+        assert card.locator(".chart-emotions canvas").first.screenshot() != before[name][1]
+        assert "happy" in card.locator(".emotion").inner_text()  # both clips: the astronaut
+        assert card.locator(".stress").inner_text() == "inconclusive"  # the baseline minute
+        assert "bpm" in card.locator(".heart_rate").inner_text() or \
+            card.locator(".heart_rate").inner_text() == "–"
+    assert page.locator("#connection").inner_text() == "connected"
+    assert "not a diagnosis" in page.inner_text("body")
+    page.screenshot(path=str(artifacts / "live-page.png"), full_page=True)
+
+
+def points(card) -> int:
+    return int(card.get_attribute("data-points") or 0)
 
 
 def test_page_without_token_is_refused_in_the_browser(browser, tmp_path) -> None:
@@ -61,3 +85,88 @@ def test_page_without_token_is_refused_in_the_browser(browser, tmp_path) -> None
         response = page.goto(run.url)
         assert response.status == 401
         assert "token" in page.inner_text("body")
+
+
+def test_kiosk_check_from_consent_to_result_card_and_the_operator_sees_it(
+        browser, processes, wellmon_env, artifacts) -> None:
+    """The whole kiosk flow on the sample clip in Chromium, twice: the first check of a
+    person is inconclusive (no usual range yet); with three earlier checks stored, the next
+    reads "Within your usual range". Each step is saved as a screenshot."""
+    processes.env = {**wellmon_env, "WELLMON_DASHBOARD_CHECK_S": "10",
+                     "WELLMON_DASHBOARD_KIOSK_STREAM": "kiosk-1", "WELLMON_ASR_ENGINE": "off"}
+    processes.start("node", "infer")
+    dashboard = processes.start("dashboard", "dashboard")
+    for modality in ("video", "audio"):
+        processes.start(f"capture-{modality}", "capture", "--modality", modality,
+                        "--source", SAMPLE, "--stream", "kiosk-1")
+    url = dashboard.ready_line.partition("url=")[2].strip()
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+    def screen(name: str, timeout: float = 30_000) -> None:
+        page.locator(f'body[data-screen="{name}"]').wait_for(state="attached", timeout=timeout)
+
+    def run_check(person: str, shots: str) -> dict:
+        screen("identify")
+        page.fill("#badge", person)
+        page.screenshot(path=str(artifacts / f"kiosk-{shots}1-identify.png"))
+        page.click("#badge-submit")
+        screen("consent")
+        page.locator("#consent-accept:enabled").wait_for(timeout=60_000)  # camera live
+        page.screenshot(path=str(artifacts / f"kiosk-{shots}2-consent.png"))
+        page.click("#consent-accept")
+        screen("capture")
+        page.locator("#progress[data-fraction]").wait_for(state="attached", timeout=30_000)
+        deadline = time.monotonic() + 30
+        while float(page.get_attribute("#progress", "data-fraction") or 0) < 0.3:
+            assert time.monotonic() < deadline, "the progress bar did not move"
+            time.sleep(0.2)
+        assert page.inner_text("#sentence").strip()
+        page.screenshot(path=str(artifacts / f"kiosk-{shots}3-capture.png"))
+        screen("result", timeout=60_000)
+        page.screenshot(path=str(artifacts / f"kiosk-{shots}4-result.png"))
+        card = page.locator("#result-card")
+        assert "not a diagnosis" in page.inner_text("#result-note")
+        with sqlite3.connect(processes.env["WELLMON_DASHBOARD_STORE"]) as db:
+            row = db.execute("SELECT id, status, result_json FROM checks WHERE person_id = ? "
+                             "ORDER BY id DESC LIMIT 1", (person,)).fetchone()
+            windows = db.execute("SELECT COUNT(*) FROM check_windows WHERE check_id = ?",
+                                 (row[0],)).fetchone()[0]
+        assert row[1] == "complete" and windows >= 15  # the result row, with its windows
+        result = json.loads(row[2])
+        assert card.get_attribute("data-verdict") == result["verdict"]
+        return result
+
+    page.goto(f"{url}kiosk?token={KIOSK_TOKEN}")
+    assert "token" not in page.url
+    first = run_check("worker-42", "first-")
+    assert first["verdict"] == "inconclusive"
+    assert "no usual range yet" in page.inner_text("#result-reason").lower()
+
+    store = open_store(processes.env["WELLMON_DASHBOARD_STORE"])
+    for k in range(3):
+        day = time.time() - 86400 * (k + 1)
+        earlier = store.start_check("worker-42", kiosk="kiosk", stream="kiosk-1", started_at=day)
+        store.finish_check(earlier, {"verdict": "usual", "stress": 50.0 + 3 * k,
+                                     "summary": first["summary"]}, ended_at=day + 45)
+    store.close()
+    page.click("#done")
+    second = run_check("worker-42", "")
+    assert second["verdict"] == "usual"
+    assert page.inner_text("#result-label") == "Within your usual range"
+    assert int(page.get_attribute("#history-chart", "data-points") or 0) >= 4
+
+    operator = browser.new_page()
+    operator.set_viewport_size({"width": 1920, "height": 1080})
+    operator.goto(f"{url}operator?token={ADMIN_TOKEN}")
+    rows = operator.locator("#checks tbody tr[data-check-id]")
+    rows.first.wait_for(timeout=30_000)
+    assert rows.count() == 2  # today's two checks; the seeded ones are from earlier days
+    rows.first.click()
+    operator.locator("#detail[data-check-id] #detail-chart canvas").first.wait_for(
+        timeout=30_000)
+    operator.evaluate("window.scrollTo(0, 0)")
+    operator.screenshot(path=str(artifacts / "operator.png"))
+    assert not [e for e in errors if "favicon" not in e], errors
