@@ -21,10 +21,6 @@ let latestT = null;     // newest t_end of any stream
 let framePending = false;
 let tickDue = true;
 
-// The token came in the URL once; the server has set a cookie, so drop it from the bar.
-if (new URLSearchParams(location.search).has("token")) {
-  history.replaceState(null, "", location.pathname);
-}
 
 const serverNow = () => Date.now() / 1000 + conn.offset;
 

@@ -25,14 +25,6 @@
 
   const $ = (id) => document.getElementById(id);
 
-  // The token came in the URL once; the server has set a cookie, so drop it from the bar.
-  {
-    const url = new URL(location.href);
-    if (url.searchParams.has("token")) {
-      url.searchParams.delete("token");
-      history.replaceState(null, "", url.pathname + (url.search || "") + url.hash);
-    }
-  }
 
   const st = {
     screen: "identify",

@@ -13,14 +13,6 @@
 
   const $ = (id) => document.getElementById(id);
 
-  {
-    const url = new URL(location.href);
-    if (url.searchParams.has("token")) {
-      url.searchParams.delete("token");
-      history.replaceState(null, "", url.pathname + (url.search || "") + url.hash);
-    }
-  }
-
   const st = {
     checks: [],
     signature: "",
