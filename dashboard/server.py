@@ -39,8 +39,10 @@ from websockets.http11 import Request, Response
 from dashboard.auth import COOKIES, role_of
 from dashboard.checks import CheckError, KioskChecks
 from dashboard.store import Store, open_store
+from streamer import routes
 from streamer.lifecycle import announce_ready, log
 from streamer.protocol import Rejected, RejectionCounter, decode_score
+from streamer.security import Curve
 from wellmon.config import Config, ConfigError
 
 ROLE = "dashboard"
@@ -93,6 +95,7 @@ class Hub:
         self.history: dict[str, deque[dict[str, Any]]] = {}
         self.clients: set[Client] = set()
         self.node_stats: dict[str, Any] = {}
+        self.nodes: dict[str, dict[str, Any]] = {}
         self.rejected = RejectionCounter()
         self.client_faults: Counter = Counter()
         self.refused: Counter = Counter()
@@ -103,6 +106,7 @@ class Hub:
 
     def set_node_stats(self, stats: dict[str, Any]) -> None:
         self.node_stats = stats
+        self.nodes[str(stats.get("name", "node"))] = stats
         self.broadcast({"type": "node", "node": stats})
 
     def broadcast(self, message: dict[str, Any]) -> None:
@@ -120,6 +124,7 @@ class Hub:
             "streams": {name: {"state": h[-1]["state"], "t_end": h[-1]["t_end"]}
                         for name, h in self.history.items() if h},
             "node": self.node_stats,
+            "nodes": self.nodes,
             "clients": len(self.clients),
             "rejected_scores": dict(self.rejected.counts),
             "client_faults": dict(self.client_faults),
@@ -346,7 +351,8 @@ class Dashboard:
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
         for prefix in (b"s.", b"n."):
             sock.setsockopt(zmq.SUBSCRIBE, prefix)
-        sock.connect(self.config.node.output)
+        routes.attach(sock, routes.Endpoint(routes.dashboard_scores(self.config), bind=False),
+                      Curve(self.config))
         try:
             while True:
                 parts = await sock.recv_multipart()

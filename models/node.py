@@ -20,7 +20,9 @@ import zmq
 from models.fusion.serving import load_fusion
 from models.perception import Perception
 from models.score import ScoreMessage
+from models.sharding import HEARTBEAT_S, Shard
 from models.windows import Windower
+from streamer import routes
 from streamer.lifecycle import announce_ready, log
 from streamer.protocol import (
     Limits,
@@ -31,9 +33,11 @@ from streamer.protocol import (
     decode_media,
     encode_score,
 )
-from wellmon.config import Config
+from streamer.security import Curve
+from wellmon.config import Config, ConfigError
 
 ROLE = "node"
+HEARTBEAT_TOPIC = b"h."
 STATS_EVERY_S = 5.0
 MAX_DRAIN = 256
 
@@ -51,21 +55,29 @@ class InferenceNode:
         self.rejected = RejectionCounter()
         self.received: Counter = Counter()
         self.published = 0
+        try:
+            self.shard = Shard(config.node.shard, config.node.streams, time.monotonic())
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self.curve = Curve(config)
         self.inbox = self.context.socket(zmq.SUB)
         self.inbox.setsockopt(zmq.RCVHWM, config.wire.recv_hwm)
         self.inbox.setsockopt(zmq.LINGER, 0)
-        for prefix in (b"v.", b"a."):
+        for prefix in self.shard.subscriptions():
             self.inbox.setsockopt(zmq.SUBSCRIBE, prefix)
-        self.inbox.bind(config.node.input)
+        routes.attach(self.inbox, routes.node_media(config), self.curve)
         self.outbox = self.context.socket(zmq.PUB)
         self.outbox.setsockopt(zmq.SNDHWM, config.wire.send_hwm * 16)
         self.outbox.setsockopt(zmq.LINGER, 0)
-        self.outbox.bind(config.node.output)
+        routes.attach(self.outbox, routes.node_scores(config), self.curve)
+        self.heartbeat = (Heartbeat(self.context, config, self.shard, self.curve)
+                          if self.shard.sharded else None)
         self._last_stats = time.monotonic()
         self._logged_rejections = 0
 
     def step(self, timeout_ms: int) -> list[ScoreMessage]:
         """Receive what is waiting (up to a bound), then publish every window that is due."""
+        self._keep_in_touch()
         if self.inbox.poll(timeout_ms):
             items = []
             for _ in range(MAX_DRAIN):
@@ -90,8 +102,19 @@ class InferenceNode:
         if isinstance(item, Rejected):
             self.rejected.add(item)
             return None
+        if not self.shard.mine(item.stream, time.monotonic()):
+            self.received["other_shard"] += 1
+            return None
         self.received["video" if isinstance(item, VideoFrame) else "audio"] += 1
         return item
+
+    def _keep_in_touch(self) -> None:
+        """Sharded nodes: drop the streams that another live node serves now."""
+        if not self.shard.sharded:
+            return
+        now = time.monotonic()
+        for stream in [s for s in self.windower.streams if not self.shard.mine(s, now)]:
+            self.windower.forget(stream)
 
     def publish(self, score: ScoreMessage) -> None:
         score.t_published = time.time_ns() / 1e9
@@ -106,7 +129,10 @@ class InferenceNode:
 
     def stats(self) -> dict[str, Any]:
         worker = self.perception.asr_worker
-        return {"node": ROLE, "provider": self.perception.provider,
+        return {"node": ROLE, "name": self.config.node.name,
+                "shard": f"{self.shard.index}/{self.shard.count}" if self.shard.sharded
+                else None, "live_nodes": sorted(self.shard.live(time.monotonic())),
+                "provider": self.perception.provider,
                 "fusion": self.fusion.describe(),
                 "asr": {"dropped_chunks": worker.dropped, "error": worker.error} if worker
                 else None,
@@ -126,8 +152,11 @@ class InferenceNode:
             log(ROLE, f"dropped malformed messages: {stats['rejected']}")
 
     def close(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.close()
         self.inbox.close()
         self.outbox.close()
+        self.curve.close()
         self.perception.close()
 
     def until_next_hop_ms(self) -> int:
@@ -135,9 +164,65 @@ class InferenceNode:
         return max(1, int((hop_ns - time.time_ns() % hop_ns) / 1e6) + 1)
 
 
+class Heartbeat:
+    """A sharded node's liveness, in its own thread with its own sockets: a node busy with
+    a long batch is slow, not dead, and must not lose its streams for it. Sends this node's
+    index every `HEARTBEAT_S` and records the peers' (models/sharding.py decides with them).
+    """
+
+    def __init__(self, context: zmq.Context, config: Config, shard: Shard,
+                 curve: Curve) -> None:
+        self.shard = shard
+        self.name = config.node.name
+        self.bad = 0
+        self.stop = threading.Event()
+        self.sender = context.socket(zmq.PUB)
+        self.sender.setsockopt(zmq.LINGER, 0)
+        routes.attach(self.sender, routes.node_scores(config), curve)
+        self.listener: zmq.Socket | None = None
+        peers = routes.node_peers(config)
+        if peers:
+            self.listener = context.socket(zmq.SUB)
+            self.listener.setsockopt(zmq.LINGER, 0)
+            self.listener.setsockopt(zmq.SUBSCRIBE, HEARTBEAT_TOPIC)
+            routes.attach(self.listener, routes.Endpoint(peers, bind=False), curve)
+        self.thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        beat = [HEARTBEAT_TOPIC + self.name.encode(),
+                json.dumps({"node": self.name, "shard": self.shard.index}).encode()]
+        next_beat = 0.0
+        while not self.stop.is_set():
+            now = time.monotonic()
+            if now >= next_beat:
+                next_beat = now + HEARTBEAT_S
+                self.sender.send_multipart(beat)
+            if self.listener is None:
+                self.stop.wait(HEARTBEAT_S)
+            elif self.listener.poll(int(HEARTBEAT_S * 1000 / 4)):
+                self._heard(self.listener.recv_multipart())
+
+    def _heard(self, parts: list[bytes]) -> None:
+        try:
+            index = int(json.loads(parts[-1])["shard"])
+        except (ValueError, KeyError, TypeError, IndexError):
+            self.bad += 1
+            return
+        self.shard.heard(index, time.monotonic())
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=2)
+        self.sender.close()
+        if self.listener is not None:
+            self.listener.close()
+
+
 def serve(config: Config, stop: threading.Event) -> int:
     node = InferenceNode(config)
-    announce_ready(f"{ROLE} in {config.node.input} out {config.node.output} "
+    media, scores = routes.node_media(config), routes.node_scores(config)
+    announce_ready(f"{ROLE} {config.node.name} in {media.address} out {scores.address} "
                    f"models on {node.perception.provider}, {node.fusion.describe()}")
     try:
         while not stop.is_set():

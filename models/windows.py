@@ -144,9 +144,7 @@ class Windower:
             stream = self.streams[name]
             states = {m: t.state(now_ns, self.cfg) for m, t in stream.tracks.items()}
             if self._forgotten(stream, now_ns):
-                del self.streams[name]
-                self.perception.forget(name)
-                self.fusion.forget(name)
+                self.forget(name)
                 continue
             clock = next((stream.tracks[m].covered_ns for m in MODALITIES
                           if states[m] == "live"), None)
@@ -171,6 +169,12 @@ class Windower:
             outputs.apply(score, output, inputs, stress, expert=self.fusion.expert)
             if output is not None:
                 score.latency_ms["fusion"] = elapsed_ms
+
+    def forget(self, name: str) -> None:
+        """Drop a stream and all its state (lost too long, or another node serves it now)."""
+        if self.streams.pop(name, None) is not None:
+            self.perception.forget(name)
+            self.fusion.forget(name)
 
     def _forgotten(self, stream: StreamWindows, now_ns: int) -> bool:
         arrivals = [t.last_arrival_ns for t in stream.tracks.values() if t.last_arrival_ns]

@@ -13,22 +13,23 @@ import time
 
 import zmq
 
-from streamer import sources
+from streamer import routes, sources
 from streamer.lifecycle import announce_ready, log
 from streamer.protocol import AudioChunk, VideoFrame, encode_media
+from streamer.security import Curve
 from wellmon.config import Config
 
 STATS_EVERY_S = 30.0
 
 
-def make_sender(context: zmq.Context, address: str, hwm: int) -> zmq.Socket:
+def make_sender(context: zmq.Context, address: str, hwm: int, curve: Curve) -> zmq.Socket:
     sock = context.socket(zmq.PUB)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.IMMEDIATE, 1)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RECONNECT_IVL, 100)
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
-    sock.connect(address)
+    routes.attach(sock, routes.Endpoint(address, bind=False), curve)
     return sock
 
 
@@ -49,8 +50,9 @@ def capture(modality: str, config: Config, stop: threading.Event,
     else:
         items = sources.audio_blocks(src, cap.audio_chunk_ms, cap.loop, pacer)
     context = zmq.Context()
-    sock = make_sender(context, config.node.input, config.wire.send_hwm)
-    announce_ready(f"{role} from {src.describe()} to {config.node.input}")
+    address = routes.capture_media(config)
+    sock = make_sender(context, address, config.wire.send_hwm, Curve(config))
+    announce_ready(f"{role} from {src.describe()} to {address}")
     sent = 0
     last_stats = time.monotonic()
     try:

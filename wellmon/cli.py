@@ -49,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
                          help="capture time of a file's start (aligns video and audio)")
 
     sub.add_parser("infer", help="the inference node")
+    sub.add_parser("proxy", help="the ZeroMQ proxy that lets several nodes share streams "
+                                 "(wire.proxy)")
+    keys = sub.add_parser("keys", help="make a CURVE key directory for wire.curve_dir")
+    keys.add_argument("directory", type=Path)
 
     dash = sub.add_parser("dashboard", help="the web dashboard")
     dash.add_argument("--port", type=int, help="dashboard port (dashboard.port)")
@@ -168,6 +172,11 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         return _train(args, config)
     if args.command == "export":
         return _export(args)
+    if args.command == "keys":
+        from streamer.security import make_keys
+
+        print(f"wellmon: keys in {make_keys(args.directory)}; set wire.curve_dir to it")
+        return 0
     if args.command == "models":
         from models.convert import main as build_models
 
@@ -182,6 +191,10 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         from models.node import serve
 
         return serve(config, stop)
+    if args.command == "proxy":
+        from wellmon.proxy import serve_proxy
+
+        return serve_proxy(config, stop)
     from dashboard.auth import resolve_tokens
     from dashboard.server import serve_dashboard
 

@@ -55,6 +55,11 @@ class WireConfig:
                                       lo=1024, hi=1 << 31)
     max_clock_skew_s: float = _setting(86400.0, "capture times further than this from the "
                                        "receiver's clock are dropped", lo=1, hi=10 * 365 * 86400)
+    proxy: bool = _setting(False, "route through `wellmon proxy` (several nodes): captures, "
+                           "nodes and dashboards connect to the proxy's addresses")
+    curve_dir: str | None = _setting(None, "key directory from `wellmon keys`: encrypt and "
+                                     "authenticate every ZeroMQ link (null: in the clear)",
+                                     nullable=True)
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,11 @@ class NodeConfig:
                                    lo=0.2, hi=3600)
     forget_after_s: float = _setting(600.0, "a lost stream stops being reported after this",
                                      lo=1, hi=86400)
+    name: str = _setting("node", "this node's name in its statistics")
+    shard: str | None = _setting(None, "k/N: serve the streams that rendezvous hashing gives "
+                                 "node k of N (null: every stream)", nullable=True)
+    streams: str | None = _setting(None, "comma-separated stream ids this node serves, "
+                                   "subscribed by topic (null: every stream)", nullable=True)
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,14 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class ProxyConfig:
+    media_in: str = _setting("tcp://127.0.0.1:5560", "XSUB the captures publish to")
+    media_out: str = _setting("tcp://127.0.0.1:5561", "XPUB the nodes subscribe to")
+    scores_in: str = _setting("tcp://127.0.0.1:5562", "XSUB the nodes publish scores to")
+    scores_out: str = _setting("tcp://127.0.0.1:5563", "XPUB the dashboards subscribe to")
+
+
+@dataclass(frozen=True)
 class Config:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     wire: WireConfig = field(default_factory=WireConfig)
@@ -145,6 +163,7 @@ class Config:
     asr: AsrConfig = field(default_factory=AsrConfig)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
 
     def replace(self, overrides: dict[str, Any]) -> Config:
         """A copy with dotted keys (`section.key`) set, each value validated."""

@@ -1,0 +1,60 @@
+"""Where each process's sockets go: straight to the one node, or through `wellmon proxy`.
+
+Without the proxy (one node, the default) the node binds `node.input` and `node.output`
+and the captures and the dashboard connect to them. With `wire.proxy` every process
+connects to the proxy's addresses instead, so that nodes can come and go: captures
+publish to `proxy.media_in`, nodes subscribe to `proxy.media_out` and publish to
+`proxy.scores_in`, and dashboards (and nodes, for each other's heartbeats) subscribe
+to `proxy.scores_out`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import zmq
+
+from streamer.security import Curve
+from wellmon.config import Config
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    address: str
+    bind: bool
+
+
+def attach(sock: zmq.Socket, endpoint: Endpoint, curve: Curve) -> None:
+    """Bind or connect ``sock``, as a CURVE server or client when keys are configured."""
+    curve.secure(sock, endpoint.bind)
+    if endpoint.bind:
+        sock.bind(endpoint.address)
+    else:
+        sock.connect(endpoint.address)
+
+
+def capture_media(config: Config) -> str:
+    """Where a capture connects its PUB socket."""
+    return config.proxy.media_in if config.wire.proxy else config.node.input
+
+
+def node_media(config: Config) -> Endpoint:
+    if config.wire.proxy:
+        return Endpoint(config.proxy.media_out, bind=False)
+    return Endpoint(config.node.input, bind=True)
+
+
+def node_scores(config: Config) -> Endpoint:
+    if config.wire.proxy:
+        return Endpoint(config.proxy.scores_in, bind=False)
+    return Endpoint(config.node.output, bind=True)
+
+
+def dashboard_scores(config: Config) -> str:
+    """Where a dashboard connects its SUB socket."""
+    return config.proxy.scores_out if config.wire.proxy else config.node.output
+
+
+def node_peers(config: Config) -> str | None:
+    """Where a sharded node hears the other nodes' heartbeats (None: no peers)."""
+    return config.proxy.scores_out if config.wire.proxy else None
