@@ -78,12 +78,15 @@ class Client:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: int = 0
 
-    def offer(self, text: str) -> None:
-        if len(self.queue) >= self.capacity:
+    def offer(self, text: str) -> bool:
+        """Queue `text`; True when the oldest update was dropped for it."""
+        full = len(self.queue) >= self.capacity
+        if full:
             self.queue.popleft()
             self.dropped += 1
         self.queue.append(text)
         self.ready.set()
+        return full
 
 
 class Hub:
@@ -99,8 +102,11 @@ class Hub:
         self.rejected = RejectionCounter()
         self.client_faults: Counter = Counter()
         self.refused: Counter = Counter()
+        self.scores_received = 0
+        self.dropped_updates = 0  # over all clients ever, live pages and kiosks
 
     def add_score(self, score: dict[str, Any]) -> None:
+        self.scores_received += 1
         self.history.setdefault(score["stream"], deque(maxlen=self.history_len)).append(score)
         self.broadcast({"type": "score", "score": score})
 
@@ -112,7 +118,7 @@ class Hub:
     def broadcast(self, message: dict[str, Any]) -> None:
         text = json.dumps(message, allow_nan=False)
         for client in self.clients:
-            client.offer(text)
+            self.dropped_updates += client.offer(text)
 
     def hello(self) -> str:
         scores = [s for h in self.history.values() for s in h]
@@ -147,6 +153,7 @@ class Dashboard:
         self.kiosk_clients: set[Client] = set()
         self.check_owner: Client | None = None
         self.url = ""
+        self.metrics: Any = None  # wellmon.metrics.DashboardMetrics when metrics.enabled
 
     # --- HTTP side -------------------------------------------------------------------------
 
@@ -328,7 +335,7 @@ class Dashboard:
         for message in messages:
             text = json.dumps(message, allow_nan=False)
             for client in self.kiosk_clients:
-                client.offer(text)
+                self.hub.dropped_updates += client.offer(text)
 
     async def _send_loop(self, client: Client) -> None:
         try:
@@ -378,6 +385,8 @@ class Dashboard:
         if isinstance(score.get("latency_ms"), dict) and score.get("t_published"):
             score["latency_ms"]["publish_to_dashboard"] = (time.time()
                                                            - score["t_published"]) * 1e3
+            if self.metrics is not None:
+                self.metrics.score(score["latency_ms"]["publish_to_dashboard"] / 1e3)
         self.hub.add_score(score)
         self._to_kiosks(self.checks.on_score(score, time.time()))
 
@@ -394,6 +403,13 @@ class Dashboard:
     async def run(self, stop: threading.Event) -> None:
         cfg = self.config.dashboard
         tls = _tls_context(cfg.tls_cert, cfg.tls_key)
+        served = ""
+        if self.config.metrics.enabled:
+            from wellmon import metrics
+
+            self.metrics = metrics.DashboardMetrics(self)
+            served = metrics.start(self.metrics.registry, self.config.metrics,
+                                   self.config.metrics.dashboard_port)
         async with serve(self.handle, cfg.host, cfg.port, process_request=self.process_request,
                          max_size=MAX_CLIENT_MESSAGE, ping_interval=20, ssl=tls,
                          server_header="wellmon") as server:
@@ -401,7 +417,7 @@ class Dashboard:
             self.url = f"{'https' if tls else 'http'}://{_url_host(host)}:{port}/"
             receiver = asyncio.create_task(self.receive_scores())
             housekeeping = asyncio.create_task(self._housekeeping(stop))
-            announce_ready(f"{ROLE} url={self.url}")
+            announce_ready(f"{ROLE}{served} url={self.url}")  # url= last: it is read to the end
             while not stop.is_set():
                 await asyncio.sleep(0.1)
                 for task in (receiver, housekeeping):

@@ -74,10 +74,12 @@ class InferenceNode:
                           if self.shard.sharded else None)
         self._last_stats = time.monotonic()
         self._logged_rejections = 0
+        self.metrics: Any = None  # wellmon.metrics.NodeMetrics when metrics.enabled
 
     def step(self, timeout_ms: int) -> list[ScoreMessage]:
         """Receive what is waiting (up to a bound), then publish every window that is due."""
         self._keep_in_touch()
+        drained = frames = 0
         if self.inbox.poll(timeout_ms):
             items = []
             for _ in range(MAX_DRAIN):
@@ -85,13 +87,20 @@ class InferenceNode:
                     parts = self.inbox.recv_multipart(copy=False, flags=zmq.NOBLOCK)
                 except zmq.Again:
                     break
+                drained += 1
                 item = self.accept(parts)
                 if item is not None:
                     items.append(item)
-            self.windower.insert(items, time.time_ns())
-        published = self.windower.process(time.time_ns())
+            heard_ns = time.time_ns()
+            self.windower.insert(items, heard_ns)
+            frames = sum(isinstance(item, VideoFrame) for item in items)
+        else:
+            heard_ns = time.time_ns()
+        published = self.windower.process(time.time_ns(), heard_ns)
         for score in published:
             self.publish(score)
+        if self.metrics is not None:
+            self.metrics.step(drained, frames, published)
         if time.monotonic() - self._last_stats > STATS_EVERY_S:
             self.publish_stats()
         return published
@@ -222,9 +231,17 @@ class Heartbeat:
 def serve(config: Config, stop: threading.Event) -> int:
     node = InferenceNode(config)
     media, scores = routes.node_media(config), routes.node_scores(config)
-    announce_ready(f"{ROLE} {config.node.name} in {media.address} out {scores.address} "
-                   f"models on {node.perception.provider}, {node.fusion.describe()}")
     try:
+        served = ""
+        if config.metrics.enabled:
+            from wellmon import metrics
+
+            node.metrics = metrics.NodeMetrics(node)
+            served = metrics.start(node.metrics.registry, config.metrics,
+                                   config.metrics.node_port)
+        announce_ready(f"{ROLE} {config.node.name} in {media.address} out {scores.address} "
+                       f"models on {node.perception.provider}, {node.fusion.describe()}"
+                       f"{served}")
         while not stop.is_set():
             node.step(timeout_ms=min(100, node.until_next_hop_ms()))
     finally:

@@ -49,6 +49,9 @@ def load_session(path: Path, inputs: dict[str, int], *, providers: list[str],
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # Idle threads sleep instead of spinning: a node shares two cores with captures and
+    # the dashboard, and spinning workers slowed everything on a loaded machine.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     try:
         session = ort.InferenceSession(str(path), options, providers=providers)

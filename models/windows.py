@@ -133,17 +133,23 @@ class Windower:
         if stream.next_end_ns is None:
             stream.next_end_ns = (item.t_capture_ns // self.hop_ns + 1) * self.hop_ns
 
-    def process(self, now_ns: int) -> list[ScoreMessage]:
-        """Every window that is due, oldest first, across all streams, fused in one batch."""
-        return [score for score, _ in self.process_windows(now_ns)]
+    def process(self, now_ns: int, heard_ns: int | None = None) -> list[ScoreMessage]:
+        """Every window that is due, oldest first, across all streams, fused in one batch.
 
-    def process_windows(self, now_ns: int) -> list[tuple[ScoreMessage, FusionInput]]:
+        ``heard_ns`` is when the node last looked for messages (default ``now_ns``): states
+        and ages are measured to it, so that the time a slow node spends measuring a batch
+        does not count as its streams' silence; latencies are measured to ``now_ns``."""
+        return [score for score, _ in self.process_windows(now_ns, heard_ns)]
+
+    def process_windows(self, now_ns: int, heard_ns: int | None = None
+                        ) -> list[tuple[ScoreMessage, FusionInput]]:
         """As `process()`, with each window's fusion inputs (what training learns from)."""
+        heard_ns = now_ns if heard_ns is None else heard_ns
         due: list[tuple[ScoreMessage, FusionInput, StressResult]] = []
         for name in list(self.streams):
             stream = self.streams[name]
-            states = {m: t.state(now_ns, self.cfg) for m, t in stream.tracks.items()}
-            if self._forgotten(stream, now_ns):
+            states = {m: t.state(heard_ns, self.cfg) for m, t in stream.tracks.items()}
+            if self._forgotten(stream, heard_ns):
                 self.forget(name)
                 continue
             clock = next((stream.tracks[m].covered_ns for m in MODALITIES
@@ -153,7 +159,8 @@ class Windower:
                 latest_grid = now_ns // self.hop_ns * self.hop_ns
                 stream.next_end_ns = max(stream.next_end_ns or 0, latest_grid)
             while stream.next_end_ns is not None and stream.next_end_ns <= clock:
-                due.append(self._cut(name, stream, stream.next_end_ns, states, now_ns))
+                due.append(self._cut(name, stream, stream.next_end_ns, states, now_ns,
+                                     heard_ns))
                 stream.next_end_ns += self.hop_ns
         self._fuse(due)
         return [(score, inputs) for score, inputs, _ in due]
@@ -181,7 +188,7 @@ class Windower:
         return not arrivals or (now_ns - max(arrivals)) / NS > self.cfg.forget_after_s
 
     def _cut(self, name: str, stream: StreamWindows, end_ns: int, states: dict[str, str],
-             now_ns: int) -> tuple[ScoreMessage, FusionInput, StressResult]:
+             now_ns: int, heard_ns: int) -> tuple[ScoreMessage, FusionInput, StressResult]:
         """The window's measurements, its score message still without the fused fields, and
         the fusion model's inputs."""
         started = time.perf_counter()
@@ -191,10 +198,10 @@ class Windower:
         seen = self.perception.summarize(name, [f.values for f in frames], start_ns, end_ns)
         signals = {**_video_signals(frames), **_audio_signals(chunks), **seen["signals"]}
         quality = {
-            "video": self._quality(stream.tracks["video"], states["video"], frames, now_ns,
+            "video": self._quality(stream.tracks["video"], states["video"], frames, heard_ns,
                                    covered_s=len(frames) / stream.tracks["video"].rate
                                    if frames else 0.0),
-            "audio": self._quality(stream.tracks["audio"], states["audio"], chunks, now_ns,
+            "audio": self._quality(stream.tracks["audio"], states["audio"], chunks, heard_ns,
                                    covered_s=sum(c.end_ns - c.t_ns for c in chunks) / NS),
         }
         quality["face"] = seen["face"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 
 import zmq
 
@@ -52,10 +53,17 @@ def capture(modality: str, config: Config, stop: threading.Event,
     context = zmq.Context()
     address = routes.capture_media(config)
     sock = make_sender(context, address, config.wire.send_hwm, Curve(config))
-    announce_ready(f"{role} from {src.describe()} to {address}")
-    sent = 0
+    counts: Counter = Counter()  # sent (read by the metrics endpoint)
     last_stats = time.monotonic()
     try:
+        served = ""
+        if config.metrics.enabled:
+            from wellmon import metrics
+
+            served = metrics.start(metrics.CaptureMetrics(plan.stream, modality,
+                                                          counts).registry,
+                                   config.metrics, config.metrics.capture_port)
+        announce_ready(f"{role} from {src.describe()} to {address}{served}")
         for seq, (t_ns, array) in enumerate(items):
             if stop.is_set():
                 break
@@ -67,14 +75,14 @@ def capture(modality: str, config: Config, stop: threading.Event,
             try:
                 sock.send_multipart(encode_media(msg, cap.video_encoding, cap.jpeg_quality),
                                     copy=False, flags=zmq.NOBLOCK)
-                sent += 1
+                counts["sent"] += 1
             except zmq.Again:
                 pass
             if time.monotonic() - last_stats > STATS_EVERY_S:
-                log(role, f"{sent} messages sent")
+                log(role, f"{counts['sent']} messages sent")
                 last_stats = time.monotonic()
         else:
-            log(role, f"source ended after {sent} messages")
+            log(role, f"source ended after {counts['sent']} messages")
     finally:
         sock.close()
         context.term()

@@ -155,6 +155,20 @@ class ProxyConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = _setting(False, "serve Prometheus metrics on each process")
+    host: str = _setting("127.0.0.1", "address the metrics endpoints listen on")
+    node_port: int = _setting(9101, "the inference node's metrics port (0 picks a free one)",
+                              lo=0, hi=65535)
+    dashboard_port: int = _setting(9102, "the dashboard's metrics port (0 picks a free one)",
+                                   lo=0, hi=65535)
+    capture_port: int = _setting(0, "each capture process's metrics port (0 picks a free one, "
+                                 "printed in its READY line)", lo=0, hi=65535)
+    proxy_port: int = _setting(9103, "the proxy's metrics port (0 picks a free one)",
+                               lo=0, hi=65535)
+
+
+@dataclass(frozen=True)
 class Config:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     wire: WireConfig = field(default_factory=WireConfig)
@@ -164,6 +178,7 @@ class Config:
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     run: RunConfig = field(default_factory=RunConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def replace(self, overrides: dict[str, Any]) -> Config:
         """A copy with dotted keys (`section.key`) set, each value validated."""

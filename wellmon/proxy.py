@@ -9,6 +9,7 @@ a slow node loses frames instead of holding them up for the others.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 
 import zmq
 
@@ -24,10 +25,11 @@ def serve_proxy(config: Config, stop: threading.Event) -> int:
     context = zmq.Context()
     curve = Curve(config)
     pairs = []
-    for front, back, hwm in ((config.proxy.media_in, config.proxy.media_out,
-                              config.wire.send_hwm),
-                             (config.proxy.scores_in, config.proxy.scores_out,
-                              config.wire.send_hwm * 16)):
+    flow = {}  # socket -> what it receives, the metrics' label
+    for name, front, back, hwm in (("media", config.proxy.media_in, config.proxy.media_out,
+                                    config.wire.send_hwm),
+                                   ("scores", config.proxy.scores_in, config.proxy.scores_out,
+                                    config.wire.send_hwm * 16)):
         xsub, xpub = context.socket(zmq.XSUB), context.socket(zmq.XPUB)
         for sock in (xsub, xpub):
             sock.setsockopt(zmq.LINGER, 0)
@@ -36,16 +38,23 @@ def serve_proxy(config: Config, stop: threading.Event) -> int:
         routes.attach(xsub, routes.Endpoint(front, bind=True), curve)
         routes.attach(xpub, routes.Endpoint(back, bind=True), curve)
         pairs.append((xsub, xpub))
+        flow[xsub], flow[xpub] = name, f"{name}_subscriptions"
     poller = zmq.Poller()
     route = {}
     for xsub, xpub in pairs:
         poller.register(xsub, zmq.POLLIN)
         poller.register(xpub, zmq.POLLIN)
         route[xsub], route[xpub] = xpub, xsub  # data down, subscriptions up
-    announce_ready(f"{ROLE} media {config.proxy.media_in} -> {config.proxy.media_out}, "
-                   f"scores {config.proxy.scores_in} -> {config.proxy.scores_out}")
-    forwarded = 0
+    forwarded: Counter = Counter()  # by flow, read by the metrics endpoint
     try:
+        served = ""
+        if config.metrics.enabled:
+            from wellmon import metrics
+
+            served = metrics.start(metrics.ProxyMetrics(forwarded).registry,
+                                   config.metrics, config.metrics.proxy_port)
+        announce_ready(f"{ROLE} media {config.proxy.media_in} -> {config.proxy.media_out}, "
+                       f"scores {config.proxy.scores_in} -> {config.proxy.scores_out}{served}")
         while not stop.is_set():
             for sock, _ in poller.poll(100):
                 for _ in range(256):
@@ -55,7 +64,7 @@ def serve_proxy(config: Config, stop: threading.Event) -> int:
                         break
                     try:
                         route[sock].send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
-                        forwarded += 1
+                        forwarded[flow[sock]] += 1
                     except zmq.Again:
                         pass  # the high-water mark: this peer is slow, drop rather than wait
     finally:
@@ -64,5 +73,5 @@ def serve_proxy(config: Config, stop: threading.Event) -> int:
             xpub.close()
         curve.close()
         context.term()
-        log(ROLE, f"stopped after forwarding {forwarded} messages")
+        log(ROLE, f"stopped after forwarding {sum(forwarded.values())} messages")
     return 0
