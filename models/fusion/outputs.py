@@ -32,7 +32,6 @@ def apply(score: ScoreMessage, output: FusionOutput | None, inputs: FusionInput,
           stress: StressResult, expert: bool) -> None:
     """Fill ``score``'s emotions, valence, arousal, stress and drivers (or reasons)."""
     present = inputs.present
-    anything = output is not None
     face = present["visual"]
     reasons = score.reasons
     if stress.value is None or output is None:
@@ -43,7 +42,7 @@ def apply(score: ScoreMessage, output: FusionOutput | None, inputs: FusionInput,
         for key in ("emotions", "valence", "arousal"):
             reasons.setdefault(key, NOTHING)
         return
-    if face or (anything and not expert):
+    if face or not expert:
         score.emotions = {e: round(p, 4) for e, p in output.emotions.items()}
         reasons.pop("emotions", None)
     if face or present["text"] or not expert:

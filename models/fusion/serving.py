@@ -109,12 +109,16 @@ class FusionModel:
         if not windows:
             return []
         results: list[FusionOutput | None] = [None] * len(windows)
-        # A stream with two due windows needs the first one's context for the second.
+        # A stream with two due windows needs the first one's context for the second, so
+        # each round takes at most one window per stream, in order.
         pending = list(range(len(windows)))
         while pending:
-            seen: set[str] = set()
-            this_round = [i for i in pending
-                          if not (windows[i][0] in seen or seen.add(windows[i][0]))]
+            this_round: list[int] = []
+            streams: set[str] = set()
+            for i in pending:
+                if windows[i][0] not in streams:
+                    streams.add(windows[i][0])
+                    this_round.append(i)
             pending = [i for i in pending if i not in this_round]
             self._run_round([(i, *windows[i]) for i in this_round], results)
         return [r for r in results if r is not None]

@@ -122,7 +122,8 @@ def _loss(net: FusionNetwork, clips: Sequence[Clip]) -> torch.Tensor:
     for i, log_probs in enumerate(emotions):
         total = total - log_probs[:, labels[i]].sum()
         count += len(log_probs)
-    for head, index in (("valence", 1), ("arousal", 2)):
+    for head in ("valence", "arousal"):
+        index = spec.OUTPUT_NAMES.index(head)
         for i, clip in enumerate(clips):
             target = getattr(clip.sample, head)
             if target is not None:
