@@ -77,6 +77,18 @@ def _parser() -> argparse.ArgumentParser:
                         help="fusion ONNX file (default: perception.fusion_model)")
     fusion.add_argument("--seconds", type=float, default=3.0,
                         help="seconds of runs per batch size")
+    soak = bench_sub.add_parser("soak", help="a long run: memory growth, drops and latency "
+                                             "drift with several sample streams")
+    soak.add_argument("--minutes", type=float, default=30.0,
+                      help="minutes measured after a 60 s warm-up")
+    soak.add_argument("--streams", type=int, default=4, help="capture pairs of the sample clip")
+    capacity = bench_sub.add_parser("capacity", help="real-time streams this machine carries; "
+                                                     "FLOPs arithmetic for a GPU node")
+    capacity.add_argument("--max-streams", type=int, default=8)
+    capacity.add_argument("--seconds", type=float, default=60.0,
+                          help="seconds measured per number of streams, after warm-up")
+    capacity.add_argument("--gpu-tflops", type=float, default=10.0,
+                          help="effective TFLOPS of the GPU in the arithmetic")
 
     train = sub.add_parser("train", help="fit the fusion model on labelled clips "
                                          "(needs pip install .[train])")
@@ -164,6 +176,10 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 
         if args.bench == "perception":
             return bench.bench_perception(args.frames)
+        if args.bench == "soak":
+            return bench.bench_soak(config, args.minutes, args.streams)
+        if args.bench == "capacity":
+            return bench.bench_capacity(config, args.max_streams, args.seconds, args.gpu_tflops)
         if args.bench == "fusion":
             return bench.bench_fusion(args.model or config.perception.fusion_model,
                                       args.seconds)

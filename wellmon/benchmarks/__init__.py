@@ -1,0 +1,339 @@
+"""Benchmarks that run the real processes for minutes: `bench soak` and `bench capacity`.
+
+They start `wellmon infer`, `wellmon dashboard` and capture pairs as separate OS
+processes on free loopback ports, exactly as `wellmon run` would on one machine
+but with several streams, and watch them from outside: a WebSocket client for
+what a browser sees, psutil for memory and CPU. Figures are printed, never
+asserted: the machines are shared and noisy.
+
+This module holds what both share: `Fleet` (start, watch and always stop the
+processes, also on Ctrl-C or SIGTERM), `ScoreClient` (a browser stand-in that
+records every score message) and small formatting helpers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamer.lifecycle import READY_PREFIX
+from wellmon import config as config_mod
+from wellmon.config import Config
+from wellmon.harness import loopback_env
+
+STOP_GRACE_S = 10.0
+CAPTURE_LEAD_NS = 1_000_000_000
+"""Both captures of a stream start their clip this long after launch, on one shared epoch
+(as `wellmon run` does), so that video and audio capture times line up."""
+
+
+def require_psutil() -> Any:
+    """psutil measures memory and CPU; it comes with the test extra, not with wellmon."""
+    try:
+        import psutil
+    except ImportError:
+        raise SystemExit("wellmon bench: this benchmark needs psutil "
+                         "(pip install psutil, or pip install -e '.[test]')") from None
+    return psutil
+
+
+@dataclass
+class Child:
+    """One started `wellmon` process: its READY line and its last lines of output."""
+
+    name: str
+    proc: subprocess.Popen
+    ready_line: str = ""
+    output: deque[str] = field(default_factory=lambda: deque(maxlen=40))
+
+
+class Fleet:
+    """Node, dashboard and capture pairs as separate processes on free loopback ports.
+
+    Every process gets its own session (a Ctrl-C in the terminal reaches only us) and
+    dies with us even if we are killed (`WELLMON_PARENT_PID`); `close()` stops them all
+    with SIGTERM, then SIGKILL after a grace period, and reaps them.
+    """
+
+    def __init__(self, config: Config, state_dir: Path, token: str,
+                 extra_env: dict[str, str] | None = None) -> None:
+        self.token = token
+        self.config_path = state_dir / "effective.yaml"
+        config_mod.dump(config, self.config_path)  # our settings, as `wellmon run` passes them
+        env = {k: v for k, v in os.environ.items() if not k.startswith(config_mod.ENV_PREFIX)}
+        self.env = {**env, **loopback_env(token, state_dir), "PYTHONUNBUFFERED": "1",
+                    "WELLMON_PARENT_PID": str(os.getpid()), **(extra_env or {})}
+        self.children: dict[str, Child] = {}
+        self.dashboard_url = ""
+
+    def start(self, name: str, *args: str, timeout: float = 120.0) -> Child:
+        """Start `wellmon ARGS` and wait for its READY line."""
+        proc = subprocess.Popen([sys.executable, "-m", "wellmon", "--config",
+                                 str(self.config_path), *args], env=self.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, text=True, bufsize=1,
+                                start_new_session=True)
+        child = Child(name, proc)
+        self.children[name] = child
+        lines: queue.Queue[str] = queue.Queue()
+
+        def read() -> None:
+            for line in proc.stdout:
+                child.output.append(line.rstrip("\n"))
+                lines.put(line)
+
+        threading.Thread(target=read, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while not child.ready_line:
+            try:
+                line = lines.get(timeout=0.1)
+            except queue.Empty:
+                line = ""
+            if line.startswith(READY_PREFIX):
+                child.ready_line = line.strip()
+            elif proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start:\n" + "\n".join(child.output))
+        return child
+
+    def start_pipeline(self, streams: list[str], source: str = "sample") -> None:
+        """The node, the dashboard, and a video and an audio capture per stream."""
+        self.start("node", "infer")
+        dashboard = self.start("dashboard", "dashboard")
+        self.dashboard_url = dashboard.ready_line.partition("url=")[2].strip()
+        for stream in streams:
+            epoch = str(time.time_ns() + CAPTURE_LEAD_NS)
+            for modality in ("video", "audio"):
+                self.start(f"capture-{stream}-{modality}", "capture", "--modality", modality,
+                           "--source", source, "--stream", stream, "--epoch-ns", epoch)
+
+    @property
+    def ws_url(self) -> str:
+        return self.dashboard_url.replace("http://", "ws://", 1) + f"ws?token={self.token}"
+
+    def status(self) -> dict[str, Any]:
+        """The dashboard's `/api/status`."""
+        import urllib.request
+
+        url = f"{self.dashboard_url}api/status?token={self.token}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.loads(response.read())
+
+    def check_alive(self) -> None:
+        """A benchmark of a pipeline with a dead process measures nothing: stop, say which."""
+        for child in self.children.values():
+            if child.proc.poll() is not None:
+                raise RuntimeError(f"{child.name} exited with status {child.proc.returncode}:\n"
+                                   + "\n".join(child.output))
+
+    def processes(self) -> dict[str, Any]:
+        """psutil processes by name, with each one's own children (the node's speech-to-text
+        worker, multiprocessing's resource tracker) as `name/worker`, `name/tracker`."""
+        psutil = require_psutil()
+        found: dict[str, Any] = {}
+        for name, child in self.children.items():
+            try:
+                process = psutil.Process(child.proc.pid)
+                found[name] = process
+                for sub in process.children(recursive=True):
+                    cmdline = " ".join(sub.cmdline())
+                    kind = "tracker" if "resource_tracker" in cmdline else "worker"
+                    label = f"{name}/{kind}"
+                    found[label if label not in found else f"{label}-{sub.pid}"] = sub
+            except psutil.Error:
+                continue
+        return found
+
+    def close(self) -> None:
+        for child in self.children.values():
+            if child.proc.poll() is None:
+                try:
+                    os.killpg(child.proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + STOP_GRACE_S
+        for child in self.children.values():
+            try:
+                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(child.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                child.proc.wait()
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a benchmark as Ctrl-C does: the processes are stopped, what was
+    measured so far is printed."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the client keeps of one score message."""
+
+    received: float
+    stream: str
+    seq: int
+    state: str
+    t_end: float
+    t_last_frame: float | None
+    video_gaps: int
+    audio_gaps: int
+
+    @property
+    def latency_ms(self) -> float | None:
+        """Capture of the window's last frame → the score in the browser (as `bench latency`)."""
+        if self.state != "live" or self.t_last_frame is None:
+            return None
+        return (self.received - self.t_last_frame) * 1e3
+
+
+class ScoreClient:
+    """A browser stand-in: reads the dashboard's WebSocket in a thread, keeps every score
+    (history excluded) and the latest node statistics."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.records: list[Record] = []
+        self.node_stats: dict[str, Any] = {}
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ScoreClient:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        from websockets.sync.client import connect
+
+        try:
+            with connect(self.url, max_size=None, open_timeout=10) as ws:
+                while not self._stop.is_set():
+                    try:
+                        raw = ws.recv(timeout=0.5)
+                    except TimeoutError:
+                        continue
+                    received = time.time()
+                    message = json.loads(raw)
+                    if message["type"] == "node":
+                        self.node_stats = message["node"]
+                    elif message["type"] == "score":
+                        self.records.append(_record(message["score"], received))
+        except BaseException as exc:  # shown by the benchmark, not lost in a thread
+            self.error = exc
+
+    def between(self, start: float, end: float = float("inf")) -> list[Record]:
+        return [r for r in list(self.records) if start <= r.received < end]
+
+
+def _record(score: dict[str, Any], received: float) -> Record:
+    quality = score.get("quality") or {}
+    return Record(received, score["stream"], score["seq"], score["state"], score["t_end"],
+                  score.get("t_last_frame"), (quality.get("video") or {}).get("gaps") or 0,
+                  (quality.get("audio") or {}).get("gaps") or 0)
+
+
+@dataclass
+class StreamDrops:
+    """What went missing for one stream between two moments, by where it was lost."""
+
+    media_gaps_video: int = 0  # frames lost between capture and node (sequence numbers)
+    media_gaps_audio: int = 0
+    score_gaps: int = 0  # windows the node numbered that the client never got
+    skipped_windows: int = 0  # grid points of `t_end` with no window at all
+    not_live: int = 0  # windows published as stale or lost
+    windows: int = 0
+
+    @property
+    def total(self) -> int:
+        return (self.media_gaps_video + self.media_gaps_audio + self.score_gaps
+                + self.skipped_windows + self.not_live)
+
+
+def drops_by_stream(records: list[Record], before: list[Record],
+                    hop_s: float) -> dict[str, StreamDrops]:
+    """Per stream, losses in `records` (one measured period); `before` gives the cumulative
+    gap counters' values at its start."""
+    result: dict[str, StreamDrops] = {}
+    for stream in sorted({r.stream for r in records}):
+        ours = [r for r in records if r.stream == stream]
+        earlier = [r for r in before if r.stream == stream]
+        video0 = earlier[-1].video_gaps if earlier else ours[0].video_gaps
+        audio0 = earlier[-1].audio_gaps if earlier else ours[0].audio_gaps
+        seqs = [r.seq for r in ours]
+        ends = [r.t_end for r in ours]
+        result[stream] = StreamDrops(
+            media_gaps_video=max(0, ours[-1].video_gaps - video0),
+            media_gaps_audio=max(0, ours[-1].audio_gaps - audio0),
+            score_gaps=sum(max(0, b - a - 1) for a, b in zip(seqs, seqs[1:])),
+            skipped_windows=sum(max(0, round((b - a) / hop_s) - 1)
+                                for a, b in zip(ends, ends[1:])),
+            not_live=sum(r.state != "live" for r in ours), windows=len(ours))
+    return result
+
+
+def counter_delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    """Cumulative counts by reason: what was added between two readings."""
+    delta = {k: v - before.get(k, 0) for k, v in after.items()}
+    return {k: v for k, v in delta.items() if v}
+
+
+def percentiles(values: list[float]) -> str:
+    if not values:
+        return "no live windows"
+    p50, p95, p99 = np.percentile(values, [50, 95, 99])
+    return f"p50 {p50:.1f}  p95 {p95:.1f}  p99 {p99:.1f}  max {max(values):.1f}"
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) if counts else "none"
+
+
+def cpu_seconds(process: Any) -> float | None:
+    """User + system CPU time of one process (not of its children: they are listed apart)."""
+    try:
+        times = process.cpu_times()
+    except Exception:  # psutil.Error: the process is gone
+        return None
+    return times.user + times.system
+
+
+def rss_mb(process: Any) -> float | None:
+    try:
+        return process.memory_info().rss / 1e6
+    except Exception:  # psutil.Error: the process is gone
+        return None
