@@ -80,8 +80,8 @@ class InferenceNode:
         """Receive what is waiting (up to a bound), then publish every window that is due."""
         self._keep_in_touch()
         drained = frames = 0
+        items: list[Media] = []
         if self.inbox.poll(timeout_ms):
-            items = []
             for _ in range(MAX_DRAIN):
                 try:
                     parts = self.inbox.recv_multipart(copy=False, flags=zmq.NOBLOCK)
@@ -91,11 +91,10 @@ class InferenceNode:
                 item = self.accept(parts)
                 if item is not None:
                     items.append(item)
-            heard_ns = time.time_ns()
+        heard_ns = time.time_ns()
+        if items:
             self.windower.insert(items, heard_ns)
             frames = sum(isinstance(item, VideoFrame) for item in items)
-        else:
-            heard_ns = time.time_ns()
         published = self.windower.process(time.time_ns(), heard_ns)
         for score in published:
             self.publish(score)
