@@ -48,6 +48,12 @@ from wellmon.config import Config, ConfigError
 ROLE = "dashboard"
 STATIC = Path(__file__).parent / "static"
 MAX_CLIENT_MESSAGE = 4096
+WRITE_LIMIT = 32 * 1024
+"""Bytes waiting in a client's transport above which sending to it waits (websockets'
+flow control): at most this much of our own updates is in flight to a slow client."""
+FLOOD_BYTES = 8 * 2**20
+"""A client whose transport holds this much more than the longest message we sent it has
+not read the Pongs to its own Pings: websockets writes those outside every queue."""
 PAGES = {"/": "index.html", "/index.html": "index.html", "/kiosk": "kiosk.html",
          "/operator": "operator.html"}
 ALLOWED = {
@@ -77,6 +83,9 @@ class Client:
     queue: deque[str] = field(default_factory=deque)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: int = 0
+    longest: int = 0  # bytes of the longest message handed to the connection
+    buffered: int = 0  # bytes in its transport at the last look
+    read_at: float = field(default_factory=time.monotonic)  # when it last took some
 
     def offer(self, text: str) -> bool:
         """Queue `text`; True when the oldest update was dropped for it."""
@@ -87,6 +96,18 @@ class Client:
         self.queue.append(text)
         self.ready.set()
         return full
+
+    def fault(self, now: float, stalled_after_s: float) -> str | None:
+        """Why this client must be disconnected, or None. Our own writes wait while more
+        than WRITE_LIMIT is buffered, so a buffer above it that has not gone down means the
+        client reads nothing; a buffer far beyond anything we sent means Pongs pile up."""
+        size = self.connection.transport.get_write_buffer_size()
+        if size <= WRITE_LIMIT or size < self.buffered:
+            self.read_at = now
+        self.buffered = size
+        if size > FLOOD_BYTES + self.longest:
+            return "ping_flood"
+        return "not_reading" if now - self.read_at > stalled_after_s else None
 
 
 class Hub:
@@ -104,15 +125,19 @@ class Hub:
         self.refused: Counter = Counter()
         self.scores_received = 0
         self.dropped_updates = 0  # over all clients ever, live pages and kiosks
+        self.stream_seen: dict[str, float] = {}  # wall clock of each stream's last score
+        self.node_seen: dict[str, float] = {}  # and of each node's last statistics
 
     def add_score(self, score: dict[str, Any]) -> None:
         self.scores_received += 1
+        self.stream_seen[score["stream"]] = time.time()
         self.history.setdefault(score["stream"], deque(maxlen=self.history_len)).append(score)
         self.broadcast({"type": "score", "score": score})
 
     def set_node_stats(self, stats: dict[str, Any]) -> None:
         self.node_stats = stats
         self.nodes[str(stats.get("name", "node"))] = stats
+        self.node_seen[str(stats.get("name", "node"))] = time.time()
         self.broadcast({"type": "node", "node": stats})
 
     def broadcast(self, message: dict[str, Any]) -> None:
@@ -126,16 +151,21 @@ class Hub:
         return json.dumps({"type": "history", "scores": scores, "node": self.node_stats})
 
     def status(self) -> dict[str, Any]:
+        """`age_s`: seconds since the dashboard last heard of a stream or node; a stream whose
+        node died keeps its last state, and only its age tells."""
+        now = time.time()
         return {
-            "streams": {name: {"state": h[-1]["state"], "t_end": h[-1]["t_end"]}
+            "streams": {name: {"state": h[-1]["state"], "t_end": h[-1]["t_end"],
+                               "age_s": round(now - self.stream_seen[name], 3)}
                         for name, h in self.history.items() if h},
             "node": self.node_stats,
-            "nodes": self.nodes,
+            "nodes": {name: {**stats, "age_s": round(now - self.node_seen[name], 3)}
+                      for name, stats in self.nodes.items()},
             "clients": len(self.clients),
             "rejected_scores": dict(self.rejected.counts),
             "client_faults": dict(self.client_faults),
             "refused": dict(self.refused),
-            "dropped_updates": sum(c.dropped for c in self.clients),
+            "dropped_updates": self.dropped_updates,
         }
 
 
@@ -343,7 +373,9 @@ class Dashboard:
                 await client.ready.wait()
                 client.ready.clear()
                 while client.queue:
-                    await client.connection.send(client.queue.popleft())
+                    text = client.queue.popleft()
+                    client.longest = max(client.longest, len(text))  # ASCII: chars = bytes
+                    await client.connection.send(text)
         except ConnectionClosed:
             pass
 
@@ -391,14 +423,28 @@ class Dashboard:
         self._to_kiosks(self.checks.on_score(score, time.time()))
 
     async def _housekeeping(self, stop: threading.Event) -> None:
-        """Fail stalled checks; apply the retention once an hour."""
+        """Fail stalled checks; disconnect clients that stopped reading; apply the retention
+        once an hour."""
         last_retention = time.monotonic()
         while not stop.is_set():
             await asyncio.sleep(0.25)
             self._to_kiosks(self.checks.tick(time.time()))
+            self._drop_stalled_clients(time.monotonic())
             if time.monotonic() - last_retention > 3600:
                 last_retention = time.monotonic()
                 self.store.apply_retention(time.time())
+
+    def _drop_stalled_clients(self, now: float) -> None:
+        for client in [*self.hub.clients, *self.kiosk_clients]:
+            reason = client.fault(now, self.config.dashboard.drop_stalled_after_s)
+            if reason is not None:
+                self.hub.client_faults[reason] += 1
+                peer = client.connection.remote_address
+                log(ROLE, f"disconnected {peer[0] if peer else 'a client'}: {reason} "
+                          f"({client.buffered} bytes unread)")
+                self.hub.clients.discard(client)
+                self.kiosk_clients.discard(client)
+                client.connection.transport.abort()
 
     async def run(self, stop: threading.Event) -> None:
         cfg = self.config.dashboard
@@ -411,7 +457,8 @@ class Dashboard:
             served = metrics.start(self.metrics.registry, self.config.metrics,
                                    self.config.metrics.dashboard_port)
         async with serve(self.handle, cfg.host, cfg.port, process_request=self.process_request,
-                         max_size=MAX_CLIENT_MESSAGE, ping_interval=20, ssl=tls,
+                         max_size=MAX_CLIENT_MESSAGE, write_limit=WRITE_LIMIT,
+                         ping_interval=20, ssl=tls,
                          server_header="wellmon") as server:
             host, port = next(iter(server.sockets)).getsockname()[:2]
             self.url = f"{'https' if tls else 'http'}://{_url_host(host)}:{port}/"

@@ -139,9 +139,11 @@ class PocketsphinxRecognizer:
             raise RecognizerError("pocketsphinx is not installed (pip install pocketsphinx)"
                                   ) from e
         # Decoder defaults are the wheel's en-us model, LM and dictionary. The
-        # second "flat" pass costs ~10 % of the time for no measured gain here.
+        # second "flat" pass costs ~10 % of the time for no measured gain here. At most
+        # 3000 active HMMs a frame (CMU's advice for real time): on the sample clip's 44
+        # words 28 % less CPU for one more wrong word (WER 0.39 → 0.41).
         options: dict[str, Any] = {"samprate": sample_rate, "loglevel": "FATAL",
-                                   "fwdflat": False}
+                                   "fwdflat": False, "maxhmmpf": 3000}
         options.update(decoder_options or {})
         self._new_endpointer = lambda: Endpointer(window=window_s, ratio=ratio,
                                                   vad_mode=vad_mode, sample_rate=sample_rate)

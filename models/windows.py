@@ -41,6 +41,9 @@ from wellmon.config import NodeConfig
 
 NS = 1_000_000_000
 MODALITIES = ("video", "audio")
+FLOOR_RISE = 1e-3
+"""How fast a track's quickest transit time is forgotten (1 ms a second): far faster than
+clocks drift apart, far slower than a queue that matters grows."""
 
 
 @dataclass
@@ -63,7 +66,10 @@ class Track:
     covered_ns: int = 0
     next_seq: int | None = None
     gaps: int = 0
+    late: int = 0
     rate: float = 0.0
+    transit_floor_ns: int | None = None
+    floor_at_ns: int = 0
 
     def state(self, now_ns: int, cfg: NodeConfig) -> str:
         if self.last_arrival_ns is None:
@@ -78,6 +84,19 @@ class Track:
         if self.next_seq is not None and seq > self.next_seq:
             self.gaps += seq - self.next_seq
         self.next_seq = seq + 1
+
+    def queued_ns(self, t_capture_ns: int, arrival_ns: int) -> int:
+        """How much longer than this track's quickest item this one took from capture to the
+        node: the time it spent waiting in queues. Differences of the two clocks cancel
+        out; the floor rises by `FLOOR_RISE` of the time that passes, so a capture clock
+        that runs slow is not read as a growing queue."""
+        transit = arrival_ns - t_capture_ns
+        if self.transit_floor_ns is None or transit < self.transit_floor_ns:
+            self.transit_floor_ns = transit
+        else:
+            self.transit_floor_ns += int((arrival_ns - self.floor_at_ns) * FLOOR_RISE)
+        self.floor_at_ns = arrival_ns
+        return transit - self.transit_floor_ns
 
     def between(self, start_ns: int, end_ns: int) -> list[Item]:
         return [it for it in self.items if start_ns <= it.t_ns < end_ns]
@@ -103,20 +122,39 @@ class Windower:
         self.fusion = fusion
         self.hop_ns = int(cfg.hop_s * NS)
         self.window_ns = int(cfg.window_s * NS)
+        self.late_ns = int(cfg.late_after_s * NS)
+        self.late_frames = 0  # over every stream since the start
         self.streams: dict[str, StreamWindows] = {}
 
-    def insert(self, items: list[Media], now_ns: int) -> None:
-        """Measure a batch of frames and chunks (from any streams, each in time order)."""
-        frames = [it for it in items if isinstance(it, VideoFrame)]
+    def insert(self, items: list[Media], now_ns: int) -> int:
+        """Measure a batch of frames and chunks (from any streams, each in time order) that
+        arrived at `now_ns`. Video frames that waited in a queue longer than
+        `late_after_s` are skipped unmeasured (a node that fell behind sheds the backlog
+        rather than scoring old frames as live) and counted in their track's `late`;
+        audio is cheap and always kept. Returns how many frames were measured."""
+        frames = [it for it in items if isinstance(it, VideoFrame) and self._on_time(it, now_ns)]
+        measured = set(map(id, frames))
         records = iter(self.perception.measure_frames(frames)) if frames else iter(())
         for item in items:
             if isinstance(item, VideoFrame):
-                self._keep(item, "video", next(records), int(NS / item.fps), item.fps, now_ns)
+                if id(item) in measured:
+                    self._keep(item, "video", next(records), int(NS / item.fps), item.fps,
+                               now_ns)
             else:
                 self.perception.insert_audio(item)
                 chunk = measure_chunk(item.samples)
                 self._keep(item, "audio", vars(chunk), item.duration_ns, item.sample_rate,
                            now_ns)
+        return len(frames)
+
+    def _on_time(self, frame: VideoFrame, now_ns: int) -> bool:
+        track = self.streams.setdefault(frame.stream, StreamWindows()).tracks["video"]
+        if track.queued_ns(frame.t_capture_ns, now_ns) <= self.late_ns:
+            return True
+        track.note_seq(frame.seq)
+        track.late += 1
+        self.late_frames += 1
+        return False
 
     def _keep(self, item: VideoFrame | AudioChunk, modality: str, values: dict[str, Any],
               duration_ns: int, rate: float, now_ns: int) -> None:
@@ -239,7 +277,7 @@ class Windower:
             "present": bool(items), "state": state,
             "coverage": round(min(1.0, covered_s / self.cfg.window_s), 4),
             "age_s": None if age is None else round(age, 3),
-            "gaps": track.gaps,
+            "gaps": track.gaps, "late": track.late,
         }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import statistics
 import time
@@ -54,6 +55,9 @@ RSS_GROWTH_LIMIT = 20 * 2**20
 # onnxruntime arenas that grow once for a bigger batch; its steady trend has the same bound.
 NODE_RSS_STEP_LIMIT = 50 * 2**20
 CHECK_S = 10.0
+PAUSE_S = 6.0  # the node stopped (SIGSTOP): longer than its queues hold at VIDEO_FPS
+LATE_S = 1.0  # node.late_after_s (default)
+LATE_MARGIN_S = 2.0  # a skipped backlog is still read and the fresh frames measured
 PERSON = "fault-worker-1"
 
 
@@ -299,6 +303,8 @@ def test_a_killed_node_stops_the_updates_and_captures_stay_alive_with_bounded_me
     survivors = ("dashboard", *captures)
     with rig.ws() as ws:
         wait_all_live(ws)
+        # The node's counters (every 5 s) have reached the dashboard.
+        assert any(any(m["type"] == "node" for _, m in read_for(ws, 1.0)) for _ in range(15))
         pids = rig.pids()
         t_kill = time.time()
         rig.kill("node")
@@ -325,16 +331,21 @@ def test_a_killed_node_stops_the_updates_and_captures_stay_alive_with_bounded_me
     assert all(rig.alive(*survivors).values())
     assert {n: rig.pids()[n] for n in survivors} == {n: pids[n] for n in survivors}
 
-    # Without the node nothing updates: no score, no node counters; what the dashboard
-    # says in /api/status is frozen (it cannot know the states on its own).
+    # Without the node nothing updates: no score, no node counters. /api/status keeps the
+    # last states (the dashboard cannot know better on its own), but their ages grow.
     late = [(t, m) for t, m in down if t > t_kill + 3.0]  # 3 s: in flight at the kill
     assert late == [], [m["type"] for _, m in late]
     assert all(s["t_published"] <= t_kill for _, s in scores_in(down))
     early, final = statuses
     assert set(early["streams"]) >= set(STREAMS)
-    assert final["streams"] == early["streams"]
     assert final["node"] == early["node"]
-    assert all(final["streams"][s]["t_end"] <= t_kill + HOP_S for s in STREAMS)
+    for stream in STREAMS:
+        was, now = early["streams"][stream], final["streams"][stream]
+        assert (now["state"], now["t_end"]) == (was["state"], was["t_end"])
+        assert now["t_end"] <= t_kill + HOP_S
+        assert now["age_s"] >= was["age_s"] + DOWN_S - 4, (was, now)
+    assert final["nodes"] and all(node["age_s"] >= DOWN_S - 6
+                                  for node in final["nodes"].values()), final["nodes"]
 
     # ZeroMQ's small high-water marks drop frames instead of queueing them.
     growth = {name: rss_growth(samples) for name, samples in rss.items()}
@@ -437,6 +448,45 @@ def stored_checks(rig: Rig) -> list[tuple]:
                           "(SELECT COUNT(*) FROM check_windows w WHERE w.check_id = c.id) "
                           "FROM checks c WHERE c.person_id = ? ORDER BY c.id",
                           (PERSON,)).fetchall()
+
+
+def test_a_paused_node_skips_the_frames_that_waited_instead_of_scoring_them_live(rig) -> None:
+    """A node stopped for seconds (swapped out, its CPU taken) comes back to a queue of old
+    frames. It skips them as late (node.late_after_s) and scores the fresh ones: no window
+    built on a queued frame is published as live."""
+    rig.ensure_all()
+    node = rig.p.procs["node"]
+    with rig.ws() as ws:
+        before: list[Arrival] = []
+        wait_all_live(ws, into=before)
+        late_before = {stream: latest(before, stream)["quality"]["video"]["late"]
+                       for stream in STREAMS}
+        t_pause = time.time()
+        os.killpg(node.pid, signal.SIGSTOP)
+        try:
+            time.sleep(PAUSE_S)
+        finally:
+            os.killpg(node.pid, signal.SIGCONT)
+        t_resume = time.time()
+        after: list[Arrival] = []
+        wait_all_live(ws, after=t_resume, into=after)
+        after += read_for(ws, 3.0)
+
+    fresh = [s for _, s in scores_in(after) if s["t_published"] >= t_resume]
+    for stream in STREAMS:
+        late = latest(after, stream)["quality"]["video"]["late"] - late_before[stream]
+        assert late > 0, f"{stream}: no frame skipped after a {PAUSE_S} s pause"
+    # Windows whose newest frame was captured during the pause: live ones must be fresh.
+    queued = [s for s in fresh if s["state"] == "live" and s["t_last_frame"] >= t_pause]
+    waits = [s["t_published"] - s["t_last_frame"] for s in queued]
+    print(f"\nafter a {PAUSE_S} s pause: {len(queued)} live windows, capture to publish at "
+          f"most {max(waits):.2f} s")
+    assert queued and max(waits) <= LATE_S + LATE_MARGIN_S, sorted(waits)[-5:]
+    assert rig.alive("node")["node"]
+
+
+def latest(messages: list[Arrival], stream: str) -> dict:
+    return [s for _, s in scores_in(messages) if s["stream"] == stream][-1]
 
 
 def test_a_completed_kiosk_check_survives_node_and_dashboard_crashes_exactly_once(rig) -> None:

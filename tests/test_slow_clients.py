@@ -1,11 +1,13 @@
-"""Fifty browsers on one dashboard, ten of which never read: the other forty must not notice.
+"""Fifty browsers on one dashboard, ten of which never read: the other forty must not notice,
+and the ten are disconnected once they have read nothing for `dashboard.drop_stalled_after_s`.
 
 The dashboard gives each client a bounded drop-oldest queue (`dashboard.client_queue`)
 so that a stalled browser loses its own oldest updates instead of holding up the node
 or the other browsers. This test runs the real processes on the sample clip and checks
 what that promise means from the outside: every reading client gets every score in
 order and about as fast as a lone client did a moment earlier, the dashboard's memory
-stays bounded, the stalled clients' drops are counted, and the node keeps its cadence.
+stays bounded, the stalled clients' drops are counted until they are cut off, and the node
+keeps its cadence.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ SETTLE_S = 3.0  # after the 49 others connected: their history messages are sent
 # The default queue (256 updates) holds two minutes of one stream's scores, longer than
 # this test; 8 updates (4 s) make a stalled client drop within the run.
 CLIENT_QUEUE = 8
+# The stalled clients are cut off this long after their buffers filled, inside LOAD_S.
+STALLED_S = 15.0
 NON_READER_RCVBUF = 4096  # bytes; set before connect, so the advertised window stays small
 # The stalled clients' TCP buffers must fill. Loopback's 64 KiB MSS lets the kernel give the
 # server's socket a ~4 MB send buffer at once (half an hour of updates); a client that
@@ -184,7 +188,8 @@ def _rss_between(samples: list[tuple[float, float]], start: float, end: float) -
 
 def test_fifty_clients_ten_never_read(processes, wellmon_env) -> None:
     processes.env = {**wellmon_env, "WELLMON_ASR_ENGINE": "off",
-                     "WELLMON_DASHBOARD_CLIENT_QUEUE": str(CLIENT_QUEUE)}
+                     "WELLMON_DASHBOARD_CLIENT_QUEUE": str(CLIENT_QUEUE),
+                     "WELLMON_DASHBOARD_DROP_STALLED_AFTER_S": str(STALLED_S)}
     node = processes.start("node", "infer")
     dashboard = processes.start("dashboard", "dashboard")
     for modality in ("video", "audio"):
@@ -224,21 +229,22 @@ def test_fifty_clients_ten_never_read(processes, wellmon_env) -> None:
         for _ in range(NON_READERS):
             stalled.append(_non_reader(http_url))
             stalled[-1].sendall(_ping_frames(PRIMING_PINGS))
+        stalled_from = time.monotonic()
         for reader in readers[1:]:
             start_reader(reader)
         time.sleep(SETTLE_S)
+        unread = [_unread_bytes(sock) for sock in stalled]
         load_from, load_from_mono = time.time(), time.monotonic()
         own = [psutil.Process(dashboard.pid), psutil.Process()]
         own_cpu0, node_wait0 = sum(_cpu_s(p) for p in own), _cpu_wait_s(node.pid)
         statuses = []
         while time.monotonic() - load_from_mono < LOAD_S:
-            statuses.append(_status(http_url))
+            statuses.append((time.monotonic(), time.time(), _status(http_url)))
             time.sleep(1.0)
         load_until, load_until_mono = time.time(), time.monotonic()
         own_cpu = (sum(_cpu_s(p) for p in own) - own_cpu0) / (load_until - load_from)
         node_wait = (_cpu_wait_s(node.pid) - node_wait0) / (load_until - load_from)
         final = _status(http_url)
-        unread = [_unread_bytes(sock) for sock in stalled]
     finally:
         stop_reading.set()
         stop_rss.set()
@@ -276,12 +282,18 @@ def test_fifty_clients_ten_never_read(processes, wellmon_env) -> None:
             f"clients used {own_cpu:.0%} of a core")
     print(f"dashboard RSS: {rss_alone:.1f} MB alone, {early:.1f} MB early in the load, "
           f"{late:.1f} MB at its end, peak {max(loaded_rss):.1f} MB")
-    dropped_in_load = final["dropped_updates"] - statuses[0]["dropped_updates"]
-    updates_in_load = len(loaded[0]) * NON_READERS
-    print(f"dropped_updates: {statuses[0]['dropped_updates']} at the start of the load, "
-          f"{final['dropped_updates']} at its end; "
-          f"{updates_in_load} scores went to the stalled clients meanwhile; unread bytes in "
-          f"their receive buffers: {min(unread)}–{max(unread)}; load average "
+    # While all fifty were connected, every score the stalled clients could not take was
+    # counted as dropped; then they were cut off, not before STALLED_S.
+    with_all = [st for st in statuses if st[2]["clients"] == READERS + NON_READERS]
+    cut_off = next((mono for mono, _, st in statuses if st["clients"] == READERS), None)
+    dropped_with_all = with_all[-1][2]["dropped_updates"] - with_all[0][2]["dropped_updates"]
+    updates_with_all = NON_READERS * len(
+        [t for t, _, _ in readers[0].received if with_all[0][1] <= t < with_all[-1][1]])
+    print(f"dropped_updates: {dropped_with_all} while all 50 were connected "
+          f"({len(with_all)} s), {updates_with_all} scores went to the stalled clients "
+          f"meanwhile; unread bytes in their receive buffers: {min(unread)}–{max(unread)}; "
+          f"cut off {cut_off - stalled_from if cut_off else float('nan'):.1f} s after they "
+          f"stalled; client faults {final['client_faults']}; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
     # Every reader has every score, in order, and all have the same ones.
@@ -319,9 +331,50 @@ def test_fifty_clients_ten_never_read(processes, wellmon_env) -> None:
     assert max(loaded_rss) < rss_alone + RSS_BOUND_MB
     assert late - early < RSS_GROWTH_MB
 
-    # The stalled clients' buffers are full and the updates they miss are counted as dropped:
-    # all but what their queues could still take (node stats, every 5 s, only add to the
-    # drops). Every connection is still there.
+    # The stalled clients' buffers were full and the updates they missed were counted as
+    # dropped: all but what their queues could still take (node stats, every 5 s, only add
+    # to the drops). Then the ten, and only they, were disconnected, no sooner than
+    # STALLED_S after they stopped reading.
     assert min(unread) > 0
-    assert dropped_in_load >= updates_in_load - NON_READERS * (CLIENT_QUEUE + 2)
-    assert all(s["clients"] == READERS + NON_READERS for s in statuses)
+    assert len(with_all) >= 5, [st["clients"] for _, _, st in statuses]
+    assert dropped_with_all >= updates_with_all - NON_READERS * (CLIENT_QUEUE + 2)
+    assert cut_off is not None and cut_off - stalled_from >= STALLED_S
+    assert final["clients"] == READERS
+    assert final["client_faults"] == {"not_reading": NON_READERS}
+
+
+FLOOD_PINGS = 400_000  # 51 MB of Pongs (127 bytes each), far more than the dashboard holds
+FLOOD_RSS_BOUND_MB = 30.0  # it holds at most 8 MiB of them beyond its longest message
+
+
+def test_a_client_that_floods_pings_and_never_reads_is_cut_off(processes, wellmon_env) -> None:
+    """websockets answers each Ping with a Pong written straight to the socket, outside the
+    dashboard's queues: a client that sends Pings and never reads would grow the dashboard's
+    memory without bound. It is disconnected instead, and counted; others are served."""
+    processes.env = wellmon_env
+    dashboard = processes.start("dashboard", "dashboard")
+    http_url = dashboard.ready_line.partition("url=")[2].strip()
+    rss0 = psutil.Process(dashboard.pid).memory_info().rss / 1e6
+    flood = _non_reader(http_url)
+    frames = _ping_frames(1000)
+    sent = 0
+    try:
+        while sent < FLOOD_PINGS:
+            flood.sendall(frames)
+            sent += 1000
+    except OSError:  # the dashboard cut us off mid-flood: what this test expects
+        pass
+    finally:
+        flood.close()
+    deadline = time.monotonic() + 30
+    while (status := _status(http_url))["client_faults"].get("ping_flood") != 1:
+        assert time.monotonic() < deadline, (status["client_faults"], sent)
+        time.sleep(0.25)
+    rss1 = psutil.Process(dashboard.pid).memory_info().rss / 1e6
+    print(f"\nflooding client cut off after {sent} to {sent + 1000} Pings; dashboard RSS "
+          f"{rss0:.1f} → {rss1:.1f} MB")
+    assert rss1 - rss0 < FLOOD_RSS_BOUND_MB
+    assert status["clients"] == 0
+    with open_ws(dashboard_ws_url(dashboard.ready_line)) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "history"
+    assert dashboard.poll() is None

@@ -74,6 +74,9 @@ class NodeConfig:
                                    lo=0.2, hi=3600)
     forget_after_s: float = _setting(600.0, "a lost stream stops being reported after this",
                                      lo=1, hi=86400)
+    late_after_s: float = _setting(1.0, "a video frame queued this much longer than its "
+                                   "stream's quickest is skipped unmeasured", lo=0.05,
+                                   hi=3600)
     name: str = _setting("node", "this node's name in its statistics")
     shard: str | None = _setting(None, "k/N: serve the streams that rendezvous hashing gives "
                                  "node k of N (null: every stream)", nullable=True)
@@ -120,6 +123,9 @@ class DashboardConfig:
     history_s: float = _setting(300.0, "seconds of scores a new client receives", lo=0, hi=86400)
     client_queue: int = _setting(256, "updates queued per client before old ones are dropped",
                                  lo=1, hi=100000)
+    drop_stalled_after_s: float = _setting(30.0, "a client that has read nothing for this "
+                                           "long while data waits for it is disconnected",
+                                           lo=1, hi=86400)
     kiosk_token_file: str = _setting("~/.local/state/wellmon/kiosk-token",
                                      "the kiosk role's generated token (mode 0600)")
     admin_token_file: str = _setting("~/.local/state/wellmon/admin-token",

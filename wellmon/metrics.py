@@ -138,6 +138,9 @@ class NodeMetrics:
         yield _counter("node_received_messages", "media messages accepted, by kind (video, "
                        "audio; other_shard: another node's stream, ignored)",
                        node.received, "kind")
+        yield _counter("node_late_frames", "video frames skipped unmeasured because they "
+                       "waited longer than node.late_after_s (the node was behind)",
+                       node.windower.late_frames)
         yield _counter("node_rejected_messages", "media messages dropped as malformed, by "
                        "reason", node.rejected.counts, "reason")
         yield _counter("node_published_scores", "score messages handed to ZeroMQ for the "

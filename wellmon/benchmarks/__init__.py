@@ -208,6 +208,7 @@ class Record:
     t_last_frame: float | None
     video_gaps: int
     audio_gaps: int
+    video_late: int
 
     @property
     def latency_ms(self) -> float | None:
@@ -264,7 +265,8 @@ def _record(score: dict[str, Any], received: float) -> Record:
     quality = score.get("quality") or {}
     return Record(received, score["stream"], score["seq"], score["state"], score["t_end"],
                   score.get("t_last_frame"), (quality.get("video") or {}).get("gaps") or 0,
-                  (quality.get("audio") or {}).get("gaps") or 0)
+                  (quality.get("audio") or {}).get("gaps") or 0,
+                  (quality.get("video") or {}).get("late") or 0)
 
 
 @dataclass
@@ -273,6 +275,7 @@ class StreamDrops:
 
     media_gaps_video: int = 0  # frames lost between capture and node (sequence numbers)
     media_gaps_audio: int = 0
+    late_video: int = 0  # frames the node skipped because they waited too long in its queue
     score_gaps: int = 0  # windows the node numbered that the client never got
     skipped_windows: int = 0  # grid points of `t_end` with no window at all
     not_live: int = 0  # windows published as stale or lost
@@ -280,8 +283,8 @@ class StreamDrops:
 
     @property
     def total(self) -> int:
-        return (self.media_gaps_video + self.media_gaps_audio + self.score_gaps
-                + self.skipped_windows + self.not_live)
+        return (self.media_gaps_video + self.media_gaps_audio + self.late_video
+                + self.score_gaps + self.skipped_windows + self.not_live)
 
 
 def drops_by_stream(records: list[Record], before: list[Record],
@@ -294,11 +297,13 @@ def drops_by_stream(records: list[Record], before: list[Record],
         earlier = [r for r in before if r.stream == stream]
         video0 = earlier[-1].video_gaps if earlier else ours[0].video_gaps
         audio0 = earlier[-1].audio_gaps if earlier else ours[0].audio_gaps
+        late0 = earlier[-1].video_late if earlier else ours[0].video_late
         seqs = [r.seq for r in ours]
         ends = [r.t_end for r in ours]
         result[stream] = StreamDrops(
             media_gaps_video=max(0, ours[-1].video_gaps - video0),
             media_gaps_audio=max(0, ours[-1].audio_gaps - audio0),
+            late_video=max(0, ours[-1].video_late - late0),
             score_gaps=sum(max(0, b - a - 1) for a, b in zip(seqs, seqs[1:])),
             skipped_windows=sum(max(0, round((b - a) / hop_s) - 1)
                                 for a, b in zip(ends, ends[1:])),

@@ -196,6 +196,7 @@ def _why(step: Step) -> str:
         reasons.append(f"p99 {step.p99:.0f} ms > {P99_LIMIT_MS:g} ms")
     totals = {"media gaps": sum(d.media_gaps_video + d.media_gaps_audio
                                 for d in step.drops.values()),
+              "late frames": sum(d.late_video for d in step.drops.values()),
               "score gaps": sum(d.score_gaps for d in step.drops.values()),
               "skipped windows": sum(d.skipped_windows for d in step.drops.values()),
               "windows not live": sum(d.not_live for d in step.drops.values())}

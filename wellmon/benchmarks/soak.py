@@ -210,6 +210,7 @@ def _print_drops(client: ScoreClient, start: float, records: list, node0: dict, 
     before = [r for r in client.records if r.received < start]
     for stream, d in drops_by_stream(records, before, hop_s).items():
         print(f"  {stream}: media gaps video {d.media_gaps_video} audio {d.media_gaps_audio}, "
+              f"late frames skipped {d.late_video}, "
               f"score gaps {d.score_gaps}, skipped windows {d.skipped_windows}, "
               f"windows not live {d.not_live} of {d.windows}")
 
