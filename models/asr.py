@@ -140,10 +140,11 @@ class PocketsphinxRecognizer:
                                   ) from e
         # Decoder defaults are the wheel's en-us model, LM and dictionary. The
         # second "flat" pass costs ~10 % of the time for no measured gain here. At most
-        # 3000 active HMMs a frame (CMU's advice for real time): on the sample clip's 44
-        # words 28 % less CPU for one more wrong word (WER 0.39 → 0.41).
+        # 2000 active HMMs a frame (CMU's advice for real time): on the sample clip's 44
+        # words 20-30 % less CPU at the same word error rate (0.39); 1500 cost 4 more
+        # wrong words. A node decodes every stream's speech: this is most of its cost.
         options: dict[str, Any] = {"samprate": sample_rate, "loglevel": "FATAL",
-                                   "fwdflat": False, "maxhmmpf": 3000}
+                                   "fwdflat": False, "maxhmmpf": 2000}
         options.update(decoder_options or {})
         self._new_endpointer = lambda: Endpointer(window=window_s, ratio=ratio,
                                                   vad_mode=vad_mode, sample_rate=sample_rate)

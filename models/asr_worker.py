@@ -22,6 +22,11 @@ from models.asr import RecognizerError, Utterance, check_vosk_model_dir, make_re
 from streamer.lifecycle import die_with
 
 QUEUE_CHUNKS = 600  # one minute of 100 ms chunks
+NICENESS = 5
+"""The worker yields the CPU to the node's loop when both want it: on a busy machine a
+transcript comes a little later (a window shows an utterance until 4 s after its end) rather
+than every score. Measured with four streams on two cores: the worker wanted 40-60 % of a
+core, in bursts when several people spoke at once, while the loop needed 90 %."""
 STOP_TIMEOUT_S = 3.0
 
 
@@ -80,6 +85,7 @@ def _serve(engine: str, vosk_model: str | None, inbox: Any, outbox: Any,
     """The worker's loop: one recognizer per stream, created on the stream's first audio."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the node decides when this stops
     die_with(parent_pid)
+    os.nice(NICENESS)
     recognizers: dict[str, Any] = {}
     while (item := inbox.get()) is not None:
         stream, t_ns, data = item

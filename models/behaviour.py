@@ -47,6 +47,7 @@ from models import facemesh
 
 LOOK_AWAY_YAW_DEG = 25.0
 LOOK_AWAY_PITCH_DEG = 20.0
+BROW_BASELINE_EVERY_S = 0.5
 _R0 = np.diag([1.0, -1.0, -1.0])  # canonical frame (x right, y up, z to camera) -> OpenCV camera
 
 
@@ -459,6 +460,7 @@ class BehaviourTracker:
         self.history_s = history_s
         self.frames: deque[FrameBehaviour] = deque()
         self._brow: deque[tuple[float, float]] = deque()
+        self._brow_base: tuple[float, float] | None = None  # (when, median) last computed
 
     def update(self, t_s: float, landmarks: np.ndarray | None,
                frame_size: tuple[int, int]) -> FrameBehaviour:
@@ -480,7 +482,7 @@ class BehaviourTracker:
                 while self._brow and self._brow[0][0] < t_s - self.brow_baseline_s:
                     self._brow.popleft()
                 if len(self._brow) >= 5:
-                    base = float(np.median([v for _, v in self._brow]))
+                    base = self._brow_baseline(t_s)
                     lowering = (base - raise_) / base if base > 0 else None
             fb = FrameBehaviour(
                 t_s, True, er, el, ear,
@@ -491,6 +493,15 @@ class BehaviourTracker:
         while self.frames and self.frames[0].t_s < t_s - self.history_s:
             self.frames.popleft()
         return fb
+
+    def _brow_baseline(self, t_s: float) -> float:
+        """The median of the baseline's samples, recomputed every BROW_BASELINE_EVERY_S:
+        a median of two minutes moves little in a fraction of a second, and recomputing it
+        every frame cost as much as the head pose."""
+        if self._brow_base is None or t_s - self._brow_base[0] >= BROW_BASELINE_EVERY_S \
+                or t_s < self._brow_base[0]:
+            self._brow_base = (t_s, float(np.median([v for _, v in self._brow])))
+        return self._brow_base[1]
 
     def summary(self, t0_s: float, t1_s: float, rate_window_s: float | None = 60.0
                 ) -> BehaviourSummary:

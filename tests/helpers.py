@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from websockets.sync.client import ClientConnection, connect
 
-from streamer.lifecycle import READY_PREFIX
+from wellmon.harness import Child
 
 TOKEN = "test-token-0123456789"
 KIOSK_TOKEN = "test-kiosk-token-0123456789"
@@ -35,27 +32,16 @@ class Processes:
 
     def start(self, name: str, *args: str, wait_ready: bool = True,
               timeout: float = 60.0) -> subprocess.Popen:
-        log = (self.logs / f"{name}.log").open("a")
-        proc = subprocess.Popen([sys.executable, "-m", "wellmon", *args], env=self.env,
-                                stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
-                                text=True, start_new_session=True)
-        self.procs[name] = proc
-        lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+        """`wellmon ARGS`, its stderr in LOGS/NAME.log; the Popen gets `ready_line`."""
+        with (self.logs / f"{name}.log").open("a") as log:
+            child = Child(name, list(args), self.env, stderr=log)
+        self.procs[name] = child.proc
         if wait_ready:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    line = lines.get(timeout=0.2)
-                except queue.Empty:
-                    line = ""
-                if line.startswith(READY_PREFIX):
-                    proc.ready_line = line.strip()
-                    break
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"{name} did not start: "
-                                         + (self.logs / f"{name}.log").read_text())
-        return proc
+            if not child.wait_ready(timeout):
+                raise AssertionError(f"{name} did not start: "
+                                     + (self.logs / f"{name}.log").read_text())
+            child.proc.ready_line = child.ready_line
+        return child.proc
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.pop(name)

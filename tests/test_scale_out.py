@@ -37,7 +37,8 @@ class Listener:
 
     def _run(self) -> None:
         try:
-            for raw in self.ws:
+            while True:
+                raw = self.ws.recv()
                 with self.lock:
                     self.messages.append((time.time(), json.loads(raw)))
         except Exception:  # closed at teardown

@@ -1,12 +1,16 @@
-"""A whole pipeline on loopback, started through the real CLI: for benchmarks and tests.
+"""Pipelines on loopback, started through the real CLI: for benchmarks and tests.
 
 `LocalPipeline` runs `wellmon run` as a child process group on free ports,
-waits for the dashboard URL it prints, and stops everything on exit.
+waits for the dashboard URL it prints, and stops everything on exit. `Child`
+starts one `wellmon` subcommand (a node, a dashboard, a capture) in its own
+process group and waits for its READY line, for harnesses that start the
+processes one by one.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import re
 import signal
 import socket
@@ -16,7 +20,9 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any
 
+from streamer.lifecycle import READY_PREFIX
 from wellmon.supervisor import DASHBOARD_LINE
 
 URL_PATTERN = re.compile(re.escape(DASHBOARD_LINE) + r"(http://\S+)\?token=(\S+)")
@@ -42,6 +48,44 @@ def loopback_env(token: str, state_dir: Path) -> dict[str, str]:
         "WELLMON_TOKEN": token,
         "WELLMON_RUN_OPEN_BROWSER": "false",
     }
+
+
+class Child:
+    """`python -m wellmon ARGS` in a process group of its own (a Ctrl-C in the terminal, or
+    a test's kill of the group, reaches only it), its output read in a thread: the last
+    lines are kept for error messages and its READY line is waited for."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str],
+                 stderr: Any = subprocess.STDOUT, keep_lines: int = 40) -> None:
+        self.name = name
+        self.proc = subprocess.Popen([sys.executable, "-m", "wellmon", *args], env=env,
+                                     stdout=subprocess.PIPE, stderr=stderr,
+                                     stdin=subprocess.DEVNULL, text=True, bufsize=1,
+                                     start_new_session=True)
+        self.ready_line = ""
+        self.output: deque[str] = deque(maxlen=keep_lines)
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.output.append(line.rstrip("\n"))
+            if not self.ready_line:  # after it, nobody takes from the queue
+                self._lines.put(line)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """True once the READY line came; False when the process died or time ran out."""
+        deadline = time.monotonic() + timeout
+        while not self.ready_line:
+            try:
+                line = self._lines.get(timeout=0.1)
+            except queue.Empty:
+                line = ""
+            if line.startswith(READY_PREFIX):
+                self.ready_line = line.strip()
+            elif self.proc.poll() is not None or time.monotonic() > deadline:
+                return False
+        return True
 
 
 class LocalPipeline:

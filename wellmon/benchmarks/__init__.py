@@ -15,25 +15,21 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from streamer.lifecycle import READY_PREFIX
 from wellmon import config as config_mod
 from wellmon.config import Config
-from wellmon.harness import loopback_env
+from wellmon.harness import Child, loopback_env
 
 STOP_GRACE_S = 10.0
 CAPTURE_LEAD_NS = 1_000_000_000
@@ -49,16 +45,6 @@ def require_psutil() -> Any:
         raise SystemExit("wellmon bench: this benchmark needs psutil "
                          "(pip install psutil, or pip install -e '.[test]')") from None
     return psutil
-
-
-@dataclass
-class Child:
-    """One started `wellmon` process: its READY line and its last lines of output."""
-
-    name: str
-    proc: subprocess.Popen
-    ready_line: str = ""
-    output: deque[str] = field(default_factory=lambda: deque(maxlen=40))
 
 
 class Fleet:
@@ -82,31 +68,10 @@ class Fleet:
 
     def start(self, name: str, *args: str, timeout: float = 120.0) -> Child:
         """Start `wellmon ARGS` and wait for its READY line."""
-        proc = subprocess.Popen([sys.executable, "-m", "wellmon", "--config",
-                                 str(self.config_path), *args], env=self.env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, text=True, bufsize=1,
-                                start_new_session=True)
-        child = Child(name, proc)
+        child = Child(name, ["--config", str(self.config_path), *args], self.env)
         self.children[name] = child
-        lines: queue.Queue[str] = queue.Queue()
-
-        def read() -> None:
-            for line in proc.stdout:
-                child.output.append(line.rstrip("\n"))
-                lines.put(line)
-
-        threading.Thread(target=read, daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while not child.ready_line:
-            try:
-                line = lines.get(timeout=0.1)
-            except queue.Empty:
-                line = ""
-            if line.startswith(READY_PREFIX):
-                child.ready_line = line.strip()
-            elif proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not start:\n" + "\n".join(child.output))
+        if not child.wait_ready(timeout):
+            raise RuntimeError(f"{name} did not start:\n" + "\n".join(child.output))
         return child
 
     def start_pipeline(self, streams: list[str], source: str = "sample") -> None:
