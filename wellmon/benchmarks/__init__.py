@@ -302,6 +302,35 @@ def cpu_seconds(process: Any) -> float | None:
     return times.user + times.system
 
 
+class StolenCpu:
+    """The share of the machine's CPU time the hypervisor gave to other guests ("steal" in
+    /proc/stat) between `__init__` and `pct()`. On a shared virtual machine it changes from
+    minute to minute and slows every process alike: figures are read with it."""
+
+    def __init__(self) -> None:
+        self.start = _cpu_ticks()
+
+    def pct(self) -> float | None:
+        end = _cpu_ticks()
+        if self.start is None or end is None or end[1] <= self.start[1]:
+            return None
+        return 100.0 * (end[0] - self.start[0]) / (end[1] - self.start[1])
+
+
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(steal, total) ticks of all CPUs since boot; None where /proc/stat has no steal."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (fields[7], sum(fields[:8])) if len(fields) >= 8 else None
+
+
+def stolen_text(stolen: StolenCpu) -> str:
+    pct = stolen.pct()
+    return "" if pct is None else f", {pct:.0f} % of the CPU time stolen by the hypervisor"
+
+
 def rss_mb(process: Any) -> float | None:
     try:
         return process.memory_info().rss / 1e6

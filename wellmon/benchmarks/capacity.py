@@ -25,6 +25,7 @@ from models.runtime import WEIGHTS
 from wellmon.benchmarks import (
     Fleet,
     ScoreClient,
+    StolenCpu,
     StreamDrops,
     counter_delta,
     counts_text,
@@ -32,6 +33,7 @@ from wellmon.benchmarks import (
     drops_by_stream,
     require_psutil,
     sigterm_as_interrupt,
+    stolen_text,
 )
 from wellmon.config import Config
 
@@ -57,6 +59,7 @@ class Step:
     cpu: dict[str, float]  # % of one core, by process group
     per_process: dict[str, float]  # % of one core, by process
     wall_s: float
+    stolen: str  # how much CPU the hypervisor took meanwhile, as text ("" if unknown)
 
     @property
     def p99(self) -> float:
@@ -139,6 +142,7 @@ def _run_step(config: Config, n: int, seconds: float, warmup_s: float) -> Step:
             processes = fleet.processes()
             cpu0 = {name: cpu_seconds(p) for name, p in processes.items()}
             node0, start = dict(client.node_stats), time.time()
+            stolen = StolenCpu()
             _sleep(fleet, client, seconds)
             end = time.time()
             cpu1 = {name: cpu_seconds(p) for name, p in processes.items()}
@@ -162,7 +166,7 @@ def _run_step(config: Config, n: int, seconds: float, warmup_s: float) -> Step:
             drops[stream] = StreamDrops(skipped_windows=int(seconds / config.node.hop_s))
     return Step(n, len(records), [r.latency_ms for r in records if r.latency_ms is not None],
                 drops, counter_delta(node1.get("rejected", {}), node0.get("rejected", {})),
-                cpu, per_process, wall)
+                cpu, per_process, wall, stolen_text(stolen))
 
 
 def _sleep(fleet: Fleet, client: ScoreClient, seconds: float) -> None:
@@ -185,7 +189,7 @@ def _print_step(step: Step) -> None:
           f"{cpu['node']:>4.0f} {cpu['dashboard']:>4.0f} {cpu['captures']:>4.0f} "
           f"{cpu['total']:>4.0f} {cpu['total'] / step.streams:>4.0f}   "
           f"{'held' if step.held else 'FAILED: ' + _why(step)}  (load average "
-          f"{os.getloadavg()[0]:.1f})", flush=True)
+          f"{os.getloadavg()[0]:.1f}{step.stolen})", flush=True)
 
 
 def _why(step: Step) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 from wellmon.benchmarks import (
     Fleet,
     ScoreClient,
+    StolenCpu,
     counter_delta,
     counts_text,
     drops_by_stream,
@@ -27,6 +28,7 @@ from wellmon.benchmarks import (
     require_psutil,
     rss_mb,
     sigterm_as_interrupt,
+    stolen_text,
 )
 from wellmon.config import Config
 
@@ -79,6 +81,7 @@ def _soak(fleet: Fleet, client: ScoreClient, config: Config, measure_s: float, s
     started = time.time()
     _wait(fleet, client, started + warmup_s)
     start = time.time()
+    stolen = StolenCpu()
     status0, node0 = fleet.status(), dict(client.node_stats)
     processes = fleet.processes()
     rss_start = {name: rss_mb(p) for name, p in processes.items()}
@@ -129,7 +132,7 @@ def _soak(fleet: Fleet, client: ScoreClient, config: Config, measure_s: float, s
         return 1
     print(f"\nmeasured {(end - start) / 60:.1f} min after {warmup_s:g} s warm-up; "
           f"{len(records)} windows; load average at the end {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} CPUs")
+          f"on {os.cpu_count()} CPUs{stolen_text(stolen)}")
     if rss_settled is None:
         print(f"  (the run ended before the dashboard's history was full "
               f"({config.dashboard.history_s:g} s): growth is judged from the warm-up)")
