@@ -139,12 +139,12 @@ class PocketsphinxRecognizer:
             raise RecognizerError("pocketsphinx is not installed (pip install pocketsphinx)"
                                   ) from e
         # Decoder defaults are the wheel's en-us model, LM and dictionary. The
-        # second "flat" pass costs ~10 % of the time for no measured gain here. At most
-        # 2000 active HMMs a frame (CMU's advice for real time): on the sample clip's 44
-        # words 20-30 % less CPU at the same word error rate (0.39); 1500 cost 4 more
-        # wrong words. A node decodes every stream's speech: this is most of its cost.
+        # second "flat" pass costs ~10 % of the time for no measured gain here. Capping
+        # the active HMMs a frame (maxhmmpf) saved 20-30 % of the CPU but raised the
+        # mean word error rate of tests/test_asr_sentiment.py's sentences from 0.29 to
+        # 0.35 (3000) and 0.48 (2000): not worth it.
         options: dict[str, Any] = {"samprate": sample_rate, "loglevel": "FATAL",
-                                   "fwdflat": False, "maxhmmpf": 2000}
+                                   "fwdflat": False}
         options.update(decoder_options or {})
         self._new_endpointer = lambda: Endpointer(window=window_s, ratio=ratio,
                                                   vad_mode=vad_mode, sample_rate=sample_rate)

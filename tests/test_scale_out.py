@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from contextlib import ExitStack
 
 import pytest
 
@@ -29,7 +30,8 @@ class Listener:
     """Every message of a dashboard WebSocket, in a thread, with its arrival time."""
 
     def __init__(self, url: str) -> None:
-        self.ws = open_ws(url)  # closed by close(), from the fixture's teardown
+        self._open = ExitStack()  # closed by close(), from the fixture's teardown
+        self.ws = self._open.enter_context(open_ws(url))
         self.messages: list[tuple[float, dict]] = []
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -65,7 +67,7 @@ class Listener:
                              f"{sorted(seen)}; nodes: {self.node_stats(0.0)}")
 
     def close(self) -> None:
-        self.ws.close()
+        self._open.close()
 
 
 @pytest.fixture()
