@@ -233,6 +233,8 @@ class Windower:
         start_ns = end_ns - self.window_ns
         frames = stream.tracks["video"].between(start_ns, end_ns)
         chunks = stream.tracks["audio"].between(start_ns, end_ns)
+        states = {m: self._window_state(stream.tracks[m], items, states[m], end_ns)
+                  for m, items in (("video", frames), ("audio", chunks))}
         seen = self.perception.summarize(name, [f.values for f in frames], start_ns, end_ns)
         signals = {**_video_signals(frames), **_audio_signals(chunks), **seen["signals"]}
         quality = {
@@ -269,6 +271,16 @@ class Windower:
             reasons=seen["reasons"],
         )
         return score, inputs, stress
+
+    def _window_state(self, track: Track, items: list[Item], state: str, end_ns: int) -> str:
+        """A live modality whose data in this window stops more than `stale_after_s` before
+        the window's end is stale in this window: the track is live again (fresh data just
+        came), but what the window holds is the gap before it, or old data that waited in a
+        queue. A track whose data starts after this window is left as it is."""
+        if state != "live" or not track.items or track.items[0].t_ns >= end_ns:
+            return state
+        newest_end = max((it.end_ns for it in items), default=end_ns - self.window_ns)
+        return "stale" if (end_ns - newest_end) / NS > self.cfg.stale_after_s else state
 
     def _quality(self, track: Track, state: str, items: list[Item], now_ns: int,
                  covered_s: float) -> dict[str, Any]:
