@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import psutil
 
 from tests.helpers import TOKEN, dashboard_ws_url, open_ws, scores_until
+from wellmon.harness import ws_messages
 
 SAMPLE = str(Path(__file__).resolve().parents[1] / "streamer/sample/sample.mp4")
 STREAM = "slow-1"
@@ -99,13 +100,7 @@ def _read(reader: Reader, url: str, stop: threading.Event, connected: threading.
     try:
         with open_ws(url) as ws:
             connected.set()
-            while not stop.is_set():
-                try:
-                    raw = ws.recv(timeout=0.5)
-                except TimeoutError:
-                    continue
-                now = time.time()
-                message = json.loads(raw)
+            for now, message in ws_messages(ws, stop):
                 if message["type"] == "history":
                     batch = [s for s in message["scores"] if s["stream"] == STREAM]
                     reader.history += [s["seq"] for s in batch]

@@ -9,6 +9,7 @@ processes one by one.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -19,6 +20,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,17 @@ def loopback_env(token: str, state_dir: Path) -> dict[str, str]:
         "WELLMON_TOKEN": token,
         "WELLMON_RUN_OPEN_BROWSER": "false",
     }
+
+
+def ws_messages(ws: Any, stop: threading.Event) -> Iterator[tuple[float, dict[str, Any]]]:
+    """Each JSON message of a sync WebSocket client with the wall clock at its arrival, until
+    `stop` is set (looked at twice a second): the reading loop of the harnesses' clients."""
+    while not stop.is_set():
+        try:
+            raw = ws.recv(timeout=0.5)
+        except TimeoutError:
+            continue
+        yield time.time(), json.loads(raw)
 
 
 class Child:

@@ -29,7 +29,7 @@ import numpy as np
 
 from wellmon import config as config_mod
 from wellmon.config import Config
-from wellmon.harness import Child, loopback_env
+from wellmon.harness import Child, loopback_env, ws_messages
 
 STOP_GRACE_S = 10.0
 CAPTURE_LEAD_NS = 1_000_000_000
@@ -208,13 +208,7 @@ class ScoreClient:
 
         try:
             with connect(self.url, max_size=None, open_timeout=10) as ws:
-                while not self._stop.is_set():
-                    try:
-                        raw = ws.recv(timeout=0.5)
-                    except TimeoutError:
-                        continue
-                    received = time.time()
-                    message = json.loads(raw)
+                for received, message in ws_messages(ws, self._stop):
                     if message["type"] == "node":
                         self.node_stats = message["node"]
                     elif message["type"] == "score":
