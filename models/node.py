@@ -54,7 +54,7 @@ class InferenceNode:
         self.limits = Limits(config.wire.max_payload_bytes, config.wire.max_clock_skew_s)
         self.perception = Perception(config.perception, config.asr, asr_process=True)
         self.fusion = load_fusion(config.perception)
-        self.windower = Windower(config.node, self.perception, self.fusion)
+        self.windower = Windower(config.node, self.perception, self.fusion, clock=time.time_ns)
         self.rejected = RejectionCounter()
         self.received: Counter = Counter()
         self.published = 0

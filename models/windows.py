@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +86,7 @@ class Track:
             self.gaps += seq - self.next_seq
         self.next_seq = seq + 1
 
-    def queued_ns(self, t_capture_ns: int, arrival_ns: int) -> int:
+    def note_transit(self, t_capture_ns: int, arrival_ns: int) -> int:
         """How much longer than this track's quickest item this one took from capture to the
         node: the time it spent waiting in queues. Differences of the two clocks cancel
         out; the floor rises by `FLOOR_RISE` of the time that passes, so a capture clock
@@ -97,6 +98,11 @@ class Track:
             self.transit_floor_ns += int((arrival_ns - self.floor_at_ns) * FLOOR_RISE)
         self.floor_at_ns = arrival_ns
         return transit - self.transit_floor_ns
+
+    def first_arrival_ns(self, item: Item) -> int:
+        """When, by the node's clock, the item would have arrived by this track's quickest
+        path: what the age of a window built on it is counted from."""
+        return item.t_ns + (self.transit_floor_ns or 0)
 
     def between(self, start_ns: int, end_ns: int) -> list[Item]:
         return [it for it in self.items if start_ns <= it.t_ns < end_ns]
@@ -113,11 +119,27 @@ class StreamWindows:
     seq: int = 0
 
 
+@dataclass
+class Cut:
+    """A window cut and measured, on its way through fusion to its lateness being judged."""
+
+    score: ScoreMessage
+    inputs: FusionInput
+    stress: StressResult
+    arrived_ns: dict[str, int]
+    """Per modality present: when its newest data in the window could first have reached the
+    node (its capture time plus the track's quickest transit), by the node's clock."""
+
+
 class Windower:
     """Measures incoming media and cuts aligned windows per stream (see module doc)."""
 
-    def __init__(self, cfg: NodeConfig, perception: Perception, fusion: FusionModel) -> None:
+    def __init__(self, cfg: NodeConfig, perception: Perception, fusion: FusionModel,
+                 clock: Callable[[], int] | None = None) -> None:
+        """`clock` is what a window's lateness is judged by once it is fused: the live node's
+        wall clock; without it (replay) the `now_ns` given to `process()`."""
         self.cfg = cfg
+        self.clock = clock
         self.perception = perception
         self.fusion = fusion
         self.hop_ns = int(cfg.hop_s * NS)
@@ -141,15 +163,19 @@ class Windower:
                     self._keep(item, "video", next(records), int(NS / item.fps), item.fps,
                                now_ns)
             else:
+                self._track(item, "audio").note_transit(item.t_capture_ns, now_ns)
                 self.perception.insert_audio(item)
                 chunk = measure_chunk(item.samples)
                 self._keep(item, "audio", vars(chunk), item.duration_ns, item.sample_rate,
                            now_ns)
         return len(frames)
 
+    def _track(self, item: Media, modality: str) -> Track:
+        return self.streams.setdefault(item.stream, StreamWindows()).tracks[modality]
+
     def _on_time(self, frame: VideoFrame, now_ns: int) -> bool:
-        track = self.streams.setdefault(frame.stream, StreamWindows()).tracks["video"]
-        if track.queued_ns(frame.t_capture_ns, now_ns) <= self.late_ns:
+        track = self._track(frame, "video")
+        if track.note_transit(frame.t_capture_ns, now_ns) <= self.late_ns:
             return True
         track.note_seq(frame.seq)
         track.late += 1
@@ -183,7 +209,7 @@ class Windower:
                         ) -> list[tuple[ScoreMessage, FusionInput]]:
         """As `process()`, with each window's fusion inputs (what training learns from)."""
         heard_ns = now_ns if heard_ns is None else heard_ns
-        due: list[tuple[ScoreMessage, FusionInput, StressResult]] = []
+        due: list[Cut] = []
         for name in list(self.streams):
             stream = self.streams[name]
             states = {m: t.state(heard_ns, self.cfg) for m, t in stream.tracks.items()}
@@ -201,19 +227,34 @@ class Windower:
                                      heard_ns))
                 stream.next_end_ns += self.hop_ns
         self._fuse(due)
-        return [(score, inputs) for score, inputs, _ in due]
+        self._judge_lateness(due, self.clock() if self.clock else now_ns)
+        return [(cut.score, cut.inputs) for cut in due]
 
-    def _fuse(self, due: list[tuple[ScoreMessage, FusionInput, StressResult]]) -> None:
+    def _fuse(self, due: list[Cut]) -> None:
         """One fusion call for every window that has something to fuse."""
         started = time.perf_counter()
-        runnable = [(score, x) for score, x, _ in due if any(x.present.values())]
-        fused = iter(self.fusion.run([(score.stream, x) for score, x in runnable]))
+        runnable = [cut for cut in due if any(cut.inputs.present.values())]
+        fused = iter(self.fusion.run([(cut.score.stream, cut.inputs) for cut in runnable]))
         elapsed_ms = (time.perf_counter() - started) * 1e3
-        for score, inputs, stress in due:
-            output = next(fused) if any(inputs.present.values()) else None
-            outputs.apply(score, output, inputs, stress, expert=self.fusion.expert)
+        for cut in due:
+            output = next(fused) if any(cut.inputs.present.values()) else None
+            outputs.apply(cut.score, output, cut.inputs, cut.stress, expert=self.fusion.expert)
             if output is not None:
-                score.latency_ms["fusion"] = elapsed_ms
+                cut.score.latency_ms["fusion"] = elapsed_ms
+
+    def _judge_lateness(self, due: list[Cut], now_ns: int) -> None:
+        """A live modality whose newest data in the window is more than `late_after_s` old
+        when the window is ready is stale in it: the node fell behind (a backlog of audio, a
+        burst of windows after a pause), and what it is about to publish is the past.
+        `lag_s` in the modality's quality says how old that data was."""
+        for cut in due:
+            quality = cut.score.quality
+            for modality, arrived_ns in cut.arrived_ns.items():
+                lag_ns = now_ns - arrived_ns
+                quality[modality]["lag_s"] = round(lag_ns / NS, 3)
+                if quality[modality]["state"] == "live" and lag_ns > self.late_ns:
+                    quality[modality]["state"] = "stale"
+            cut.score.state = _stream_state({m: quality[m]["state"] for m in MODALITIES})
 
     def forget(self, name: str) -> None:
         """Drop a stream and all its state (lost too long, or another node serves it now)."""
@@ -226,9 +267,9 @@ class Windower:
         return not arrivals or (now_ns - max(arrivals)) / NS > self.cfg.forget_after_s
 
     def _cut(self, name: str, stream: StreamWindows, end_ns: int, states: dict[str, str],
-             now_ns: int, heard_ns: int) -> tuple[ScoreMessage, FusionInput, StressResult]:
-        """The window's measurements, its score message still without the fused fields, and
-        the fusion model's inputs."""
+             now_ns: int, heard_ns: int) -> Cut:
+        """The window's measurements: its score message still without the fused fields, the
+        fusion model's inputs, and when its data arrived."""
         started = time.perf_counter()
         start_ns = end_ns - self.window_ns
         frames = stream.tracks["video"].between(start_ns, end_ns)
@@ -270,7 +311,9 @@ class Windower:
             t_last_frame=last.t_ns / NS if last else None, transcript=seen["transcript"],
             reasons=seen["reasons"],
         )
-        return score, inputs, stress
+        arrived_ns = {m: stream.tracks[m].first_arrival_ns(max(items, key=lambda it: it.t_ns))
+                      for m, items in (("video", frames), ("audio", chunks)) if items}
+        return Cut(score, inputs, stress, arrived_ns)
 
     def _window_state(self, track: Track, items: list[Item], state: str, end_ns: int) -> str:
         """A live modality whose data in this window stops more than `stale_after_s` before

@@ -75,8 +75,9 @@ class NodeConfig:
     forget_after_s: float = _setting(600.0, "a lost stream stops being reported after this",
                                      lo=1, hi=86400)
     late_after_s: float = _setting(1.0, "a video frame queued this much longer than its "
-                                   "stream's quickest is skipped unmeasured", lo=0.05,
-                                   hi=3600)
+                                   "stream's quickest is skipped unmeasured, and a window "
+                                   "whose data is this old when it is ready is stale",
+                                   lo=0.05, hi=3600)
     name: str = _setting("node", "this node's name in its statistics")
     shard: str | None = _setting(None, "k/N: serve the streams that rendezvous hashing gives "
                                  "node k of N (null: every stream)", nullable=True)
