@@ -50,6 +50,13 @@ class AsrWorker:
         except queue.Full:
             self.dropped += 1
 
+    def queued(self) -> int:
+        """Audio chunks waiting for the worker: growing means it is falling behind."""
+        try:
+            return self._inbox.qsize()
+        except NotImplementedError:  # macOS has no sem_getvalue
+            return 0
+
     def results(self) -> list[tuple[str, Utterance]]:
         """Utterances (partial and final) that are ready, without waiting."""
         out = []

@@ -144,8 +144,8 @@ class InferenceNode:
                 else None, "live_nodes": sorted(self.shard.live(time.monotonic())),
                 "provider": self.perception.provider,
                 "fusion": self.fusion.describe(),
-                "asr": {"dropped_chunks": worker.dropped, "error": worker.error} if worker
-                else None,
+                "asr": {"dropped_chunks": worker.dropped, "queued_chunks": worker.queued(),
+                        "error": worker.error} if worker else None,
                 "received": dict(self.received), "late_frames": self.windower.late_frames,
                 "published": self.published,
                 "rejected": dict(self.rejected.counts), "streams": sorted(self.windower.streams)}

@@ -17,7 +17,9 @@ Audio in the window is what has arrived, so the score is not held back by the
 length of an audio chunk; `quality.audio.coverage` says how much of the window
 it filled. When no modality is live the windows follow the wall clock, so a
 dead stream keeps reporting `stale`, then `lost`, once per hop, until it is
-forgotten.
+forgotten. A window whose newest data of a live modality is older than
+`late_after_s` when the window is ready is stale in it: a node that fell behind
+does not publish the past as the present.
 """
 
 from __future__ import annotations
@@ -87,10 +89,10 @@ class Track:
         self.next_seq = seq + 1
 
     def note_transit(self, t_capture_ns: int, arrival_ns: int) -> int:
-        """How much longer than this track's quickest item this one took from capture to the
-        node: the time it spent waiting in queues. Differences of the two clocks cancel
-        out; the floor rises by `FLOOR_RISE` of the time that passes, so a capture clock
-        that runs slow is not read as a growing queue."""
+        """Note an item's capture-to-arrival time; return how much longer than this track's
+        quickest item it took: the time it spent waiting in queues. Differences of the two
+        clocks cancel out; the floor rises by `FLOOR_RISE` of the time that passes, so a
+        capture clock that runs slow is not read as a growing queue."""
         transit = arrival_ns - t_capture_ns
         if self.transit_floor_ns is None or transit < self.transit_floor_ns:
             self.transit_floor_ns = transit

@@ -11,6 +11,7 @@ import urllib.request
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from models.asr_worker import QUEUE_CHUNKS
 from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, TOKEN, dashboard_ws_url, open_ws, scores_until
 from wellmon.harness import free_tcp_port
 
@@ -93,6 +94,7 @@ def test_each_process_serves_its_metrics(processes, clip) -> None:
                  for labels, _ in samples["wellmon_node_provider_info"]}
     assert providers == {"perception": "CPUExecutionProvider", "fusion": "CPUExecutionProvider"}
     assert value(samples, "wellmon_node_streams") == 1
+    assert 0 <= value(samples, "wellmon_node_asr_queued_chunks") <= QUEUE_CHUNKS
     assert value(samples, "wellmon_node_stream_windows_total", stream="cam-a") > 0
 
     samples, _ = scraped["dashboard"]

@@ -149,6 +149,8 @@ class NodeMetrics:
         if worker is not None:
             yield _counter("node_asr_dropped_chunks", "audio chunks the speech-to-text "
                            "worker could not take", worker.dropped)
+            yield _gauge("node_asr_queued_chunks", "audio chunks waiting for the "
+                         "speech-to-text worker", worker.queued())
         streams = dict(node.windower.streams)
         yield _gauge("node_streams", "streams this node serves now", len(streams))
         windows = CounterMetricFamily(f"{PREFIX}_node_stream_windows", "score windows cut "

@@ -42,6 +42,9 @@ P99_LIMIT_MS = 250.0
 DRIFT_LIMIT_MS = 50.0
 """A step whose latency median rises by more than this from its first third to its last is
 not keeping up: the node's queue grows, and a longer run would end in skipped frames."""
+ASR_BACKLOG_LIMIT = 10
+"""Audio chunks (100 ms) per stream the speech-to-text worker's queue may grow by in a step;
+more and it is falling behind: transcripts come later and later, then audio is dropped."""
 FUSION_STEPS = 8  # a 4 s window in 0.5 s steps
 FACE_MODELS = (
     ("detection (BlazeFace short range)", "face_detection_short_range.onnx"),
@@ -61,6 +64,7 @@ class Step:
     rejected: dict[str, int]
     drift_ms: float  # latency median, last third of the step minus first third
     asr_dropped: int  # audio chunks the speech-to-text worker's full queue turned away
+    asr_backlog: int  # growth of the speech-to-text worker's queue over the step, in chunks
     cpu: dict[str, float]  # % of one core, by process group
     per_process: dict[str, float]  # % of one core, by process
     wall_s: float
@@ -77,6 +81,7 @@ class Step:
     @property
     def held(self) -> bool:
         return (bool(self.latencies) and self.dropped == 0 and self.asr_dropped == 0
+                and self.asr_backlog <= ASR_BACKLOG_LIMIT * self.streams
                 and self.p99 <= P99_LIMIT_MS and self.drift_ms <= DRIFT_LIMIT_MS)
 
 
@@ -95,7 +100,7 @@ def bench_capacity(config: Config, max_streams: int = 8, seconds: float = 60.0,
           f"{config.asr.engine}); {seconds:g} s per n after {warmup_s:g} s warm-up; holds "
           f"while nothing is dropped, p99 ≤ {P99_LIMIT_MS:g} ms and the latency median "
           f"rises by at most {DRIFT_LIMIT_MS:g} ms from the first third of the step to the "
-          f"last; {os.cpu_count()} CPUs", flush=True)
+          f"last, and speech-to-text keeps up; {os.cpu_count()} CPUs", flush=True)
     print(f"{'n':>3} {'windows':>7}  {'latency ms p50':>14} {'p95':>6} {'p99':>6} {'rise':>5}  "
           f"{'drops':>5}  CPU % of one core: node (with its workers) dashboard captures "
           f"total per-stream")
@@ -178,6 +183,7 @@ def _run_step(config: Config, n: int, seconds: float, warmup_s: float) -> Step:
                 counter_delta(node1.get("rejected", {}), node0.get("rejected", {})),
                 _drift_ms(latencies),
                 asr1.get("dropped_chunks", 0) - asr0.get("dropped_chunks", 0),
+                asr1.get("queued_chunks", 0) - asr0.get("queued_chunks", 0),
                 cpu, per_process, wall, stolen_text(stolen))
 
 
@@ -223,6 +229,9 @@ def _why(step: Step) -> str:
                        f"step")
     if step.asr_dropped:
         reasons.append(f"speech-to-text dropped {step.asr_dropped} audio chunks")
+    if step.asr_backlog > ASR_BACKLOG_LIMIT * step.streams:
+        reasons.append(f"speech-to-text falling behind: its queue grew by "
+                       f"{step.asr_backlog} audio chunks")
     totals = {"media gaps": sum(d.media_gaps_video + d.media_gaps_audio
                                 for d in step.drops.values()),
               "late frames": sum(d.late_video for d in step.drops.values()),
