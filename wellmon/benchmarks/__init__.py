@@ -276,6 +276,14 @@ def counter_delta(after: dict[str, int], before: dict[str, int]) -> dict[str, in
     return {k: v for k, v in delta.items() if v}
 
 
+def asr_counts(node0: dict[str, Any], node1: dict[str, Any]) -> tuple[int, int]:
+    """From two readings of the node's stats: audio chunks the speech-to-text worker had no
+    room for in between, and how much its queue grew."""
+    asr0, asr1 = node0.get("asr") or {}, node1.get("asr") or {}
+    return (asr1.get("dropped_chunks", 0) - asr0.get("dropped_chunks", 0),
+            asr1.get("queued_chunks", 0) - asr0.get("queued_chunks", 0))
+
+
 def percentiles(values: list[float]) -> str:
     if not values:
         return "no live windows"

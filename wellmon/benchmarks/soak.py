@@ -21,6 +21,7 @@ from wellmon.benchmarks import (
     Fleet,
     ScoreClient,
     StolenCpu,
+    asr_counts,
     counter_delta,
     counts_text,
     drops_by_stream,
@@ -218,10 +219,9 @@ def _print_drops(client: ScoreClient, start: float, records: list, node0: dict, 
           f"{counts_text(counter_delta(status1['rejected_scores'], status0['rejected_scores']))}")
     print(f"  dashboard, updates dropped for slow browsers: "
           f"{status1['dropped_updates'] - status0['dropped_updates']}")
-    asr0, asr1 = node0.get("asr") or {}, node1.get("asr") or {}
-    print(f"  node, audio chunks the speech-to-text worker had no room for: "
-          f"{asr1.get('dropped_chunks', 0) - asr0.get('dropped_chunks', 0)} "
-          f"({asr1.get('queued_chunks', 0)} waiting at the end)")
+    asr_dropped, _ = asr_counts(node0, node1)
+    print(f"  node, audio chunks the speech-to-text worker had no room for: {asr_dropped} "
+          f"({(node1.get('asr') or {}).get('queued_chunks', 0)} waiting at the end)")
     before = [r for r in client.records if r.received < start]
     for stream, d in drops_by_stream(records, before, hop_s).items():
         print(f"  {stream}: media gaps video {d.media_gaps_video} audio {d.media_gaps_audio}, "
