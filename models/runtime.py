@@ -49,10 +49,6 @@ def load_session(path: Path, inputs: dict[str, int], *, providers: list[str],
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    # No memory arena: onnxruntime's arena keeps the activations of the largest batch it
-    # has seen for the life of the session, so one backlog (a batch of MAX_FRAMES frames)
-    # raised a node's memory for good. Without it the runs cost the same on this CPU.
-    options.enable_cpu_mem_arena = False
     # Idle threads sleep instead of spinning: a node shares two cores with captures and
     # the dashboard, and spinning workers slowed everything on a loaded machine.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
