@@ -11,7 +11,6 @@ that need it, landmarks for every region, expression for every face found.
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,8 +71,6 @@ class FacePipeline:
     min_presence: float = 0.5
     weights: Path = WEIGHTS
     tracks: dict[str, _Track] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-    """`process()` may run in the node's face thread while its loop forgets a stream."""
 
     def __post_init__(self) -> None:
         self.detector = load_session(self.weights / "face_detection_short_range.onnx",
@@ -90,15 +87,10 @@ class FacePipeline:
         return provider_of(self.landmarker)
 
     def forget(self, stream: str) -> None:
-        with self._lock:
-            self.tracks.pop(stream, None)
+        self.tracks.pop(stream, None)
 
     def process(self, frames: list[tuple[str, np.ndarray]]) -> list[Face]:
         """One Face per (stream, BGR frame), in order; frames of a stream in time order."""
-        with self._lock:
-            return self._process(frames)
-
-    def _process(self, frames: list[tuple[str, np.ndarray]]) -> list[Face]:
         images = [image for _, image in frames]
         tracks = [self.tracks.setdefault(stream, _Track()) for stream, _ in frames]
         need = [i for i, t in enumerate(tracks)

@@ -17,7 +17,6 @@ from typing import Any
 
 import zmq
 
-from models.face_stage import FaceStage
 from models.fusion.serving import load_fusion
 from models.perception import Perception
 from models.score import ScoreMessage
@@ -56,9 +55,6 @@ class InferenceNode:
         self.perception = Perception(config.perception, config.asr, asr_process=True)
         self.fusion = load_fusion(config.perception)
         self.windower = Windower(config.node, self.perception, self.fusion, clock=time.time_ns)
-        self.faces = FaceStage(self.perception, self.context)
-        self.heard_ns = time.time_ns()
-        """When the loop last looked for messages: what the streams' ages are measured to."""
         self.rejected = RejectionCounter()
         self.received: Counter = Counter()
         self.published = 0
@@ -84,55 +80,31 @@ class InferenceNode:
         self.metrics: Any = None  # wellmon.metrics.NodeMetrics when metrics.enabled
 
     def step(self, timeout_ms: int) -> list[ScoreMessage]:
-        """One turn: wait for messages or the face models, hand the next batch of frames to
-        the face models, measure the batch they finished, publish every window that is due.
-        """
+        """Receive what is waiting (up to a bound), then publish every window that is due."""
         self._keep_in_touch()
-        self._wait(timeout_ms)
-        finished = self.faces.take()
         drained = frames = 0
-        if not self.faces.busy:
-            drained, items = self._receive()
-            self.heard_ns = time.time_ns()
-            admitted = self.windower.admit(items, self.heard_ns)
-            if admitted:
-                self.faces.submit(admitted, self.heard_ns)
-                frames = len(admitted)
-        if finished is not None:
-            self.windower.keep_frames(finished.frames, finished.faces, finished.heard_ns)
-        published = self.windower.process(time.time_ns(), self.heard_ns)
+        items: list[Media] = []
+        if self.inbox.poll(timeout_ms):
+            while drained < MAX_DRAIN and frames < MAX_FRAMES:
+                try:
+                    parts = self.inbox.recv_multipart(copy=False, flags=zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                drained += 1
+                item = self.accept(parts)
+                if item is not None:
+                    items.append(item)
+                    frames += isinstance(item, VideoFrame)
+        heard_ns = time.time_ns()
+        measured = self.windower.insert(items, heard_ns) if items else 0
+        published = self.windower.process(time.time_ns(), heard_ns)
         for score in published:
             self.publish(score)
         if self.metrics is not None:
-            self.metrics.step(drained, frames, published)
+            self.metrics.step(drained, measured, published)
         if time.monotonic() - self._last_stats > STATS_EVERY_S:
             self.publish_stats()
         return published
-
-    def _wait(self, timeout_ms: int) -> None:
-        """Until the face models finish, or (while they are idle) a message comes."""
-        poller = zmq.Poller()
-        poller.register(self.faces.ready, zmq.POLLIN)
-        if not self.faces.busy:
-            poller.register(self.inbox, zmq.POLLIN)
-        poller.poll(timeout_ms)
-
-    def _receive(self) -> tuple[int, list[Media]]:
-        """What is waiting, up to `MAX_DRAIN` messages or `MAX_FRAMES` video frames: how
-        many messages were taken, and the well-formed ones of this node's streams."""
-        drained = frames = 0
-        items: list[Media] = []
-        while drained < MAX_DRAIN and frames < MAX_FRAMES:
-            try:
-                parts = self.inbox.recv_multipart(copy=False, flags=zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            drained += 1
-            item = self.accept(parts)
-            if item is not None:
-                items.append(item)
-                frames += isinstance(item, VideoFrame)
-        return drained, items
 
     def accept(self, parts: list[Any]) -> Media | None:
         """The decoded message, or None when it was malformed (then it is counted)."""
@@ -193,7 +165,6 @@ class InferenceNode:
     def close(self) -> None:
         if self.heartbeat is not None:
             self.heartbeat.close()
-        self.faces.close()
         self.inbox.close()
         self.outbox.close()
         self.curve.close()

@@ -21,7 +21,7 @@ import numpy as np
 from models import behaviour, rppg
 from models.asr import Recognizer, Utterance, make_recognizer
 from models.asr_worker import AsrWorker
-from models.face import EMOTIONS, Face, FacePipeline
+from models.face import EMOTIONS, FacePipeline
 from models.fusion import features, spec
 from models.fusion.features import FusionInput
 from models.runtime import choose_providers
@@ -95,19 +95,10 @@ class Perception:
         if self.asr_worker:
             self.asr_worker.close()
 
-    def find_faces(self, frames: list[VideoFrame]) -> list[Face | None]:
-        """The face models on one batch of frames from any streams: most of what measuring a
-        frame costs. Safe to run in another thread than the rest of this class."""
-        if self.faces is None:
-            return [None] * len(frames)
-        return self.faces.process([(f.stream, f.image) for f in frames])
-
-    def measure_frames(self, frames: list[VideoFrame],
-                       faces: list[Face | None] | None = None) -> list[dict[str, Any]]:
-        """A feature record per frame, from `faces` (`find_faces(frames)`, run here if not
-        given)."""
-        if faces is None:
-            faces = self.find_faces(frames)
+    def measure_frames(self, frames: list[VideoFrame]) -> list[dict[str, Any]]:
+        """A feature record per frame; the face models see all frames in one batch."""
+        faces = (self.faces.process([(f.stream, f.image) for f in frames]) if self.faces
+                 else [None] * len(frames))
         records = []
         for frame, face in zip(frames, faces):
             state = self.stream(frame.stream)

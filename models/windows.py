@@ -3,9 +3,7 @@
 `Windower.insert()` takes a batch of frames and audio chunks, has perception
 measure them at once (the face models see every stream's frames in one call)
 and keeps the measurements in each stream's ring buffers, keyed by capture
-time; the frames themselves are not kept. Its two halves, `admit()` (audio kept,
-late frames shed) and `keep_frames()` (after the face models), let the live node
-run the face models in a thread of their own (models/face_stage.py).
+time; the frames themselves are not kept.
 `Windower.process(now)` returns the score messages that are due, their
 emotion, valence, arousal and stress fused by one onnxruntime call for all the
 streams' due windows (models/fusion/serving.py keeps each stream's temporal
@@ -34,7 +32,6 @@ from typing import Any
 
 import numpy as np
 
-from models.face import Face
 from models.fusion import outputs
 from models.fusion.features import FusionInput
 from models.fusion.serving import FusionModel
@@ -154,43 +151,26 @@ class Windower:
         self.streams: dict[str, StreamWindows] = {}
 
     def insert(self, items: list[Media], now_ns: int) -> int:
-        """Measure and keep a batch of frames and chunks (from any streams, each in time
-        order) that arrived at `now_ns`: `admit()`, the face models, `keep_frames()`.
-        Returns how many frames were measured."""
-        frames = self.admit(items, now_ns)
-        if frames:
-            self.keep_frames(frames, self.perception.find_faces(frames), now_ns)
-        return len(frames)
-
-    def admit(self, items: list[Media], now_ns: int) -> list[VideoFrame]:
-        """Keep the audio of a batch that arrived at `now_ns` and return the video frames
-        still to be measured: those on time. Frames that waited in a queue longer than
+        """Measure a batch of frames and chunks (from any streams, each in time order) that
+        arrived at `now_ns`. Video frames that waited in a queue longer than
         `late_after_s` are skipped unmeasured (a node that fell behind sheds the backlog
-        rather than scoring old frames as live) and counted in their track's `late`; audio
-        is cheap and always kept."""
-        frames = []
+        rather than scoring old frames as live) and counted in their track's `late`;
+        audio is cheap and always kept. Returns how many frames were measured."""
+        frames = [it for it in items if isinstance(it, VideoFrame) and self._on_time(it, now_ns)]
+        measured = set(map(id, frames))
+        records = iter(self.perception.measure_frames(frames)) if frames else iter(())
         for item in items:
             if isinstance(item, VideoFrame):
-                if self._on_time(item, now_ns):
-                    frames.append(item)
-                    # It has arrived: its stream is not silent while the face models see it.
-                    self._track(item, "video").last_arrival_ns = now_ns
-                continue
-            self._track(item, "audio").note_transit(item.t_capture_ns, now_ns)
-            self.perception.insert_audio(item)
-            chunk = measure_chunk(item.samples)
-            self._keep(item, "audio", vars(chunk), item.duration_ns, item.sample_rate, now_ns)
-        return frames
-
-    def keep_frames(self, frames: list[VideoFrame], faces: list[Face | None],
-                    now_ns: int) -> None:
-        """Measure and keep admitted frames (that arrived at `now_ns`) once the face models
-        have seen them (`faces`, from `Perception.find_faces`). A stream forgotten while its
-        frames were with the face models stays forgotten."""
-        known = [i for i, frame in enumerate(frames) if frame.stream in self.streams]
-        frames, faces = [frames[i] for i in known], [faces[i] for i in known]
-        for frame, record in zip(frames, self.perception.measure_frames(frames, faces)):
-            self._keep(frame, "video", record, int(NS / frame.fps), frame.fps, now_ns)
+                if id(item) in measured:
+                    self._keep(item, "video", next(records), int(NS / item.fps), item.fps,
+                               now_ns)
+            else:
+                self._track(item, "audio").note_transit(item.t_capture_ns, now_ns)
+                self.perception.insert_audio(item)
+                chunk = measure_chunk(item.samples)
+                self._keep(item, "audio", vars(chunk), item.duration_ns, item.sample_rate,
+                           now_ns)
+        return len(frames)
 
     def _track(self, item: Media, modality: str) -> Track:
         return self.streams.setdefault(item.stream, StreamWindows()).tracks[modality]
