@@ -14,6 +14,7 @@ import secrets
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +41,9 @@ RSS_TARGET_PCT = 5.0
 DRIFT_FACTOR, DRIFT_SLACK_MS = 1.2, 5.0
 """"No drift": the last slice's p50 within 20 % (and 5 ms) of the first slice's."""
 SAMPLE_EVERY_S = 5.0
+RSS_MEDIAN_S = 60.0
+"""RSS growth compares the median of a minute's readings once the history is full with the
+median of the last minute's."""
 
 
 def bench_soak(config: Config, minutes: float = 30.0, streams: int = 4,
@@ -84,26 +88,23 @@ def _soak(fleet: Fleet, client: ScoreClient, config: Config, measure_s: float, s
     start = time.time()
     stolen = StolenCpu()
     status0, node0 = fleet.status(), dict(client.node_stats)
-    processes = fleet.processes()
-    rss_start = {name: rss_mb(p) for name, p in processes.items()}
-    rss_peak = dict(rss_start)
+    rss = RssReadings(fleet.processes())
+    rss.read(start)
     # Growth is judged from when the dashboard's history (dashboard.history_s of scores for
     # new browsers) is full: until then its memory grows by design.
     settle_at = max(start, started + config.dashboard.history_s + SAMPLE_EVERY_S)
-    rss_settled = rss_start if settle_at <= start else None
     print(f"[warm-up done] {len(client.records)} windows so far; measuring", flush=True)
     slices_done = 0
+    baseline_done = False
     exit_code = 0
     try:
         while time.time() < start + measure_s:
             _wait(fleet, client, min(start + measure_s, time.time() + SAMPLE_EVERY_S))
-            for name, process in processes.items():
-                mb = rss_mb(process)
-                if mb is not None and mb > (rss_peak.get(name) or 0):
-                    rss_peak[name] = mb
-            if rss_settled is None and time.time() >= settle_at:
-                rss_settled = {name: rss_mb(p) for name, p in processes.items()}
-                print(f"[history full] RSS measured again at {_clock(time.time() - start)}",
+            rss.read(time.time())
+            if not baseline_done and time.time() >= settle_at + RSS_MEDIAN_S:
+                baseline_done = True
+                print(f"[history full] RSS baseline: the readings of "
+                      f"{_clock(settle_at - start)}–{_clock(settle_at - start + RSS_MEDIAN_S)}",
                       flush=True)
             while time.time() >= start + (slices_done + 1) * slice_s - 1e-6:
                 _print_slice(client, start, slices_done * slice_s, (slices_done + 1) * slice_s,
@@ -116,9 +117,7 @@ def _soak(fleet: Fleet, client: ScoreClient, config: Config, measure_s: float, s
         exit_code = 1
         print(f"bench soak: {exc}\nresults until then:", flush=True)
     end = time.time()
-    rss_end = {name: rss_mb(p) for name, p in processes.items()}
-    rss_peak = {name: max((x for x in (rss_peak.get(name), rss_end[name]) if x is not None),
-                          default=None) for name in rss_start}
+    rss.read(end)
     try:
         status1 = fleet.status()
     except OSError:  # the dashboard is gone
@@ -134,10 +133,11 @@ def _soak(fleet: Fleet, client: ScoreClient, config: Config, measure_s: float, s
     print(f"\nmeasured {(end - start) / 60:.1f} min after {warmup_s:g} s warm-up; "
           f"{len(records)} windows; load average at the end {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} CPUs{stolen_text(stolen)}")
-    if rss_settled is None:
-        print(f"  (the run ended before the dashboard's history was full "
-              f"({config.dashboard.history_s:g} s): growth is judged from the warm-up)")
-    growth = _print_rss(rss_start, rss_settled or rss_start, rss_end, rss_peak)
+    if settle_at + RSS_MEDIAN_S > end - RSS_MEDIAN_S:
+        print(f"  (the run is too short to judge growth from the minute after the dashboard's "
+              f"history is full ({config.dashboard.history_s:g} s): judged from the warm-up)")
+        settle_at = start
+    growth = _print_rss(rss, start, settle_at, end)
     _print_drops(client, start, records, node0, node1, status0, status1,
                  config.node.hop_s)
     print(f"capture→browser latency ms per {_duration(slice_s)} slice:")
@@ -192,22 +192,51 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:g} min" if seconds % 60 == 0 else f"{seconds:.0f} s"
 
 
-def _print_rss(start: dict[str, float | None], settled: dict[str, float | None],
-               end: dict[str, float | None], peak: dict[str, float | None]
+def _print_rss(rss: RssReadings, start: float, settled_at: float, end: float
                ) -> dict[str, float]:
-    """RSS per process after the warm-up, once the history is full, and at the end; returns
-    the growth from full history to the end in % by process."""
-    print("RSS MB (after warm-up, history full → end, growth from history full, peak):")
+    """RSS per process after the warm-up, once the history is full and at the end (medians of
+    a minute's readings); returns the growth between the last two in % by process."""
+    print(f"RSS MB (after warm-up; history full → end, each the median of "
+          f"{RSS_MEDIAN_S:g} s of readings; growth; peak):")
     growth: dict[str, float] = {}
-    for name in start:
-        a, b, c = start[name], settled.get(name), end.get(name)
-        if a is None or b is None or c is None:
+    for name in rss.readings:
+        a = rss.median(name, start, start + SAMPLE_EVERY_S)
+        b = rss.median(name, settled_at, settled_at + RSS_MEDIAN_S)
+        c = rss.median(name, end - RSS_MEDIAN_S, end)
+        if a is None or b is None or c is None or not rss.alive(name, end):
             print(f"  {name:<28} {a or 0:8.1f} → gone")
             continue
         growth[name] = (c - b) / b * 100
         print(f"  {name:<28} {a:8.1f} {b:8.1f} → {c:8.1f}  {growth[name]:+6.1f} %   peak "
-              f"{peak.get(name) or c:8.1f}")
+              f"{rss.peak(name):8.1f}")
     return growth
+
+
+class RssReadings:
+    """Every process's RSS every few seconds. A single reading can fall anywhere in the
+    node's minute-long memory cycle (models/runtime.py returns onnxruntime's idle arena
+    memory once a minute), so growth compares medians of a minute's readings."""
+
+    def __init__(self, processes: dict[str, Any]) -> None:
+        self.processes = processes
+        self.readings: dict[str, list[tuple[float, float]]] = {name: [] for name in processes}
+
+    def read(self, now: float) -> None:
+        for name, process in self.processes.items():
+            mb = rss_mb(process)
+            if mb is not None:
+                self.readings[name].append((now, mb))
+
+    def median(self, name: str, a: float, b: float) -> float | None:
+        values = [mb for t, mb in self.readings[name] if a <= t <= b]
+        return float(np.median(values)) if values else None
+
+    def peak(self, name: str) -> float:
+        return max(mb for _, mb in self.readings[name])
+
+    def alive(self, name: str, end: float) -> bool:
+        """Read at the end: a process that died has no reading then."""
+        return bool(self.readings[name]) and self.readings[name][-1][0] >= end
 
 
 def _print_drops(client: ScoreClient, start: float, records: list, node0: dict, node1: dict,
