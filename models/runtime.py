@@ -51,10 +51,10 @@ class Session(ort.InferenceSession):
 
     onnxruntime's CPU arena grows to fit the largest batch a session has run and never
     shrinks by itself. A node that falls behind for a moment takes bigger batches, and its
-    memory stayed up by that much (in a 30-minute soak, +21.5 % RSS in steps). At a release
-    the run asks onnxruntime to free the arena's unused regions, then glibc to hand free
-    heap pages back to the system (freed regions land in the heap, since glibc raises its
-    mmap threshold after the first large free).
+    memory stayed up by that much, step after step (+21.5 % RSS in a 30-minute soak). At a
+    release the run asks onnxruntime to free the arena's idle regions, then glibc to hand
+    free heap pages back to the system (freed regions land in the heap, since glibc raises
+    its mmap threshold after the first large free).
     """
 
     def __init__(self, path: str, options: ort.SessionOptions, providers: list[str],
