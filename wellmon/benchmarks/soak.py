@@ -213,9 +213,9 @@ def _print_rss(rss: RssReadings, start: float, settled_at: float, end: float
 
 
 class RssReadings:
-    """Every process's RSS every few seconds. A single reading can fall anywhere in the
-    node's minute-long memory cycle (models/runtime.py returns onnxruntime's idle arena
-    memory once a minute), so growth compares medians of a minute's readings."""
+    """Every process's RSS every few seconds. The node's memory rises with a burst of big
+    batches and falls at its sessions' next release (models/runtime.py), so a single reading
+    can catch a burst; growth compares medians of a minute's readings instead."""
 
     def __init__(self, processes: dict[str, Any]) -> None:
         self.processes = processes
