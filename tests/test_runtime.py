@@ -22,27 +22,29 @@ ROOT = Path(__file__).resolve().parent.parent
 LANDMARKS = WEIGHTS / "face_landmark.onnx"
 BURST = 16  # the node's largest face batch (models/node.py MAX_FRAMES)
 MB = 2**20
-BURST_PROBE = f"""
+BURST_PROBE = """
 import sys
 import numpy as np
-from models.runtime import CPU, WEIGHTS, load_session
+from pathlib import Path
+from models.runtime import CPU, load_session
 
 def rss_bytes():
     return int(open("/proc/self/statm").read().split()[1]) * 4096
 
-batch = np.random.default_rng(0).random(({BURST}, 3, 192, 192), dtype=np.float32)
-session = load_session(WEIGHTS / "face_landmark.onnx", {{"input": 4}}, providers=[CPU],
-                       release_every_s=float(sys.argv[1]))
-session.run(None, {{"input": batch[:1]}})
+model, burst, release_every_s = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+batch = np.random.default_rng(0).random((burst, 3, 192, 192), dtype=np.float32)
+session = load_session(model, {"input": 4}, providers=[CPU], release_every_s=release_every_s)
+session.run(None, {"input": batch[:1]})
 before = rss_bytes()
-session.run(None, {{"input": batch}})
+session.run(None, {"input": batch})
 print(rss_bytes() - before)
 """
 
 
 def rss_growth_over_a_burst(release_every_s: float) -> int:
     """Bytes of RSS a fresh process gains over one batch of `BURST` after a run of one."""
-    result = subprocess.run([sys.executable, "-c", BURST_PROBE, str(release_every_s)],
+    result = subprocess.run([sys.executable, "-c", BURST_PROBE, str(LANDMARKS), str(BURST),
+                             str(release_every_s)],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return int(result.stdout)
