@@ -41,9 +41,6 @@ RSS_TARGET_PCT = 5.0
 DRIFT_FACTOR, DRIFT_SLACK_MS = 1.2, 5.0
 """"No drift": the last slice's p50 within 20 % (and 5 ms) of the first slice's."""
 SAMPLE_EVERY_S = 5.0
-RSS_MEDIAN_S = 60.0
-"""RSS growth compares the median of a minute's readings once the history is full with the
-median of the last minute's."""
 
 
 def bench_soak(config: Config, minutes: float = 30.0, streams: int = 4,
@@ -101,10 +98,10 @@ def _soak(fleet: Fleet, client: ScoreClient, config: Config, measure_s: float, s
         while time.time() < start + measure_s:
             _wait(fleet, client, min(start + measure_s, time.time() + SAMPLE_EVERY_S))
             rss.read(time.time())
-            if not baseline_done and time.time() >= settle_at + RSS_MEDIAN_S:
+            if not baseline_done and time.time() >= settle_at + slice_s:
                 baseline_done = True
                 print(f"[history full] RSS baseline: the readings of "
-                      f"{_clock(settle_at - start)}–{_clock(settle_at - start + RSS_MEDIAN_S)}",
+                      f"{_clock(settle_at - start)}–{_clock(settle_at - start + slice_s)}",
                       flush=True)
             while time.time() >= start + (slices_done + 1) * slice_s - 1e-6:
                 _print_slice(client, start, slices_done * slice_s, (slices_done + 1) * slice_s,
@@ -133,11 +130,12 @@ def _soak(fleet: Fleet, client: ScoreClient, config: Config, measure_s: float, s
     print(f"\nmeasured {(end - start) / 60:.1f} min after {warmup_s:g} s warm-up; "
           f"{len(records)} windows; load average at the end {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} CPUs{stolen_text(stolen)}")
-    if settle_at + RSS_MEDIAN_S > end - RSS_MEDIAN_S:
-        print(f"  (the run is too short to judge growth from the minute after the dashboard's "
-              f"history is full ({config.dashboard.history_s:g} s): judged from the warm-up)")
+    if settle_at + slice_s > end - slice_s:
+        print(f"  (the run is too short to judge growth from {_duration(slice_s)} of readings "
+              f"after the dashboard's history is full ({config.dashboard.history_s:g} s): "
+              f"judged from the warm-up)")
         settle_at = start
-    growth = _print_rss(rss, start, settle_at, end)
+    growth = _print_rss(rss, start, settle_at, end, slice_s)
     _print_drops(client, start, records, node0, node1, status0, status1,
                  config.node.hop_s)
     print(f"capture→browser latency ms per {_duration(slice_s)} slice:")
@@ -192,17 +190,17 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:g} min" if seconds % 60 == 0 else f"{seconds:.0f} s"
 
 
-def _print_rss(rss: RssReadings, start: float, settled_at: float, end: float
-               ) -> dict[str, float]:
+def _print_rss(rss: RssReadings, start: float, settled_at: float, end: float,
+               window_s: float) -> dict[str, float]:
     """RSS per process after the warm-up, once the history is full and at the end (medians of
-    a minute's readings); returns the growth between the last two in % by process."""
+    `window_s` of readings); returns the growth between the last two in % by process."""
     print(f"RSS MB (after warm-up; history full → end, each the median of "
-          f"{RSS_MEDIAN_S:g} s of readings; growth; peak):")
+          f"{_duration(window_s)} of readings; growth; peak):")
     growth: dict[str, float] = {}
     for name in rss.readings:
         a = rss.median(name, start, start + SAMPLE_EVERY_S)
-        b = rss.median(name, settled_at, settled_at + RSS_MEDIAN_S)
-        c = rss.median(name, end - RSS_MEDIAN_S, end)
+        b = rss.median(name, settled_at, settled_at + window_s)
+        c = rss.median(name, end - window_s, end)
         if a is None or b is None or c is None or not rss.alive(name, end):
             print(f"  {name:<28} {a or 0:8.1f} → gone")
             continue
@@ -213,9 +211,12 @@ def _print_rss(rss: RssReadings, start: float, settled_at: float, end: float
 
 
 class RssReadings:
-    """Every process's RSS every few seconds. The node's memory rises with a burst of big
-    batches and falls at its sessions' next release (models/runtime.py), so a single reading
-    can catch a burst; growth compares medians of a minute's readings instead."""
+    """Every process's RSS every few seconds. Growth compares medians of a latency slice's
+    length of readings (5 minutes in a 30-minute run), not single readings: the node's memory
+    rises with a burst of big batches, and at rest it saws by about 10 MiB as its sessions
+    hand memory back every 10 s and the next runs take it again (models/runtime.py). A
+    shorter median lands on either level: in one run, medians of 35 s at rest spread over
+    6 % within four minutes and ended where they began (README, "Soak and capacity")."""
 
     def __init__(self, processes: dict[str, Any]) -> None:
         self.processes = processes
