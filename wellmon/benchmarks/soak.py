@@ -195,7 +195,8 @@ def _print_rss(rss: RssReadings, start: float, settled_at: float, end: float,
     """RSS per process after the warm-up, once the history is full and at the end (medians of
     `window_s` of readings); returns the growth between the last two in % by process."""
     print(f"RSS MB (after warm-up; history full → end, each the median of "
-          f"{_duration(window_s)} of readings; growth; peak):")
+          f"{_duration(window_s)} of readings; growth; peak; least-squares trend from history "
+          f"full):")
     growth: dict[str, float] = {}
     for name in rss.readings:
         a = rss.median(name, start, start + SAMPLE_EVERY_S)
@@ -206,7 +207,7 @@ def _print_rss(rss: RssReadings, start: float, settled_at: float, end: float,
             continue
         growth[name] = (c - b) / b * 100
         print(f"  {name:<28} {a:8.1f} {b:8.1f} → {c:8.1f}  {growth[name]:+6.1f} %   peak "
-              f"{rss.peak(name):8.1f}")
+              f"{rss.peak(name):8.1f}   {rss.trend(name, settled_at, end):+.2f} MB/min")
     return growth
 
 
@@ -231,6 +232,14 @@ class RssReadings:
     def median(self, name: str, a: float, b: float) -> float | None:
         values = [mb for t, mb in self.readings[name] if a <= t <= b]
         return float(np.median(values)) if values else None
+
+    def trend(self, name: str, a: float, b: float) -> float:
+        """MB per minute, least squares over the readings between `a` and `b`."""
+        points = [(t, mb) for t, mb in self.readings[name] if a <= t <= b]
+        if len(points) < 2:
+            return 0.0
+        times, values = zip(*points)
+        return float(np.polyfit(times, values, 1)[0]) * 60
 
     def peak(self, name: str) -> float:
         return max(mb for _, mb in self.readings[name])
