@@ -235,7 +235,7 @@ class RssReadings:
 
     def trend(self, name: str, a: float, b: float) -> float:
         """MB per minute, least squares over the readings between `a` and `b`."""
-        points = [(t, mb) for t, mb in self.readings[name] if a <= t <= b]
+        points = [(t - a, mb) for t, mb in self.readings[name] if a <= t <= b]
         if len(points) < 2:
             return 0.0
         times, values = zip(*points)
