@@ -229,17 +229,16 @@ class RssReadings:
             if mb is not None:
                 self.readings[name].append((now, mb))
 
+    def between(self, name: str, a: float, b: float) -> list[tuple[float, float]]:
+        return [(t, mb) for t, mb in self.readings[name] if a <= t <= b]
+
     def median(self, name: str, a: float, b: float) -> float | None:
-        values = [mb for t, mb in self.readings[name] if a <= t <= b]
+        values = [mb for _, mb in self.between(name, a, b)]
         return float(np.median(values)) if values else None
 
     def trend(self, name: str, a: float, b: float) -> float:
-        """MB per minute, least squares over the readings between `a` and `b`."""
-        points = [(t - a, mb) for t, mb in self.readings[name] if a <= t <= b]
-        if len(points) < 2:
-            return 0.0
-        times, values = zip(*points)
-        return float(np.polyfit(times, values, 1)[0]) * 60
+        """MB per minute over the readings between `a` and `b`."""
+        return _per_minute(self.between(name, a, b), a)
 
     def peak(self, name: str) -> float:
         return max(mb for _, mb in self.readings[name])
@@ -274,10 +273,7 @@ def _print_target(growth: dict[str, float], slices: list[tuple[float, float]],
     worst = max(growth, key=growth.get) if growth else None
     rss_ok = worst is None or growth[worst] < RSS_TARGET_PCT
     live = [(r.received - start, r.latency_ms) for r in records if r.latency_ms is not None]
-    trend = ""
-    if len(live) >= 2:
-        slope = np.polyfit([t for t, _ in live], [ms for _, ms in live], 1)[0] * 60
-        trend = f", trend {slope:+.2f} ms/min"
+    trend = f", trend {_per_minute(live, 0.0):+.2f} ms/min" if len(live) >= 2 else ""
     if slices:
         (p50a, p99a), (p50b, p99b) = slices[0], slices[-1]
         drift_ok = p50b <= DRIFT_FACTOR * p50a + DRIFT_SLACK_MS
@@ -289,3 +285,11 @@ def _print_target(growth: dict[str, float], slices: list[tuple[float, float]],
     print(f"target: RSS growth < {RSS_TARGET_PCT:g} % per process: {worst_text}: "
           f"{'met' if rss_ok else 'NOT MET'}; no latency drift ({drift}): "
           f"{'met' if drift_ok else 'NOT MET'}")
+
+
+def _per_minute(points: list[tuple[float, float]], t0: float) -> float:
+    """Least-squares slope of (seconds, value) points, per minute; 0 with fewer than two."""
+    if len(points) < 2:
+        return 0.0
+    times, values = zip(*points)
+    return float(np.polyfit(np.subtract(times, t0), values, 1)[0]) * 60
