@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import ClientConnection
 
-from wellmon.harness import Child
+from wellmon.harness import Child, open_dashboard_ws
 
 TOKEN = "test-token-0123456789"
 KIOSK_TOKEN = "test-kiosk-token-0123456789"
@@ -56,9 +56,9 @@ class Processes:
             proc.wait(timeout=10)
 
 
-def dashboard_ws_url(ready_line: str, token: str | None = TOKEN, path: str = "ws") -> str:
-    url = ready_line.partition("url=")[2].replace("http://", "ws://") + path
-    return url + (f"?token={token}" if token is not None else "")
+def dashboard_ws_url(ready_line: str, path: str = "ws") -> str:
+    """The WebSocket address of the dashboard whose READY line is ``ready_line``."""
+    return ready_line.partition("url=")[2].replace("http://", "ws://") + path
 
 
 def scores_until(ws: ClientConnection, done: Callable[[dict], bool],
@@ -81,5 +81,7 @@ def scores_until(ws: ClientConnection, done: Callable[[dict], bool],
     raise AssertionError(f"condition not met in {timeout} s; last scores: {states}")
 
 
-def open_ws(url: str) -> ClientConnection:
-    return connect(url, open_timeout=10, max_size=None)
+def open_ws(url: str, token: str = TOKEN) -> ClientConnection:
+    """A WebSocket to the dashboard, signed in as the role of ``token`` (a Bearer header,
+    as a program signs in; browsers use sign-in links and cookies)."""
+    return open_dashboard_ws(url, token)

@@ -8,13 +8,13 @@ import datetime as dt
 import json
 import sqlite3
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from dashboard.store import open_store
 from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, dashboard_ws_url, open_ws
+from wellmon.harness import get_json
 
 STREAM = "kiosk-1"
 CHECK_S = 10.0
@@ -36,8 +36,8 @@ def kiosk(processes, wellmon_env, tmp_path):
 
 
 def kiosk_ws(processes):
-    return open_ws(dashboard_ws_url(processes.procs["dashboard"].ready_line, KIOSK_TOKEN,
-                                    path="ws/kiosk"))
+    return open_ws(dashboard_ws_url(processes.procs["dashboard"].ready_line, path="ws/kiosk"),
+                   KIOSK_TOKEN)
 
 
 def until(ws, kind: str, timeout: float = 60.0) -> tuple[dict, list[dict]]:
@@ -125,9 +125,8 @@ def test_a_check_is_stored_before_it_is_shown_and_compared_with_earlier_checks(k
     days = sorted({utc_day(c["started_at"]) for c in (check, shown["check"])}, reverse=True)
     listed = []
     for day in days:
-        with urllib.request.urlopen(f"{url}api/checks?person=worker-7&day={day}"
-                                    f"&token={ADMIN_TOKEN}", timeout=10) as response:
-            listed += json.load(response)["checks"]
+        listed += get_json(f"{url}api/checks?person=worker-7&day={day}",
+                           ADMIN_TOKEN)["checks"]
     assert [c["status"] for c in listed[:2]] == ["complete", "complete"]
 
 
@@ -143,9 +142,7 @@ def test_a_dashboard_crash_during_a_check_leaves_it_incomplete(kiosk) -> None:
                           (started["check_id"],)).fetchone()[0] == "running"
     kiosk.start("dashboard", "dashboard")
     url = kiosk.procs["dashboard"].ready_line.partition("url=")[2]
-    with urllib.request.urlopen(f"{url}api/checks/{started['check_id']}?token={ADMIN_TOKEN}",
-                                timeout=10) as response:
-        check = json.load(response)["check"]
+    check = get_json(f"{url}api/checks/{started['check_id']}", ADMIN_TOKEN)["check"]
     assert check["status"] == "incomplete"
     assert check["reason"] == "interrupted: the dashboard stopped during the check"
     assert check["windows"]  # the windows stored before the crash are kept

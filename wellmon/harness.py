@@ -27,7 +27,33 @@ from typing import Any
 from streamer.lifecycle import READY_PREFIX
 from wellmon.supervisor import DASHBOARD_LINE
 
-URL_PATTERN = re.compile(re.escape(DASHBOARD_LINE) + r"(http://\S+)\?token=(\S+)")
+URL_PATTERN = re.compile(re.escape(DASHBOARD_LINE) + r"(http://\S+?)\?code=(\S+)")
+"""The viewer's sign-in link that `wellmon run` prints: the dashboard's base URL and a code."""
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The header a program (not a browser) shows the dashboard its role's token with."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def open_dashboard_ws(url: str, token: str, **options: Any) -> Any:
+    """A WebSocket to the dashboard at ``url`` (ws://…/ws or …/ws/kiosk), signed in with
+    ``token``; no size limit on what it receives."""
+    from websockets.sync.client import connect
+
+    return connect(url, additional_headers=bearer(token), max_size=None,
+                   **{"open_timeout": 10, **options})
+
+
+def get_json(url: str, token: str, *, method: str = "GET", timeout: float = 10,
+             headers: dict[str, str] | None = None) -> Any:
+    """The JSON body of a dashboard API answer, the request signed in with ``token``."""
+    import urllib.request
+
+    request = urllib.request.Request(url, method=method, headers={**bearer(token),
+                                                                  **(headers or {})})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
 
 
 def free_tcp_port() -> int:
@@ -135,7 +161,8 @@ class LocalPipeline:
 
     @property
     def ws_url(self) -> str:
-        return self.url.replace("http://", "ws://", 1) + f"ws?token={self.token}"
+        """The live page's WebSocket; open it with ``open_dashboard_ws(url, self.token)``."""
+        return self.url.replace("http://", "ws://", 1) + "ws"
 
     def child_pids(self) -> dict[str, int]:
         """Child process ids by name, from the status lines `wellmon run` printed."""
