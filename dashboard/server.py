@@ -22,6 +22,7 @@ import re
 import ssl
 import threading
 import time
+import weakref
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -36,7 +37,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from dashboard.auth import COOKIES, role_of
+from dashboard.auth import COOKIES, ROLES, SECURE_COOKIE_PREFIX, Sessions, role_of
 from dashboard.checks import CheckError, KioskChecks
 from dashboard.store import Store, open_store
 from streamer import routes
@@ -48,6 +49,9 @@ from wellmon.config import Config, ConfigError
 ROLE = "dashboard"
 STATIC = Path(__file__).parent / "static"
 MAX_CLIENT_MESSAGE = 4096
+HISTORY_CHUNK_S = 60.0
+"""Capture seconds of history in one message to a new client: the first message stays small
+(about 300 KB a stream) and the rest follows in messages of the same size."""
 WRITE_LIMIT = 32 * 1024
 """Bytes waiting in a client's transport above which sending to it waits (websockets'
 flow control): at most this much of our own updates is in flight to a slow client."""
@@ -60,6 +64,7 @@ ALLOWED = {
     "/": {"viewer", "admin"}, "/index.html": {"viewer", "admin"}, "/ws": {"viewer", "admin"},
     "/api/status": {"viewer", "admin"}, "/kiosk": {"kiosk", "admin"},
     "/ws/kiosk": {"kiosk", "admin"}, "/operator": {"admin"},
+    "/api/session": {"viewer", "kiosk", "admin"},
 }
 """Path -> roles that may open it; ``/api/checks`` and ``/api/persons`` are admin only and
 ``/static/`` assets are open to every role (they hold no data)."""
@@ -68,10 +73,25 @@ PERSON_PATH = re.compile(r"^/api/persons/([A-Za-z0-9._-]{1,64})$")
 SECURITY_HEADERS = [
     ("Cache-Control", "no-store"),
     ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "no-referrer"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Cross-Origin-Resource-Policy", "same-origin"),
     ("Content-Security-Policy", "default-src 'self'; connect-src 'self'; "
-                                "style-src 'self' 'unsafe-inline'"),
+                                "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; "
+                                "base-uri 'none'; form-action 'self'; object-src 'none'"),
 ]
+"""Sent with every response (process_response), refusals and the handshake included."""
+
+
+class ClientFault(Exception):
+    """A message from a browser that breaks the protocol: counted under ``kind`` and the
+    client closed with ``code`` (1007 undecodable, 1008 not allowed, 1009 too big)."""
+
+    def __init__(self, kind: str, code: int) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.code = code
 
 
 @dataclass(eq=False)
@@ -110,13 +130,28 @@ class Client:
         return "not_reading" if now - self.read_at > stalled_after_s else None
 
 
+@dataclass(frozen=True)
+class Kept:
+    """One score in the history: the message as received and its JSON text, made once."""
+
+    score: dict[str, Any]
+    text: str
+
+
 class Hub:
-    """Recent history per stream and the set of connected clients."""
+    """Recent history per stream and the set of connected clients.
+
+    Each score is serialised once, when it arrives; a new client's history is joined from
+    those texts in chunks of at most HISTORY_CHUNK_S, oldest first, and the chunks are
+    shared by every client that connects before the next score (a burst of connections
+    costs one join, not one serialisation of the whole history each).
+    """
 
     def __init__(self, history_s: float, hop_s: float, client_queue: int) -> None:
         self.history_len = max(1, int(history_s / hop_s))
         self.client_queue = client_queue
-        self.history: dict[str, deque[dict[str, Any]]] = {}
+        self.history: dict[str, deque[Kept]] = {}
+        self._hello: list[str] | None = None  # the chunks for the current history
         self.clients: set[Client] = set()
         self.node_stats: dict[str, Any] = {}
         self.nodes: dict[str, dict[str, Any]] = {}
@@ -131,31 +166,50 @@ class Hub:
     def add_score(self, score: dict[str, Any]) -> None:
         self.scores_received += 1
         self.stream_seen[score["stream"]] = time.time()
-        self.history.setdefault(score["stream"], deque(maxlen=self.history_len)).append(score)
-        self.broadcast({"type": "score", "score": score})
+        kept = Kept(score, json.dumps(score, allow_nan=False))
+        self.history.setdefault(score["stream"], deque(maxlen=self.history_len)).append(kept)
+        self._hello = None
+        self._send_all(f'{{"type": "score", "score": {kept.text}}}')
 
     def set_node_stats(self, stats: dict[str, Any]) -> None:
         self.node_stats = stats
         self.nodes[str(stats.get("name", "node"))] = stats
         self.node_seen[str(stats.get("name", "node"))] = time.time()
-        self.broadcast({"type": "node", "node": stats})
+        self._hello = None
+        self._send_all(json.dumps({"type": "node", "node": stats}, allow_nan=False))
 
-    def broadcast(self, message: dict[str, Any]) -> None:
-        text = json.dumps(message, allow_nan=False)
+    def _send_all(self, text: str) -> None:
         for client in self.clients:
             self.dropped_updates += client.offer(text)
 
-    def hello(self) -> str:
-        scores = [s for h in self.history.values() for s in h]
-        scores.sort(key=lambda s: s["t_end"])
-        return json.dumps({"type": "history", "scores": scores, "node": self.node_stats})
+    def hello(self) -> list[str]:
+        """A new client's first messages: the history in chunks of at most HISTORY_CHUNK_S
+        of capture time, oldest first; the last chunk carries the node's counters and
+        ``"last": true``. One (empty) chunk when there is no history."""
+        if self._hello is None:
+            kept = sorted((k for h in self.history.values() for k in h),
+                          key=lambda k: k.score["t_end"])
+            chunks: list[list[str]] = [[]]
+            start = kept[0].score["t_end"] if kept else 0.0
+            for k in kept:
+                if k.score["t_end"] - start >= HISTORY_CHUNK_S:
+                    chunks.append([])
+                    start = k.score["t_end"]
+                chunks[-1].append(k.text)
+            node = json.dumps(self.node_stats, allow_nan=False)
+            self._hello = [
+                f'{{"type": "history", "scores": [{", ".join(texts)}], "last": '
+                f'{"true" if i == len(chunks) - 1 else "false"}'
+                + (f', "node": {node}}}' if i == len(chunks) - 1 else "}")
+                for i, texts in enumerate(chunks)]
+        return self._hello
 
     def status(self) -> dict[str, Any]:
         """`age_s`: seconds since the dashboard last heard of a stream or node; a stream whose
         node died keeps its last state, and only its age tells."""
         now = time.time()
         return {
-            "streams": {name: {"state": h[-1]["state"], "t_end": h[-1]["t_end"],
+            "streams": {name: {"state": h[-1].score["state"], "t_end": h[-1].score["t_end"],
                                "age_s": round(now - self.stream_seen[name], 3)}
                         for name, h in self.history.items() if h},
             "node": self.node_stats,
@@ -182,21 +236,74 @@ class Dashboard:
         self.checks = KioskChecks(store, cfg.kiosk_name, cfg.kiosk_stream, cfg.check_s)
         self.kiosk_clients: set[Client] = set()
         self.check_owner: Client | None = None
+        self.sessions = Sessions(tokens, cfg.session_hours * 3600)
+        self.socket_roles: dict[ServerConnection, str] = {}  # open WebSockets -> role
+        self.pending_roles: weakref.WeakKeyDictionary[ServerConnection, str] = (
+            weakref.WeakKeyDictionary())  # accepted by process_request, handshake under way
         self.url = ""
         self.metrics: Any = None  # wellmon.metrics.DashboardMetrics when metrics.enabled
 
     # --- HTTP side -------------------------------------------------------------------------
 
-    def _roles(self, request: Request) -> tuple[set[str], str | None]:
-        """Roles the request holds (query token and cookies), and the query token's role."""
+    def _roles(self, request: Request) -> set[str]:
+        """Roles the request holds: a program's ``Authorization: Bearer TOKEN``, a browser's
+        session cookies."""
+        roles = set()
+        scheme, _, offered = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and (role := role_of(self.tokens, offered.strip())):
+            roles.add(role)
+        cookie = _cookies(request)
+        now = time.time()
+        for role in ROLES:
+            value = cookie.get(self._cookie_name(role))
+            if value is not None and self.sessions.valid(role, value, now):
+                roles.add(role)
+        return roles
+
+    def _cookie_name(self, role: str) -> str:
+        return (SECURE_COOKIE_PREFIX if self.config.dashboard.tls_cert else "") + COOKIES[role]
+
+    def _session_cookie(self, role: str) -> str:
+        """A fresh Set-Cookie value for ``role``: HttpOnly, SameSite=Strict, expiring."""
+        max_age = int(self.sessions.session_s)
+        return (f"{self._cookie_name(role)}={self.sessions.issue(role, time.time())}; "
+                f"Max-Age={max_age}; HttpOnly; SameSite=Strict; Path=/{self._secure}")
+
+    def _sign_in(self, connection: ServerConnection, request: Request, path: str,
+                 roles: set[str]) -> Response:
+        """Trade a one-time ``?code=`` for a session cookie and redirect to the bare URL, so
+        the address the browser keeps in its history opens nothing."""
         query = parse_qs(urlsplit(request.path).query)
-        from_query = role_of(self.tokens, query["token"][0]) if query.get("token") else None
-        cookie = SimpleCookie(request.headers.get("Cookie", ""))
-        roles = {role for role, name in COOKIES.items()
-                 if name in cookie and role_of(self.tokens, cookie[name].value) == role}
-        if from_query:
-            roles.add(from_query)
-        return roles, from_query
+        code = query["code"][0] if query.get("code") else ""
+        role = self.sessions.redeem(code, time.time())
+        allowed = ALLOWED.get(path, set())
+        if role is None and not roles & allowed:
+            return self._refuse(connection, request,
+                                "this sign-in link has expired or was already used: run "
+                                f"`wellmon login {_role_for(path)}` for a new one",
+                                http.HTTPStatus.UNAUTHORIZED)
+        response = connection.respond(http.HTTPStatus.SEE_OTHER, "signed in\n")
+        response.headers["Location"] = path
+        if role is not None:
+            log(ROLE, f"signed in a {role} browser from {connection.remote_address[0]}")
+            response.headers["Set-Cookie"] = self._session_cookie(role)
+        return response
+
+    def _open_sockets(self, role: str) -> tuple[int, int]:
+        """WebSockets open now: of ``role``, and in all."""
+        counts = Counter(self.socket_roles.values())
+        return counts[role], sum(counts.values())
+
+    def _over_capacity(self, role: str) -> str | None:
+        """Why one more socket of ``role`` is refused, or None."""
+        cfg = self.config.dashboard
+        mine, total = self._open_sockets(role)
+        if mine >= cfg.max_clients_per_role:
+            return (f"too many {role} connections ({mine}; dashboard.max_clients_per_role "
+                    f"is {cfg.max_clients_per_role})")
+        if total >= cfg.max_clients:
+            return f"too many connections ({total}; dashboard.max_clients is {cfg.max_clients})"
+        return None
 
     def _refuse(self, connection: ServerConnection, request: Request, reason: str,
                 status: http.HTTPStatus) -> Response:
@@ -210,14 +317,22 @@ class Dashboard:
         path = urlsplit(request.path).path
         if path == "/healthz":
             return connection.respond(http.HTTPStatus.OK, "ok\n")
-        roles, from_query = self._roles(request)
-        if not roles:
-            offered = "token" in parse_qs(urlsplit(request.path).query) or any(
-                name in request.headers.get("Cookie", "") for name in COOKIES.values())
-            reason = "wrong token" if offered else "no token"
+        query = parse_qs(urlsplit(request.path).query)
+        if "token" in query:
             return self._refuse(connection, request,
-                                f"{reason}: open the URL that `wellmon run` printed",
+                                "a token in the address is not accepted: sign in with a link "
+                                "from `wellmon login ROLE`, or send Authorization: Bearer",
                                 http.HTTPStatus.UNAUTHORIZED)
+        roles = self._roles(request)
+        if "code" in query and path in PAGES:
+            return self._sign_in(connection, request, path, roles)
+        if not roles:
+            offered = "Authorization" in request.headers or any(
+                name in _cookies(request) for name in map(self._cookie_name, ROLES))
+            reason = ("wrong token or expired session" if offered else "not signed in")
+            return self._refuse(connection, request,
+                                f"{reason}: open a sign-in link from `wellmon login "
+                                f"{_role_for(path)}`", http.HTTPStatus.UNAUTHORIZED)
         allowed = ALLOWED.get(path, {"admin"} if path.startswith("/api/") else None)
         if path.startswith("/static/"):
             allowed = set(COOKIES)
@@ -236,15 +351,25 @@ class Dashboard:
             if origin is not None and urlsplit(origin).netloc != request.headers.get("Host"):
                 return self._refuse(connection, request, "cross-origin WebSocket",
                                     http.HTTPStatus.FORBIDDEN)
+            role = _socket_role(path, roles)
+            if reason := self._over_capacity(role):
+                return self._refuse(connection, request, reason,
+                                    http.HTTPStatus.SERVICE_UNAVAILABLE)
+            self.pending_roles[connection] = role
             return None
+        if path == "/api/session":
+            response = connection.respond(http.HTTPStatus.NO_CONTENT, "")
+            for role in roles & {r for r in ROLES if self._cookie_name(r) in _cookies(request)}:
+                response.headers["Set-Cookie"] = self._session_cookie(role)
+            return response
         if path.startswith("/api/"):
             return self._api(connection, request, path)
         if path in PAGES and (STATIC / PAGES[path]).is_file():
             response = _file_response(STATIC / PAGES[path])
-            if from_query:
-                response.headers["Set-Cookie"] = (f"{COOKIES[from_query]}="
-                                                  f"{self.tokens[from_query]}; HttpOnly; "
-                                                  f"SameSite=Strict; Path=/{self._secure}")
+            held = roles & ALLOWED[path] & {r for r in ROLES
+                                            if self._cookie_name(r) in _cookies(request)}
+            for role in sorted(held)[:1]:  # renew the session the page is open with
+                response.headers["Set-Cookie"] = self._session_cookie(role)
             return response
         if path.startswith("/static/"):
             target = (STATIC / path.removeprefix("/static/")).resolve()
@@ -255,6 +380,16 @@ class Dashboard:
     @property
     def _secure(self) -> str:
         return "; Secure" if self.config.dashboard.tls_cert else ""
+
+    def process_response(self, connection: ServerConnection, request: Request,
+                         response: Response) -> None:
+        """Every answer, refusals and the WebSocket handshake included, carries the security
+        headers: no framing, no sniffing, no caching, no referrer; HSTS under TLS."""
+        for name, value in SECURITY_HEADERS:
+            if name not in response.headers:
+                response.headers[name] = value
+        if self.config.dashboard.tls_cert:
+            response.headers["Strict-Transport-Security"] = "max-age=31536000"
 
     def _api(self, connection: ServerConnection, request: Request, path: str) -> Response:
         if path == "/api/status":
@@ -286,27 +421,41 @@ class Dashboard:
 
     async def handle(self, connection: ServerConnection) -> None:
         kiosk = urlsplit(connection.request.path).path == "/ws/kiosk"
+        role = self.pending_roles.pop(connection, "admin")
+        if reason := self._over_capacity(role):  # handshakes that raced past process_request
+            self.hub.refused[reason] += 1
+            await connection.close(1013, "too many connections: try again later")
+            return
+        self.socket_roles[connection] = role
         client = Client(connection, self.config.dashboard.client_queue)
         if kiosk:
             client.offer(json.dumps(self.checks.hello(self.config.dashboard.retention_days)))
             self.kiosk_clients.add(client)
         else:
-            client.offer(self.hub.hello())
+            for chunk in self.hub.hello():
+                client.offer(chunk)
             self.hub.clients.add(client)
         sender = asyncio.create_task(self._send_loop(client))
         try:
             async for message in connection:
-                reply = (self.reply_to_kiosk(message) if kiosk
-                         else self.reply_to_client(message))
+                try:
+                    reply = (self.reply_to_kiosk(message) if kiosk
+                             else self.reply_to_client(message))
+                except ClientFault as fault:
+                    self.hub.client_faults[fault.kind] += 1
+                    await connection.close(fault.code, fault.kind)
+                    break
                 if reply is None:
                     await connection.close(1008, "unexpected message")
                     break
                 if kiosk and self.checks.running and self.check_owner is None:
                     self.check_owner = client
                 client.offer(reply)
-        except ConnectionClosed:
-            pass
+        except ConnectionClosed as closed:
+            if closed.sent is not None and closed.sent.code == 1009:
+                self.hub.client_faults["too_big"] += 1
         finally:
+            self.socket_roles.pop(connection, None)
             self.hub.clients.discard(client)
             self.kiosk_clients.discard(client)
             sender.cancel()
@@ -314,26 +463,24 @@ class Dashboard:
                 self.check_owner = None
                 self.checks.cancel(time.time(), "the kiosk disconnected during the check")
 
-    def _parse(self, message: str | bytes) -> dict[str, Any] | None:
-        """A JSON object from a client, or None (then counted as a fault)."""
-        if isinstance(message, bytes) or len(message) > MAX_CLIENT_MESSAGE:
-            self.hub.client_faults["bad_frame"] += 1
-            return None
+    def _parse(self, message: str | bytes) -> dict[str, Any]:
+        """A JSON object from a client; anything else raises a ClientFault, which closes that
+        client with the close code that says why (the caller counts it)."""
+        if isinstance(message, bytes):
+            raise ClientFault("bad_frame", 1008)  # the protocol is JSON text
+        if len(message) > MAX_CLIENT_MESSAGE:
+            raise ClientFault("too_big", 1009)
         try:
             parsed = json.loads(message)
-        except ValueError:
-            self.hub.client_faults["bad_json"] += 1
-            return None
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's
+            raise ClientFault("bad_json", 1007) from None
         if not isinstance(parsed, dict):
-            self.hub.client_faults["unknown_type"] += 1
-            return None
+            raise ClientFault("unknown_type", 1008)
         return parsed
 
     def reply_to_client(self, message: str | bytes) -> str | None:
         """The live page only pings; anything else is a fault, counted, and closes that client."""
         parsed = self._parse(message)
-        if parsed is None:
-            return None
         if parsed.get("type") != "ping":
             self.hub.client_faults["unknown_type"] += 1
             return None
@@ -342,8 +489,6 @@ class Dashboard:
     def reply_to_kiosk(self, message: str | bytes) -> str | None:
         """Check requests; a bad one gets an error the kiosk can show, garbage closes it."""
         parsed = self._parse(message)
-        if parsed is None:
-            return None
         kind = parsed.get("type")
         if kind == "ping":
             return json.dumps({"type": "pong", "t": time.time()})
@@ -457,6 +602,7 @@ class Dashboard:
             served = metrics.start(self.metrics.registry, self.config.metrics,
                                    self.config.metrics.dashboard_port)
         async with serve(self.handle, cfg.host, cfg.port, process_request=self.process_request,
+                         process_response=self.process_response,
                          max_size=MAX_CLIENT_MESSAGE, write_limit=WRITE_LIMIT,
                          ping_interval=20, ssl=tls,
                          server_header="wellmon") as server:
@@ -492,6 +638,30 @@ def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
         raise ConfigError(f"dashboard.tls_cert/tls_key: cannot use {cert} with {key}: "
                           f"{exc}") from None
     return context
+
+
+def _cookies(request: Request) -> dict[str, str]:
+    """The request's cookies by name; a malformed Cookie header counts as none."""
+    try:
+        jar = SimpleCookie(request.headers.get("Cookie", ""))
+    except Exception:  # http.cookies raises CookieError and others on garbage
+        return {}
+    return {name: morsel.value for name, morsel in jar.items()}
+
+
+def _socket_role(path: str, roles: set[str]) -> str:
+    """The role a WebSocket counts under: the page's own role when held, else admin."""
+    own = "kiosk" if path == "/ws/kiosk" else "viewer"
+    return own if own in roles else "admin"
+
+
+def _role_for(path: str) -> str:
+    """The role whose sign-in link opens ``path`` (for the hint in a refusal)."""
+    if path.startswith(("/kiosk", "/ws/kiosk")):
+        return "kiosk"
+    if path.startswith(("/operator", "/api/")) and path != "/api/status":
+        return "admin"
+    return "viewer"
 
 
 def _first(query: dict[str, list[str]], key: str) -> str | None:

@@ -10,10 +10,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from websockets.sync.client import connect
 
 from wellmon.config import Config
-from wellmon.harness import LocalPipeline
+from wellmon.harness import LocalPipeline, open_dashboard_ws
 
 WARMUP_S = 5.0
 
@@ -28,7 +27,7 @@ def bench_latency(config: Config, seconds: float, source: str) -> int:
         print(f"bench latency: {source} for {seconds:g} s after {WARMUP_S:g} s warm-up "
               f"({config.capture.video_max_width}x{config.capture.video_max_height} max, "
               f"{config.capture.video_fps:g} fps, 16 kHz audio)", flush=True)
-        with connect(pipeline.ws_url, max_size=None) as ws:
+        with open_dashboard_ws(pipeline.ws_url, token) as ws:
             start = time.monotonic()
             while time.monotonic() - start < WARMUP_S + seconds:
                 message = json.loads(ws.recv(timeout=10))

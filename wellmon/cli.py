@@ -57,6 +57,17 @@ def _parser() -> argparse.ArgumentParser:
     dash = sub.add_parser("dashboard", help="the web dashboard")
     dash.add_argument("--port", type=int, help="dashboard port (dashboard.port)")
 
+    login = sub.add_parser("login", help="print a one-time sign-in link to a dashboard page",
+                           description="Print a link that signs one browser in as ROLE: it "
+                           "works once, within five minutes, on a dashboard that is already "
+                           "running. The browser then holds a session cookie "
+                           "(dashboard.session_hours); the link in its history opens nothing.")
+    login.add_argument("role", choices=("viewer", "kiosk", "admin"),
+                       help="viewer: the live page; kiosk: the check page; admin: the "
+                            "operator page")
+    login.add_argument("--url", help="the dashboard's address, e.g. https://host:8765/ "
+                                     "(default: from dashboard.host, port and tls_cert)")
+
     replay = sub.add_parser("replay", help="score a file offline, faster than real time")
     replay.add_argument("file", help="a media file PyAV can open, or sample")
     replay.add_argument("--out", type=Path, required=True, help="JSONL output file")
@@ -188,6 +199,8 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         return _train(args, config)
     if args.command == "export":
         return _export(args)
+    if args.command == "login":
+        return _login(args, config)
     if args.command == "keys":
         from streamer.security import make_keys
 
@@ -259,3 +272,23 @@ def _export(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _login(args: argparse.Namespace, config: Config) -> int:
+    """A sign-in link for ``args.role``, made with the role's token where the dashboard
+    reads it (environment or token file), so no request to the dashboard is needed."""
+    from dashboard.auth import login_url, resolve_tokens
+
+    cfg = config.dashboard
+    base = args.url
+    if base is None:
+        if cfg.port == 0:
+            raise ConfigError("dashboard.port is 0 (a free port is picked at start): give "
+                              "--url with the address the dashboard printed")
+        host = "127.0.0.1" if cfg.host in ("0.0.0.0", "", "::") else cfg.host
+        host = f"[{host}]" if ":" in host else host
+        base = f"{'https' if cfg.tls_cert else 'http'}://{host}:{cfg.port}/"
+    if not base.endswith("/"):
+        base += "/"
+    print(login_url(base, args.role, resolve_tokens(cfg)[args.role]))
+    return 0

@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dashboard.auth import TOKEN_ENVS, resolve_tokens
+from dashboard.auth import LOGIN_CODE_S, TOKEN_ENVS, login_url, resolve_tokens
 from streamer import sources
 from streamer.lifecycle import READY_PREFIX, die_with, stop_on_signals
 from wellmon import config as config_mod
@@ -146,8 +146,8 @@ class Supervisor:
                 self.url = child.detail.partition("url=")[2].strip()
 
     def dashboard_url(self, role: str = "viewer") -> str:
-        page = {"viewer": "", "kiosk": "kiosk", "admin": "operator"}[role]
-        return f"{self.url}{page}?token={self.tokens[role]}"
+        """A one-time sign-in link to the page of ``role`` (never the role's token)."""
+        return login_url(self.url, role, self.tokens[role])
 
     def watch(self, stop: threading.Event) -> None:
         """Until stopped: report exits, restart children that died (with back-off)."""
@@ -206,7 +206,9 @@ def run(config: Config) -> int:
         supervisor.start(stop)
         supervisor.say(f"{DASHBOARD_LINE}{supervisor.dashboard_url()}")
         supervisor.say(f"Kiosk:     {supervisor.dashboard_url('kiosk')}")
-        supervisor.say(f"Operator:  {supervisor.dashboard_url('admin')}")
+        supervisor.say("Operator:  run `wellmon login admin` for a sign-in link")
+        supervisor.say(f"(each link signs in one browser, within {LOGIN_CODE_S // 60} minutes; "
+                       "`wellmon login viewer|kiosk|admin` makes a new one)")
         supervisor.say("A wellness indicator, not a diagnosis. Press Ctrl-C to stop.")
         if config.run.open_browser and _has_display():
             webbrowser.open(supervisor.dashboard_url())

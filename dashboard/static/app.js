@@ -138,7 +138,7 @@ function updateConnection() {
   } else if (conn.retryAt) {
     const left = Math.max(0, Math.ceil((conn.retryAt - now) / 1000));
     setConn((left > 0 ? `disconnected — retrying in ${left} s` : "disconnected — retrying…")
-            + (conn.refused ? " · access refused: open the address with ?token= again" : ""),
+            + (conn.refused ? " · not signed in: open a new link from `wellmon login viewer`" : ""),
             "conn-closed");
   }
 }

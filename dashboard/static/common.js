@@ -1,11 +1,12 @@
 "use strict";
-// Shared by the three pages, loaded first: the token came in the address once and the
-// server has put it in a cookie, so it is dropped from the address bar (and so from the
-// browser's history, bookmarks and screenshots).
-(function dropTokenFromAddressBar() {
-  const url = new URL(location.href);
-  if (url.searchParams.has("token")) {
-    url.searchParams.delete("token");
-    history.replaceState(null, "", url.pathname + url.search + url.hash);
-  }
+// Shared by the three pages, loaded first. A browser signs in with a one-time link
+// (`wellmon login ROLE`); the server trades its code for a session cookie and redirects to
+// the bare address, so no code or token stays in the address bar or the history. The
+// session expires `dashboard.session_hours` after the page last renewed it: an open page
+// (a kiosk runs for days) renews it every hour.
+(function keepSessionAlive() {
+  const RENEW_MS = 3600 * 1000;
+  setInterval(() => {
+    fetch("/api/session", { credentials: "same-origin", cache: "no-store" }).catch(() => {});
+  }, RENEW_MS);
 })();

@@ -13,7 +13,6 @@ records every score message) and small formatting helpers.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -29,7 +28,7 @@ import numpy as np
 
 from wellmon import config as config_mod
 from wellmon.config import Config
-from wellmon.harness import Child, loopback_env, ws_messages
+from wellmon.harness import Child, get_json, loopback_env, open_dashboard_ws, ws_messages
 
 STOP_GRACE_S = 10.0
 CAPTURE_LEAD_NS = 1_000_000_000
@@ -87,15 +86,12 @@ class Fleet:
 
     @property
     def ws_url(self) -> str:
-        return self.dashboard_url.replace("http://", "ws://", 1) + f"ws?token={self.token}"
+        """The live page's WebSocket; open it with ``open_dashboard_ws(url, self.token)``."""
+        return self.dashboard_url.replace("http://", "ws://", 1) + "ws"
 
     def status(self) -> dict[str, Any]:
         """The dashboard's `/api/status`."""
-        import urllib.request
-
-        url = f"{self.dashboard_url}api/status?token={self.token}"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return json.loads(response.read())
+        return get_json(f"{self.dashboard_url}api/status", self.token)
 
     def check_alive(self) -> None:
         """A benchmark of a pipeline with a dead process measures nothing: stop, say which."""
@@ -187,8 +183,9 @@ class ScoreClient:
     """A browser stand-in: reads the dashboard's WebSocket in a thread, keeps every score
     (history excluded) and the latest node statistics."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, token: str) -> None:
         self.url = url
+        self.token = token
         self.records: list[Record] = []
         self.node_stats: dict[str, Any] = {}
         self.error: BaseException | None = None
@@ -204,10 +201,8 @@ class ScoreClient:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        from websockets.sync.client import connect
-
         try:
-            with connect(self.url, max_size=None, open_timeout=10) as ws:
+            with open_dashboard_ws(self.url, self.token) as ws:
                 for received, message in ws_messages(ws, self._stop):
                     if message["type"] == "node":
                         self.node_stats = message["node"]

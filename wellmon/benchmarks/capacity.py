@@ -148,7 +148,7 @@ def _run_step(config: Config, n: int, seconds: float, warmup_s: float) -> Step:
     with tempfile.TemporaryDirectory(prefix="wellmon-capacity-") as state, \
             Fleet(config, Path(state), token) as fleet:
         fleet.start_pipeline(names)
-        with ScoreClient(fleet.ws_url) as client:
+        with ScoreClient(fleet.ws_url, fleet.token) as client:
             _sleep(fleet, client, warmup_s)
             processes = fleet.processes()
             cpu0 = {name: cpu_seconds(p) for name, p in processes.items()}

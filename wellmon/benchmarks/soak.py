@@ -66,7 +66,7 @@ def bench_soak(config: Config, minutes: float = 30.0, streams: int = 4,
             fleet.start_pipeline(names)
             for name, process in fleet.processes().items():
                 print(f"  {name:<28} pid {process.pid}")
-            with ScoreClient(fleet.ws_url) as client:
+            with ScoreClient(fleet.ws_url, fleet.token) as client:
                 return _soak(fleet, client, config, measure_s, slice_s, warmup_s)
         except KeyboardInterrupt:
             failure = "interrupted"
