@@ -127,6 +127,12 @@ class DashboardConfig:
     drop_stalled_after_s: float = _setting(30.0, "a client that has read nothing for this "
                                            "long while data waits for it is disconnected",
                                            lo=1, hi=86400)
+    max_clients: int = _setting(200, "WebSocket connections open at once, all roles; one "
+                                "more is refused with 503", lo=1, hi=100000)
+    max_clients_per_role: int = _setting(100, "WebSocket connections open at once per role "
+                                         "(viewer, kiosk, admin)", lo=1, hi=100000)
+    session_hours: float = _setting(12.0, "hours a browser stays signed in after its page last "
+                                    "loaded or renewed the session", lo=0.01, hi=8760)
     kiosk_token_file: str = _setting("~/.local/state/wellmon/kiosk-token",
                                      "the kiosk role's generated token (mode 0600)")
     admin_token_file: str = _setting("~/.local/state/wellmon/admin-token",
