@@ -100,6 +100,15 @@ def _parser() -> argparse.ArgumentParser:
                           help="seconds measured per number of streams, after warm-up")
     capacity.add_argument("--gpu-tflops", type=float, default=10.0,
                           help="effective TFLOPS of the GPU in the arithmetic")
+    dash_load = bench_sub.add_parser("dashboard", help="/healthz and live-score latency, quiet "
+                                                       "and with a flood of idle sockets")
+    dash_load.add_argument("--idle", type=int, default=500,
+                           help="idle viewer WebSockets opened in the second period")
+    dash_load.add_argument("--seconds", type=float, default=20.0,
+                           help="seconds measured in each period")
+    dash_load.add_argument("--warmup", type=float, default=15.0,
+                           help="seconds of scores before measuring: the history each new "
+                                "socket is sent grows with it (dashboard.history_s at most)")
 
     train = sub.add_parser("train", help="fit the fusion model on labelled clips "
                                          "(needs pip install .[train])")
@@ -189,6 +198,10 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
             return bench.bench_perception(args.frames)
         if args.bench == "soak":
             return bench.bench_soak(config, args.minutes, args.streams)
+        if args.bench == "dashboard":
+            from wellmon.benchmarks.dashboard_load import bench_dashboard
+
+            return bench_dashboard(config, args.idle, args.seconds, args.warmup)
         if args.bench == "capacity":
             return bench.bench_capacity(config, args.max_streams, args.seconds, args.gpu_tflops)
         if args.bench == "fusion":
