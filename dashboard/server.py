@@ -299,10 +299,10 @@ class Dashboard:
         cfg = self.config.dashboard
         mine, total = self._open_sockets(role)
         if mine >= cfg.max_clients_per_role:
-            return (f"too many {role} connections ({mine}; dashboard.max_clients_per_role "
-                    f"is {cfg.max_clients_per_role})")
+            return (f"too many {role} connections (dashboard.max_clients_per_role is "
+                    f"{cfg.max_clients_per_role})")
         if total >= cfg.max_clients:
-            return f"too many connections ({total}; dashboard.max_clients is {cfg.max_clients})"
+            return f"too many connections (dashboard.max_clients is {cfg.max_clients})"
         return None
 
     def _refuse(self, connection: ServerConnection, request: Request, reason: str,
@@ -690,6 +690,9 @@ def _file_response(path: Path) -> Response:
 
 
 def serve_dashboard(config: Config, tokens: dict[str, str], stop: threading.Event) -> int:
+    from streamer import exposure  # refuse plain HTTP, clear links, open metrics off-host
+
+    exposure.check(config, [routes.dashboard_scores(config)], dashboard=True)
     store = open_store(config.dashboard.store,
                        keep_series_days=config.dashboard.retention_days)
     try:
