@@ -10,6 +10,16 @@ incomplete instead of losing it. The store only ever sees score messages: no vid
 Storage sits behind the small :class:`Store` protocol so that another backend (PostgreSQL)
 can be added later; :class:`SQLiteStore` is the one implementation.
 
+People's secrets (dashboard/person_secrets.py) live here too, only as scrypt hashes: the
+hash of each person's PIN, their pending enrolment code's hash, and the count of wrong
+tries with the lock they lead to (keyed by any ID tried, existing or not, so a lock holds
+across kiosks and restarts and does not tell whether the ID exists). A check whose person
+did not prove their secret is stored with ``in_baseline`` false: it never enters their
+history or baseline.
+
+The file is private: the database, its WAL and shared-memory files are created mode 0600
+(an existing file is narrowed to 0600 at open) and a folder the store creates is 0700.
+
 Times are float seconds since the epoch. ``list_checks(day=...)`` takes the day in UTC.
 """
 
@@ -18,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -74,6 +85,28 @@ MIGRATIONS: list[Migration] = [
         "CREATE INDEX checks_person_started ON checks(person_id, started_at)",
         "CREATE INDEX checks_status ON checks(status)",
     ),
+    # v3: person secrets (scrypt hashes), enrolment codes, wrong tries and locks; checks
+    # made without the person's secret are kept out of their baseline and history.
+    (
+        "ALTER TABLE checks ADD COLUMN in_baseline INTEGER NOT NULL DEFAULT 1",
+        """CREATE TABLE person_secrets (
+            person_id TEXT PRIMARY KEY REFERENCES persons(id) ON DELETE CASCADE,
+            secret_hash TEXT NOT NULL,
+            set_at REAL NOT NULL
+        )""",
+        """CREATE TABLE enrolment_codes (
+            person_id TEXT PRIMARY KEY REFERENCES persons(id) ON DELETE CASCADE,
+            code_hash TEXT NOT NULL,
+            issued_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        )""",
+        """CREATE TABLE secret_attempts (
+            person_id TEXT PRIMARY KEY,
+            failures INTEGER NOT NULL,
+            last_failure_at REAL NOT NULL,
+            locked_until REAL
+        )""",
+    ),
 ]
 
 
@@ -87,7 +120,7 @@ class Store(Protocol):
     """What the dashboard needs from storage. Every mutating method is durable on return."""
 
     def start_check(self, person_id: str, *, kiosk: str, stream: str,
-                    started_at: float) -> int: ...
+                    started_at: float, in_baseline: bool = True) -> int: ...
 
     def add_windows(self, check_id: int, windows: list[dict[str, Any]]) -> None: ...
 
@@ -111,6 +144,29 @@ class Store(Protocol):
 
     def apply_retention(self, now: float) -> int: ...
 
+    def get_secret(self, person_id: str) -> str | None: ...
+
+    def set_secret(self, person_id: str, secret_hash: str, now: float) -> None: ...
+
+    def clear_secret(self, person_id: str) -> bool: ...
+
+    def put_enrolment_code(self, person_id: str, code_hash: str, now: float,
+                           expires_at: float) -> None: ...
+
+    def enrolment_code(self, person_id: str, now: float) -> str | None: ...
+
+    def use_enrolment_code(self, person_id: str, code_hash: str, secret_hash: str,
+                           now: float) -> bool: ...
+
+    def take_attempt(self, person_id: str, now: float, *, max_failures: int,
+                     lock_s: float) -> float | None: ...
+
+    def locked_until(self, person_id: str, now: float) -> float | None: ...
+
+    def clear_attempts(self, person_id: str) -> None: ...
+
+    def person_status(self, person_id: str, now: float) -> dict[str, Any]: ...
+
     def close(self) -> None: ...
 
 
@@ -118,7 +174,7 @@ def open_store(path: str | Path, *, keep_series_days: float = 30.0) -> Store:
     """Open (creating it and its parent directories) the store at `path`; `~` is expanded."""
     path = Path(path).expanduser()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_private_dirs(path.parent)
     except OSError as e:
         raise StoreError(f"cannot create the directory for the store {path}: {e}") from e
     return SQLiteStore(path, keep_series_days=keep_series_days)
@@ -140,11 +196,23 @@ class SQLiteStore:
         self.path = Path(path).expanduser()
         self.keep_series_days = float(keep_series_days)
         self._db: sqlite3.Connection | None = None
+        # The file and its -wal and -shm (SQLite gives them the database's mode) are born
+        # 0600: the umask covers the creation, the chmod a file made earlier by others.
+        umask = os.umask(0o077)
         try:
             self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
                                        isolation_level=None)
+            self._db.execute("PRAGMA user_version").fetchone()  # creates the file
+            for suffix in ("", "-wal", "-shm"):
+                _narrow(Path(f"{self.path}{suffix}"))
         except sqlite3.Error as e:
             raise StoreError(f"cannot open the store {self.path}: {e}") from e
+        except OSError as e:
+            if self._db is not None:
+                self._db.close()
+            raise StoreError(f"cannot make the store {self.path} private: {e}") from e
+        finally:
+            os.umask(umask)
         try:
             self._configure()
             self._migrate()
@@ -245,17 +313,21 @@ class SQLiteStore:
     # -- writes -----------------------------------------------------------------------------
 
     def start_check(self, person_id: str, *, kiosk: str, stream: str,
-                    started_at: float) -> int:
-        """Record a new running check (and the person, if new); returns its id."""
-        if not isinstance(person_id, str) or not person_id:
-            raise StoreError(f"person_id must be a non-empty string, not {person_id!r}")
+                    started_at: float, in_baseline: bool = True) -> int:
+        """Record a new running check (and the person, if new); returns its id.
+
+        ``in_baseline`` false: the person did not prove their secret, so the check never
+        appears in their history (:meth:`person_history`) nor their baseline.
+        """
+        _person(person_id)
         started_at = _time(started_at, "started_at")
         with self._write("start a check in") as db:
             db.execute("INSERT OR IGNORE INTO persons (id, created_at) VALUES (?, ?)",
                        (person_id, started_at))
             cur = db.execute(
-                "INSERT INTO checks (person_id, kiosk, stream, status, started_at) "
-                "VALUES (?, ?, ?, 'running', ?)", (person_id, str(kiosk), str(stream), started_at))
+                "INSERT INTO checks (person_id, kiosk, stream, status, started_at, in_baseline) "
+                "VALUES (?, ?, ?, 'running', ?, ?)",
+                (person_id, str(kiosk), str(stream), started_at, 1 if in_baseline else 0))
             check_id = cur.lastrowid
         assert check_id is not None
         return check_id
@@ -327,6 +399,7 @@ class SQLiteStore:
             n = db.execute("SELECT COUNT(*) FROM checks WHERE person_id = ?",
                            (person_id,)).fetchone()[0]
             db.execute("DELETE FROM persons WHERE id = ?", (person_id,))
+            db.execute("DELETE FROM secret_attempts WHERE person_id = ?", (person_id,))
         self._checkpoint()
         return n
 
@@ -334,15 +407,155 @@ class SQLiteStore:
         """Drop the per-window series of checks that started more than keep_series_days before
         `now`; their rows and result summaries stay. Running checks are never touched.
         Returns the number of windows deleted."""
-        cutoff = _time(now, "now") - self.keep_series_days * DAY_S
+        now = _time(now, "now")
+        cutoff = now - self.keep_series_days * DAY_S
         with self._write("apply retention to") as db:
             cur = db.execute(
                 "DELETE FROM check_windows WHERE check_id IN (SELECT id FROM checks "
                 "WHERE started_at < ? AND status != 'running')", (cutoff,))
             n = cur.rowcount
+            # Expired codes, and tries that no longer count (no lock, last one a day ago).
+            db.execute("DELETE FROM enrolment_codes WHERE expires_at <= ?", (now,))
+            db.execute("DELETE FROM secret_attempts WHERE last_failure_at < ? AND "
+                       "(locked_until IS NULL OR locked_until <= ?)", (now - DAY_S, now))
         if n:
             self._checkpoint()
         return n
+
+    # -- person secrets ---------------------------------------------------------------------
+
+    def set_secret(self, person_id: str, secret_hash: str, now: float) -> None:
+        """Set (or replace) a person's secret hash; the person is created if new."""
+        _person(person_id)
+        now = _time(now, "now")
+        with self._write("set a secret in") as db:
+            self._upsert_secret(db, person_id, secret_hash, now)
+
+    def _upsert_secret(self, db: sqlite3.Connection, person_id: str, secret_hash: str,
+                       now: float) -> None:
+        if not isinstance(secret_hash, str) or not secret_hash:
+            raise StoreError("a secret hash must be a non-empty string")
+        db.execute("INSERT OR IGNORE INTO persons (id, created_at) VALUES (?, ?)",
+                   (person_id, now))
+        db.execute("INSERT INTO person_secrets (person_id, secret_hash, set_at) VALUES (?, ?, ?) "
+                   "ON CONFLICT(person_id) DO UPDATE SET secret_hash = excluded.secret_hash, "
+                   "set_at = excluded.set_at", (person_id, secret_hash, now))
+
+    def get_secret(self, person_id: str) -> str | None:
+        """The person's secret hash, or None (no such person, or no secret set)."""
+        with self._read() as db:
+            row = db.execute("SELECT secret_hash FROM person_secrets WHERE person_id = ?",
+                             (person_id,)).fetchone()
+        return row[0] if row else None
+
+    def clear_secret(self, person_id: str) -> bool:
+        """Forget the person's secret, pending enrolment code, wrong tries and lock (an
+        operator's reset). True if a secret was set."""
+        with self._write(f"reset the secret of {person_id!r} in") as db:
+            n = db.execute("DELETE FROM person_secrets WHERE person_id = ?",
+                           (person_id,)).rowcount
+            db.execute("DELETE FROM enrolment_codes WHERE person_id = ?", (person_id,))
+            db.execute("DELETE FROM secret_attempts WHERE person_id = ?", (person_id,))
+        self._checkpoint()
+        return n > 0
+
+    def put_enrolment_code(self, person_id: str, code_hash: str, now: float,
+                           expires_at: float) -> None:
+        """Store the hash of a new enrolment code for the person (created if new), replacing
+        any earlier code of theirs."""
+        _person(person_id)
+        now, expires_at = _time(now, "now"), _time(expires_at, "expires_at")
+        if not isinstance(code_hash, str) or not code_hash:
+            raise StoreError("a code hash must be a non-empty string")
+        with self._write("issue an enrolment code in") as db:
+            db.execute("INSERT OR IGNORE INTO persons (id, created_at) VALUES (?, ?)",
+                       (person_id, now))
+            db.execute("INSERT INTO enrolment_codes (person_id, code_hash, issued_at, expires_at) "
+                       "VALUES (?, ?, ?, ?) ON CONFLICT(person_id) DO UPDATE SET "
+                       "code_hash = excluded.code_hash, issued_at = excluded.issued_at, "
+                       "expires_at = excluded.expires_at",
+                       (person_id, code_hash, now, expires_at))
+
+    def enrolment_code(self, person_id: str, now: float) -> str | None:
+        """The hash of the person's unused, unexpired enrolment code, or None."""
+        with self._read() as db:
+            row = db.execute("SELECT code_hash FROM enrolment_codes WHERE person_id = ? AND "
+                             "expires_at > ?", (person_id, float(now))).fetchone()
+        return row[0] if row else None
+
+    def use_enrolment_code(self, person_id: str, code_hash: str, secret_hash: str,
+                           now: float) -> bool:
+        """Spend the person's enrolment code whose hash is ``code_hash`` (still unexpired)
+        and set their secret, in one transaction; False (nothing changed) if that code is no
+        longer there: used by another kiosk meanwhile, replaced or expired."""
+        now = _time(now, "now")
+        with self._write("enrol a person in") as db:
+            used = db.execute("DELETE FROM enrolment_codes WHERE person_id = ? AND code_hash = ? "
+                              "AND expires_at > ?", (person_id, code_hash, now)).rowcount
+            if used:
+                self._upsert_secret(db, person_id, secret_hash, now)
+        return used > 0
+
+    def take_attempt(self, person_id: str, now: float, *, max_failures: int,
+                     lock_s: float) -> float | None:
+        """Count one try at the person's secret or code *as a failure* before it is checked
+        (:meth:`clear_attempts` undoes it on success), so tries in parallel cannot exceed
+        ``max_failures``. Returns None when the try may go ahead, else the time the ID's
+        lock ends (the try is then not counted). Failures more than ``lock_s`` apart start
+        the count again; the ``max_failures``-th locks the ID for ``lock_s``. Any ID string
+        is counted, whether or not such a person exists."""
+        now = _time(now, "now")
+        with self._write("count a secret try in") as db:
+            row = db.execute("SELECT failures, last_failure_at, locked_until FROM "
+                             "secret_attempts WHERE person_id = ?", (person_id,)).fetchone()
+            failures, last, until = row if row else (0, now, None)
+            if until is not None and until > now:
+                return float(until)
+            if until is not None or now - last > lock_s:  # a lock that ended, or old tries
+                failures = 0
+            failures += 1
+            until = now + lock_s if failures >= max_failures else None
+            db.execute("INSERT INTO secret_attempts (person_id, failures, last_failure_at, "
+                       "locked_until) VALUES (?, ?, ?, ?) ON CONFLICT(person_id) DO UPDATE SET "
+                       "failures = excluded.failures, last_failure_at = excluded.last_failure_at, "
+                       "locked_until = excluded.locked_until", (person_id, failures, now, until))
+        return None
+
+    def locked_until(self, person_id: str, now: float) -> float | None:
+        """When the ID's lock ends, or None if it is not locked."""
+        with self._read() as db:
+            row = db.execute("SELECT locked_until FROM secret_attempts WHERE person_id = ? AND "
+                             "locked_until > ?", (person_id, float(now))).fetchone()
+        return float(row[0]) if row else None
+
+    def clear_attempts(self, person_id: str) -> None:
+        """A right secret or code: forget the ID's failures (and a lock its own try set)."""
+        with self._write("clear the tries of an ID in") as db:
+            db.execute("DELETE FROM secret_attempts WHERE person_id = ?", (person_id,))
+
+    def person_status(self, person_id: str, now: float) -> dict[str, Any]:
+        """What the operator sees of a person: known, checks, secret set, pending code, lock."""
+        with self._read() as db:
+            known = db.execute("SELECT created_at FROM persons WHERE id = ?",
+                               (person_id,)).fetchone()
+            checks = db.execute("SELECT COUNT(*), COALESCE(SUM(in_baseline), 0) FROM checks "
+                                "WHERE person_id = ?", (person_id,)).fetchone()
+            secret = db.execute("SELECT set_at FROM person_secrets WHERE person_id = ?",
+                                (person_id,)).fetchone()
+            code = db.execute("SELECT issued_at, expires_at FROM enrolment_codes WHERE "
+                              "person_id = ? AND expires_at > ?",
+                              (person_id, float(now))).fetchone()
+            tries = db.execute("SELECT failures, locked_until FROM secret_attempts WHERE "
+                               "person_id = ?", (person_id,)).fetchone()
+        locked = tries[1] if tries and tries[1] is not None and tries[1] > now else None
+        return {"person": person_id, "known": known is not None,
+                "created_at": known[0] if known else None,
+                "checks": checks[0], "checks_in_baseline": checks[1],
+                "secret_set": secret is not None, "secret_set_at": secret[0] if secret else None,
+                "code_issued_at": code[0] if code else None,
+                "code_expires_at": code[1] if code else None,
+                "failures": tries[0] if tries and (tries[1] is None or tries[1] > now) else 0,
+                "locked_until": locked}
 
     def close(self) -> None:
         """Close the connection (idempotent); SQLite checkpoints and removes the WAL."""
@@ -401,10 +614,11 @@ class SQLiteStore:
 
     def person_history(self, person_id: str, *, limit: int = 20,
                        before: float | None = None) -> list[dict[str, Any]]:
-        """A person's complete checks, newest first, started before `before` if given:
-        dicts with id, kiosk, started_at, ended_at, result."""
+        """A person's complete checks that are in their baseline (made with their secret),
+        newest first, started before `before` if given: dicts with id, kiosk, started_at,
+        ended_at, result."""
         sql = ("SELECT id, kiosk, started_at, ended_at, result_json FROM checks "
-               "WHERE person_id = ? AND status = 'complete'")
+               "WHERE person_id = ? AND status = 'complete' AND in_baseline = 1")
         args: list[Any] = [person_id]
         if before is not None:
             sql += " AND started_at < ?"
@@ -440,14 +654,48 @@ class SQLiteStore:
             pass
 
 
-_COLUMNS = "id, person_id, kiosk, stream, status, started_at, ended_at, reason, result_json"
+_COLUMNS = ("id, person_id, kiosk, stream, status, started_at, ended_at, reason, result_json, "
+            "in_baseline")
 
 
 def _check_dict(row: Sequence[Any]) -> dict[str, Any]:
-    check_id, person_id, kiosk, stream, status, started_at, ended_at, reason, result = row
+    (check_id, person_id, kiosk, stream, status, started_at, ended_at, reason, result,
+     in_baseline) = row
     return {"id": check_id, "person_id": person_id, "kiosk": kiosk, "stream": stream,
             "status": status, "started_at": started_at, "ended_at": ended_at, "reason": reason,
-            "result": json.loads(result) if result is not None else None}
+            "result": json.loads(result) if result is not None else None,
+            "in_baseline": bool(in_baseline)}
+
+
+def _person(person_id: object) -> None:
+    if not isinstance(person_id, str) or not person_id:
+        raise StoreError(f"person_id must be a non-empty string, not {person_id!r}")
+
+
+def _make_private_dirs(folder: Path) -> None:
+    """Create ``folder`` and missing parents mode 0700; an existing folder is left alone (it
+    may be shared, like /tmp)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    for made in reversed(missing):
+        try:
+            made.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        os.chmod(made, 0o700)  # mkdir's mode is filtered by the umask
+
+
+def _narrow(path: Path) -> None:
+    """Make an existing file ``path`` 0600 (best effort: a file of another user stays)."""
+    try:
+        if path.exists() and path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+    except OSError:
+        pass
 
 
 def _finite_number(x: object) -> bool:
