@@ -10,8 +10,11 @@ against it with the same weights, signs, floors and quality gate as the live ind
 
 Verdicts: ``usual`` (index below ``ABOVE_USUAL``), ``above`` (at or above it) or
 ``inconclusive`` with the reason and what to do. The first ``MIN_CHECKS`` checks of a
-person only build the baseline and read "inconclusive: no usual range yet". This is a
-wellness indicator, not a diagnosis; the result says so.
+person only build the baseline and read "inconclusive: no usual range yet". A check whose
+person did not enter their secret (PIN) is not compared at all (``compare=False``): its
+result says whether it measured well, labelled "Not compared", with no stress value, since a
+comparison would tell a stranger about the person's usual range. This is a wellness
+indicator, not a diagnosis; the result says so.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ DARK = 0.15
 NOTE = "A wellness indicator, not a diagnosis."
 LABELS = {"usual": "Within your usual range", "above": "Above your usual range",
           "inconclusive": "Inconclusive"}
+NOT_COMPARED = "Not compared"
 
 
 def _median(values: Iterable[Any]) -> float | None:
@@ -76,8 +80,11 @@ def _inconclusive(reason: str, advice: str, summary: dict[str, Any], n_history: 
 
 
 def result(windows: Sequence[Mapping[str, Any]],
-           history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The check's verdict from its windows and the person's earlier complete checks."""
+           history: Sequence[Mapping[str, Any]], compare: bool = True) -> dict[str, Any]:
+    """The check's verdict from its windows and the person's earlier complete checks;
+    ``compare=False`` (no secret entered): only whether it measured well, never compared."""
+    if not compare:
+        history = []
     summary = summarize(windows)
     n = len(history[:HISTORY_CHECKS])
     face = summary["face_present"] or 0.0
@@ -97,6 +104,11 @@ def result(windows: Sequence[Mapping[str, Any]],
         return _inconclusive("neither the pulse nor the voice could be measured",
                              "Hold still, face the light, and read the sentence aloud.",
                              summary, n)
+    if not compare:
+        return {**_inconclusive("not compared with your usual range: no PIN was entered",
+                                "Enter your PIN at your next check to see it against your "
+                                "usual range.", summary, 0),
+                "label": NOT_COMPARED, "compared": False}
     if n < MIN_CHECKS:
         return _inconclusive(f"no usual range yet: this is check {n + 1} of the first "
                              f"{MIN_CHECKS}, which set it",
