@@ -7,6 +7,15 @@ and asks ``models.check.result()`` for the verdict. The result is committed to t
 whose windows stop coming (the node or the camera went away) fails with the reason and
 the kiosk offers a retry; a check cut short by the dashboard itself stopping is marked
 incomplete at the next start (``Store.mark_interrupted``).
+
+A check is *personal* when the person proved their secret (dashboard/person_secrets.py):
+then it is compared with their earlier checks, shows them and joins their baseline. Without
+it the check is stored with ``in_baseline`` false and compared with nothing.
+
+What is stored of each window is the score message without the words the person said:
+``transcript`` (speech-to-text, with each utterance's text) is dropped before the window is
+kept or used (``PRIVATE_KEYS``); the verdict needs only the signals, emotions and quality.
+The kiosk's hello states these facts, and its consent screen is written from them.
 """
 
 from __future__ import annotations
@@ -18,7 +27,12 @@ from typing import Any
 from dashboard.store import Store
 from models import check as check_model
 
-PERSON = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+PERSON = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,64}")
+"""A person ID, matched whole (``fullmatch``: no trailing newline slips through); "." and
+".." are refused (a browser would read them as path segments)."""
+PRIVATE_KEYS = ("transcript",)
+"""Keys of a score message never stored with a check: the words the person said."""
+STORES_TRANSCRIPT = False
 STALL_S = 5.0
 """No window of the kiosk's stream for this long during a check: the node is gone."""
 SENTENCE = ("The quick brown fox jumps over the lazy dog, and today I am ready for my "
@@ -26,7 +40,21 @@ SENTENCE = ("The quick brown fox jumps over the lazy dog, and today I am ready f
 
 
 class CheckError(ValueError):
-    """A request the kiosk may not make now; the message is shown to the person."""
+    """A request the kiosk may not make now; the message is shown to the person. ``code``
+    tells the page where: request (malformed), busy, camera, secret, new_secret, enrol."""
+
+    def __init__(self, message: str, code: str = "request") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def valid_person(person: object) -> bool:
+    return isinstance(person, str) and PERSON.fullmatch(person) is not None
+
+
+def redact(score: dict[str, Any]) -> dict[str, Any]:
+    """The score message as a check keeps it: without the person's words."""
+    return {k: v for k, v in score.items() if k not in PRIVATE_KEYS}
 
 
 @dataclass
@@ -40,6 +68,7 @@ class Running:
     started_at: float
     t0: float
     last_window_at: float
+    personal: bool = False
     windows: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -58,31 +87,50 @@ class KioskChecks:
         self.last_score: dict[str, Any] | None = None
 
     def hello(self, retention_days: float) -> dict[str, Any]:
+        """What the kiosk page shows before a check, its consent text included: every fact
+        about what is kept comes from here."""
         return {"type": "kiosk.hello", "kiosk": self.kiosk, "stream": self.stream,
                 "duration_s": self.duration_s, "sentence": SENTENCE,
                 "retention_days": retention_days, "stores_media": False,
+                "stores_transcript": STORES_TRANSCRIPT, "history_needs_secret": True,
                 "stream_state": self.stream_state()}
 
     def stream_state(self) -> str:
         return self.last_score["state"] if self.last_score else "absent"
 
-    def start(self, message: dict[str, Any], now: float) -> dict[str, Any]:
-        """Validate a ``check.start`` and open the check in the store."""
+    def request(self, message: dict[str, Any]) -> tuple[str, str | None]:
+        """The person and the secret (None: none entered) of a well-formed ``check.start``
+        with consent; CheckError otherwise. Says nothing about whether the person exists."""
         person = message.get("person")
-        if not isinstance(person, str) or not PERSON.match(person):
+        if not valid_person(person):
             raise CheckError("the ID must be 1 to 64 letters, digits, '.', '_' or '-'")
         if message.get("consent") is not True:
             raise CheckError("a check needs the person's consent")
+        secret = message.get("secret")
+        if secret is not None and not isinstance(secret, str):
+            raise CheckError("the PIN must be text", "secret")
+        assert isinstance(person, str)
+        return person, secret
+
+    def ready(self) -> None:
+        """CheckError unless a check could start now (none running, the camera live)."""
         if self.running is not None:
-            raise CheckError("a check is already running")
+            raise CheckError("a check is already running", "busy")
         if self.stream_state() != "live":
-            raise CheckError("the camera is not sending: the check cannot start")
+            raise CheckError("the camera is not sending: the check cannot start", "camera")
+
+    def start(self, person: str, now: float, personal: bool = False) -> dict[str, Any]:
+        """Open the check in the store. ``personal``: the person proved their secret."""
+        if not valid_person(person):
+            raise CheckError("the ID must be 1 to 64 letters, digits, '.', '_' or '-'")
+        self.ready()
         check_id = self.store.start_check(person, kiosk=self.kiosk, stream=self.stream or "",
-                                          started_at=now)
+                                          started_at=now, in_baseline=personal)
         assert self.last_score is not None  # the stream is live
-        self.running = Running(check_id, person, now, self.last_score["t_end"], now)
+        self.running = Running(check_id, person, now, self.last_score["t_end"], now,
+                               personal=personal)
         return {"type": "check.started", "check_id": check_id, "duration_s": self.duration_s,
-                "sentence": SENTENCE}
+                "sentence": SENTENCE, "personal": personal}
 
     def cancel(self, now: float, reason: str = "the check was cancelled"
                ) -> list[dict[str, Any]]:
@@ -103,20 +151,24 @@ class KioskChecks:
         if run is None:
             return [{"type": "kiosk.preview", "stream_state": score["state"], "face": face,
                      "brightness": brightness, "hint": hint}]
+        busy = {"type": "kiosk.preview", "stream_state": score["state"], "face": None,
+                "brightness": None, "hint": "A check is running on this kiosk: please wait.",
+                "busy": True}  # for the kiosk's other screens, if any: nothing of the person
         if score["state"] == "lost":  # stale is a hiccup; its windows say so in quality
             return self._fail("the camera stopped sending: the check could not finish", now)
         if score["t_end"] <= run.t0:
-            return []
-        run.windows.append(score)
+            return [busy]
+        kept = redact(score)
+        run.windows.append(kept)
         run.last_window_at = now
-        self.store.add_windows(run.id, [score])
+        self.store.add_windows(run.id, [kept])
         elapsed = min(self.duration_s, score["t_end"] - run.t0)
         progress = {"type": "check.progress", "check_id": run.id, "elapsed_s": round(elapsed, 2),
                     "fraction": round(elapsed / self.duration_s, 4),
                     "windows": len(run.windows), "face": face, "brightness": brightness,
                     "hint": hint}
         if elapsed < self.duration_s:
-            return [progress]
+            return [progress, busy]
         return [progress, self._finish(now)]
 
     def tick(self, now: float) -> list[dict[str, Any]]:
@@ -130,12 +182,12 @@ class KioskChecks:
     def _finish(self, now: float) -> dict[str, Any]:
         run = self.running
         assert run is not None
-        history = self.store.person_history(run.person, limit=check_model.HISTORY_CHECKS,
-                                            before=run.started_at)
-        result = check_model.result(run.windows, history)
+        history = (self.store.person_history(run.person, limit=check_model.HISTORY_CHECKS,
+                                             before=run.started_at) if run.personal else [])
+        result = check_model.result(run.windows, history, compare=run.personal)
         stored = self.store.finish_check(run.id, result, ended_at=now)
         self.running = None
-        return {"type": "check.result", "check": stored,
+        return {"type": "check.result", "check": stored, "personal": run.personal,
                 "history": [{"id": h["id"], "started_at": h["started_at"],
                              "status": h.get("status", "complete"),
                              "result": {k: (h.get("result") or {}).get(k)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import zmq
 import zmq.asyncio
@@ -38,8 +38,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from dashboard.auth import COOKIES, ROLES, SECURE_COOKIE_PREFIX, Sessions, role_of
-from dashboard.checks import CheckError, KioskChecks
-from dashboard.store import Store, open_store
+from dashboard.checks import KioskChecks, valid_person
+from dashboard.kiosk_socket import KioskSocket
+from dashboard.person_secrets import PersonSecrets
+from dashboard.store import STATUSES, Store, StoreError, open_store
 from streamer import routes
 from streamer.lifecycle import announce_ready, log
 from streamer.protocol import Rejected, RejectionCounter, decode_score
@@ -68,8 +70,9 @@ ALLOWED = {
 }
 """Path -> roles that may open it; ``/api/checks`` and ``/api/persons`` are admin only and
 ``/static/`` assets are open to every role (they hold no data)."""
-CHECK_PATH = re.compile(r"^/api/checks/(\d+)$")
-PERSON_PATH = re.compile(r"^/api/persons/([A-Za-z0-9._-]{1,64})$")
+CHECK_PATH = re.compile(r"/api/checks/([0-9]{1,18})")  # fullmatch; a longer id is no check
+PERSON_ACTIONS = {"": ("GET", "DELETE"), "enrolment": ("POST",), "secret": ("DELETE",)}
+"""/api/persons/<person>[/<action>] -> its methods (docs/dashboard-api.md, operator)."""
 SECURITY_HEADERS = [
     ("Cache-Control", "no-store"),
     ("X-Content-Type-Options", "nosniff"),
@@ -234,8 +237,9 @@ class Dashboard:
         if interrupted:
             log(ROLE, f"{interrupted} check(s) interrupted by the last stop marked incomplete")
         self.checks = KioskChecks(store, cfg.kiosk_name, cfg.kiosk_stream, cfg.check_s)
-        self.kiosk_clients: set[Client] = set()
-        self.check_owner: Client | None = None
+        self.secrets = PersonSecrets(store)
+        self.kiosk = KioskSocket(self.checks, self.secrets, self.hub, cfg.retention_days)
+        self.kiosk_clients = self.kiosk.clients  # the kiosk's open sockets (the same set)
         self.sessions = Sessions(tokens, cfg.session_hours * 3600)
         self.socket_roles: dict[ServerConnection, str] = {}  # open WebSockets -> role
         self.pending_roles: weakref.WeakKeyDictionary[ServerConnection, str] = (
@@ -342,8 +346,8 @@ class Dashboard:
             return self._refuse(connection, request,
                                 f"the {'/'.join(sorted(roles))} token may not open this",
                                 http.HTTPStatus.FORBIDDEN)
-        if request.method not in ("GET", "DELETE") or (request.method == "DELETE"
-                                                       and not path.startswith("/api/persons/")):
+        if request.method not in ("GET", "DELETE", "POST") or (
+                request.method != "GET" and not path.startswith("/api/persons/")):
             return self._refuse(connection, request, f"method {request.method} not allowed",
                                 http.HTTPStatus.METHOD_NOT_ALLOWED)
         if path.startswith("/ws"):
@@ -392,6 +396,16 @@ class Dashboard:
             response.headers["Strict-Transport-Security"] = "max-age=31536000"
 
     def _api(self, connection: ServerConnection, request: Request, path: str) -> Response:
+        """The JSON API. Input it cannot use gets 400 or 404 with ``{"error": …}``, never a
+        500; a store that fails gets 503."""
+        try:
+            return self._api_answer(connection, request, path)
+        except StoreError as exc:
+            log(ROLE, f"the check store failed {request.method} {path}: {exc}")
+            return _json(503, {"error": "the check store is not available"})
+
+    def _api_answer(self, connection: ServerConnection, request: Request,
+                    path: str) -> Response:
         if path == "/api/status":
             return _json(200, self.hub.status())
         if path == "/api/checks":
@@ -401,21 +415,53 @@ class Dashboard:
                        else _dt.datetime.now(_dt.timezone.utc).date())
             except ValueError:
                 return _json(400, {"error": "day must be YYYY-MM-DD"})
-            checks = self.store.list_checks(day=day, person_id=_first(query, "person"),
-                                            status=_first(query, "status"))
+            person, status = _first(query, "person"), _first(query, "status")
+            if status is not None and status not in STATUSES:
+                return _json(400, {"error": f"status must be one of {', '.join(STATUSES)}"})
+            if person is not None and not valid_person(person):
+                return _json(400, {"error": "person must be 1 to 64 letters, digits, "
+                                            "'.', '_' or '-'"})
+            checks = self.store.list_checks(day=day, person_id=person, status=status)
             return _json(200, {"checks": checks})
-        if match := CHECK_PATH.match(path):
+        if match := CHECK_PATH.fullmatch(path):
             found = self.store.get_check(int(match[1]), with_windows=True)
             return _json(200, {"check": found}) if found else _json(404, {"error": "no such "
                                                                                   "check"})
-        if (match := PERSON_PATH.match(path)) and request.method == "DELETE":
-            if request.headers.get("X-Wellmon-Confirm") != "delete":
+        if path.startswith("/api/persons/"):
+            raw, _, action = path.removeprefix("/api/persons/").partition("/")
+            person = unquote(raw)  # the page sends encodeURIComponent(id); %2E is "."
+            if not valid_person(person) or action not in PERSON_ACTIONS:
+                return _json(404, {"error": "no such person path"})
+            if request.method not in PERSON_ACTIONS[action]:
+                return _json(405, {"error": f"{request.method} not allowed here"})
+            return self._person_api(connection, request, person, action)
+        return _json(404, {"error": "not found"})
+
+    def _person_api(self, connection: ServerConnection, request: Request, person: str,
+                    action: str) -> Response:
+        """A person's secret status, deletion, enrolment code and secret reset (admin).
+        Changes need ``X-Wellmon-Confirm`` (a header a cross-site form cannot send)."""
+        confirm = request.headers.get("X-Wellmon-Confirm")
+        if request.method == "GET":
+            return _json(200, self.store.person_status(person, time.time()))
+        if action == "":
+            if confirm != "delete":
                 return self._refuse(connection, request, "delete without confirmation header",
                                     http.HTTPStatus.BAD_REQUEST)
-            deleted = self.store.delete_person(match[1])
+            deleted = self.store.delete_person(person)
             log(ROLE, f"deleted a person's data ({deleted} checks) at an admin's request")
             return _json(200, {"deleted_checks": deleted})
-        return _json(404, {"error": "not found"})
+        if action == "enrolment":
+            if confirm != "enrol":
+                return _json(400, {"error": "send X-Wellmon-Confirm: enrol"})
+            issued = self.secrets.issue_code(person, time.time())
+            log(ROLE, "issued an enrolment code at an admin's request")
+            return _json(200, issued)
+        if confirm != "reset":
+            return _json(400, {"error": "send X-Wellmon-Confirm: reset"})
+        was_set = self.secrets.reset(person)
+        log(ROLE, "reset a person's secret at an admin's request")
+        return _json(200, {"reset": True, "secret_was_set": was_set})
 
     # --- WebSocket side --------------------------------------------------------------------
 
@@ -429,8 +475,7 @@ class Dashboard:
         self.socket_roles[connection] = role
         client = Client(connection, self.config.dashboard.client_queue)
         if kiosk:
-            client.offer(json.dumps(self.checks.hello(self.config.dashboard.retention_days)))
-            self.kiosk_clients.add(client)
+            self.kiosk.connected(client)
         else:
             for chunk in self.hub.hello():
                 client.offer(chunk)
@@ -439,7 +484,7 @@ class Dashboard:
         try:
             async for message in connection:
                 try:
-                    reply = (self.reply_to_kiosk(message) if kiosk
+                    reply = (await self.reply_to_kiosk(message, client) if kiosk
                              else self.reply_to_client(message))
                 except ClientFault as fault:
                     self.hub.client_faults[fault.kind] += 1
@@ -448,8 +493,6 @@ class Dashboard:
                 if reply is None:
                     await connection.close(1008, "unexpected message")
                     break
-                if kiosk and self.checks.running and self.check_owner is None:
-                    self.check_owner = client
                 client.offer(reply)
         except ConnectionClosed as closed:
             if closed.sent is not None and closed.sent.code == 1009:
@@ -459,9 +502,8 @@ class Dashboard:
             self.hub.clients.discard(client)
             self.kiosk_clients.discard(client)
             sender.cancel()
-            if self.check_owner is client:
-                self.check_owner = None
-                self.checks.cancel(time.time(), "the kiosk disconnected during the check")
+            if kiosk:
+                self.kiosk.disconnected(client)  # cancels the check this socket started
 
     def _parse(self, message: str | bytes) -> dict[str, Any]:
         """A JSON object from a client; anything else raises a ClientFault, which closes that
@@ -486,31 +528,15 @@ class Dashboard:
             return None
         return json.dumps({"type": "pong", "t": time.time()})
 
-    def reply_to_kiosk(self, message: str | bytes) -> str | None:
-        """Check requests; a bad one gets an error the kiosk can show, garbage closes it."""
-        parsed = self._parse(message)
-        kind = parsed.get("type")
-        if kind == "ping":
-            return json.dumps({"type": "pong", "t": time.time()})
-        if kind == "check.start":
-            try:
-                return json.dumps(self.checks.start(parsed, time.time()))
-            except CheckError as exc:
-                self.hub.client_faults["check_refused"] += 1
-                return json.dumps({"type": "error", "reason": str(exc)})
-        if kind == "check.cancel":
-            self._to_kiosks(self.checks.cancel(time.time()))
-            return json.dumps({"type": "pong", "t": time.time()})
-        self.hub.client_faults["unknown_type"] += 1
-        return None
+    async def reply_to_kiosk(self, message: str | bytes,
+                             client: Client | None = None) -> str | None:
+        """A kiosk socket's request (dashboard/kiosk_socket.py): an answer, an error the
+        kiosk can show, or None (garbage: counted, and that socket is closed)."""
+        return await self.kiosk.reply(self._parse(message), client)
 
     def _to_kiosks(self, messages: list[dict[str, Any]]) -> None:
-        if self.checks.running is None:
-            self.check_owner = None
-        for message in messages:
-            text = json.dumps(message, allow_nan=False)
-            for client in self.kiosk_clients:
-                self.hub.dropped_updates += client.offer(text)
+        """A check's messages to the socket that started it only; previews to the kiosk."""
+        self.kiosk.deliver(messages)
 
     async def _send_loop(self, client: Client) -> None:
         try:
