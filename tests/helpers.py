@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+from email.message import Message
 from pathlib import Path
 
 from websockets.sync.client import ClientConnection
 
+from dashboard.auth import login_url
 from wellmon.harness import Child, open_dashboard_ws
 
 TOKEN = "test-token-0123456789"
@@ -85,3 +90,31 @@ def open_ws(url: str, token: str = TOKEN) -> ClientConnection:
     """A WebSocket to the dashboard, signed in as the role of ``token`` (a Bearer header,
     as a program signs in; browsers use sign-in links and cookies)."""
     return open_dashboard_ws(url, token)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # the 303 itself is the answer under test
+
+
+def http(url: str, headers: dict[str, str] | None = None, method: str = "GET",
+         context: ssl.SSLContext | None = None) -> tuple[int, Message, bytes]:
+    """One request, redirects not followed: status, headers and body, error statuses too."""
+    handlers: list = [_NoRedirects()]
+    if context is not None:
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    request = urllib.request.Request(url, headers=headers or {}, method=method)
+    try:
+        with urllib.request.build_opener(*handlers).open(request, timeout=10) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read()
+
+
+def sign_in(base_url: str, role: str, token: str,
+            context: ssl.SSLContext | None = None) -> str:
+    """``name=value`` of the session cookie a browser gets for a fresh sign-in link of
+    ``role`` (as `wellmon login ROLE` prints it); fails unless the link answers 303."""
+    status, headers, body = http(login_url(base_url, role, token), context=context)
+    assert status == 303, (status, body)
+    return headers["Set-Cookie"].split(";")[0]

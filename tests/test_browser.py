@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from dashboard.auth import login_url
 from dashboard.store import open_store
 from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, TOKEN
-from wellmon.harness import LocalPipeline
+from wellmon.harness import URL_PATTERN, LocalPipeline
 
 SAMPLE = str(Path(__file__).resolve().parents[1] / "streamer/sample/sample.mp4")
 
@@ -52,8 +53,9 @@ def test_live_page_shows_two_streams_and_their_charts_update(browser, processes,
     url = dashboard.ready_line.partition("url=")[2].strip()
     page = browser.new_page()
     page.set_viewport_size({"width": 1920, "height": 1080})
-    page.goto(f"{url}?token={TOKEN}")
-    assert "token" not in page.url  # moved to an HttpOnly cookie, out of the address bar
+    page.goto(login_url(url, "viewer", TOKEN))  # a sign-in link, as `wellmon login` prints
+    assert page.url == url  # traded for an HttpOnly cookie: no code in the address bar
+    assert "code=" not in page.url and "token" not in page.url
     cards = {name: page.locator(f'section.card[data-stream="{name}"]')
              for name in ("sample", "talking")}
     for card in cards.values():
@@ -90,12 +92,24 @@ def points(card) -> int:
     return int(card.get_attribute("data-points") or 0)
 
 
-def test_page_without_token_is_refused_in_the_browser(browser, tmp_path) -> None:
+def test_page_without_sign_in_is_refused_and_the_printed_link_signs_in(browser,
+                                                                         tmp_path) -> None:
     with LocalPipeline("sample", TOKEN, tmp_path) as run:
         page = browser.new_page()
         response = page.goto(run.url)
         assert response.status == 401
-        assert "token" in page.inner_text("body")
+        assert "wellmon login viewer" in page.inner_text("body")  # says how to sign in
+        response = page.goto(run.url + f"?token={TOKEN}")
+        assert response.status == 401
+        assert "wellmon login" in page.inner_text("body")
+        (link,) = [f"{m[1]}?code={m[2]}" for line in list(run.output)
+                   if (m := URL_PATTERN.search(line))]
+        response = page.goto(link)  # the link `wellmon run` printed
+        assert response.status == 200 and page.url == run.url
+        assert "code=" not in page.url
+        page.wait_for_function(  # its socket opened with the cookie ("connected[, …]")
+            "document.querySelector('#connection').innerText.startsWith('connected')",
+            timeout=30_000)
 
 
 def test_kiosk_check_from_consent_to_result_card_and_the_operator_sees_it(
@@ -150,8 +164,9 @@ def test_kiosk_check_from_consent_to_result_card_and_the_operator_sees_it(
         assert card.get_attribute("data-verdict") == result["verdict"]
         return result
 
-    page.goto(f"{url}kiosk?token={KIOSK_TOKEN}")
-    assert "token" not in page.url
+    page.goto(login_url(url, "kiosk", KIOSK_TOKEN))
+    assert page.url == f"{url}kiosk"
+    assert "code=" not in page.url and "token" not in page.url
     first = run_check("worker-42", "first-")
     assert first["verdict"] == "inconclusive"
     assert "no usual range yet" in page.inner_text("#result-reason").lower()
@@ -171,7 +186,9 @@ def test_kiosk_check_from_consent_to_result_card_and_the_operator_sees_it(
 
     operator = browser.new_page()
     operator.set_viewport_size({"width": 1920, "height": 1080})
-    operator.goto(f"{url}operator?token={ADMIN_TOKEN}")
+    operator.goto(login_url(url, "admin", ADMIN_TOKEN))
+    assert operator.url == f"{url}operator"
+    assert "code=" not in operator.url and "token" not in operator.url
     rows = operator.locator("#checks tbody tr[data-check-id]")
     rows.first.wait_for(timeout=30_000)
     assert rows.count() == 2  # today's two checks; the seeded ones are from earlier days

@@ -3,11 +3,9 @@ key gets nothing, and what it sends is never heard."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ import zmq.auth
 from models.node import STATS_EVERY_S
 from streamer.protocol import VideoFrame, encode_media
 from tests.helpers import TOKEN, dashboard_ws_url, open_ws, scores_until
+from wellmon.harness import get_json
 
 SAMPLE = str(Path(__file__).resolve().parents[1] / "streamer/sample/sample.mp4")
 
@@ -84,8 +83,7 @@ def test_with_keys_the_pipeline_works_and_a_peer_without_them_gets_nothing(
         time.sleep(0.05)
     time.sleep(STATS_EVERY_S + 1)  # the node's next statistics cover the attempt
     url = dashboard.ready_line.partition("url=")[2].strip()
-    with urllib.request.urlopen(f"{url}api/status?token={TOKEN}", timeout=10) as response:
-        status = json.load(response)
+    status = get_json(f"{url}api/status", TOKEN)
     assert status["node"]["streams"] == ["secret"]  # never heard of the intruder
     assert "video" in status["node"]["received"]
     for sock in (plain, wrong, sender):

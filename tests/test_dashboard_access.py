@@ -1,26 +1,24 @@
-"""The dashboard's door: token for page, assets and socket; bad clients closed, others served."""
+"""The dashboard's door: a sign-in (a link's cookie, or a program's Bearer token) for page,
+assets and socket; bad clients closed, others served."""
 
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from dashboard.auth import login_code
 from dashboard.server import Client
-from tests.helpers import TOKEN, dashboard_ws_url, open_ws, scores_until
+from tests.helpers import TOKEN, dashboard_ws_url, http, open_ws, scores_until, sign_in
+from wellmon.harness import bearer, open_dashboard_ws
 
 
-def _get(url: str, cookie: str | None = None) -> tuple[int, dict, bytes]:
-    request = urllib.request.Request(url, headers={"Cookie": cookie} if cookie else {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+def _get(url: str, cookie: str | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
+    status, got, body = http(url, {**({"Cookie": cookie} if cookie else {}), **(headers or {})})
+    return status, dict(got), body
 
 
 @pytest.fixture()
@@ -29,13 +27,21 @@ def dashboard(processes):
     return proc.ready_line.partition("url=")[2]
 
 
-def test_page_and_assets_need_the_token(dashboard, processes, tmp_path) -> None:
+def test_page_and_assets_need_a_sign_in(dashboard, processes, tmp_path) -> None:
     assert _get(dashboard)[0] == 401
     assert _get(dashboard + "?token=wrong-token-value")[0] == 401
-    status, headers, body = _get(dashboard + f"?token={TOKEN}")
+    assert _get(dashboard + f"?token={TOKEN}")[0] == 401  # never in an address any more
+    assert _get(dashboard, headers=bearer("wrong-token-value"))[0] == 401
+    status, headers, body = _get(dashboard, headers=bearer(TOKEN))  # a program
     assert status == 200 and b"wellmon" in body and b"not a diagnosis" in body
+    code = login_code("viewer", TOKEN)
+    status, headers, _ = _get(f"{dashboard}?code={code}")  # a browser's sign-in link
+    assert status == 303 and headers["Location"] == "/"
     cookie = headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert TOKEN not in cookie and code not in cookie
+    status, _, body = _get(dashboard, cookie=cookie.split(";")[0])
+    assert status == 200 and b"wellmon" in body and b"not a diagnosis" in body
     assert _get(dashboard + "static/app.js")[0] == 401
     assert _get(dashboard + "static/app.js", cookie=cookie.split(";")[0])[0] == 200
     assert _get(dashboard + "static/vendor/uPlot.iife.min.js",
@@ -44,21 +50,38 @@ def test_page_and_assets_need_the_token(dashboard, processes, tmp_path) -> None:
     assert _get(dashboard + "healthz")[0] == 200
     log = (tmp_path / "dashboard.log").read_text()
     assert "refused" in log and "wrong-token-value" not in log and TOKEN not in log
+    assert code not in log and cookie.split(";")[0].partition("=")[2] not in log
 
 
-@pytest.mark.parametrize("token", [None, "wrong-token-value"])
-def test_websocket_without_the_right_token_is_refused(dashboard, token) -> None:
-    url = dashboard.replace("http://", "ws://") + "ws" + (f"?token={token}" if token else "")
+@pytest.mark.parametrize("offer", ["nothing", "wrong bearer", "token in the address",
+                                   "wrong cookie"])
+def test_websocket_without_the_right_token_is_refused(dashboard, offer) -> None:
+    url = dashboard.replace("http://", "ws://") + "ws"
+    options = {"nothing": {},
+               "wrong bearer": {"additional_headers": bearer("wrong-token-value")},
+               "wrong cookie": {"additional_headers": {"Cookie": "wellmon_viewer=a.9999999999.b"}},
+               "token in the address": {}}[offer]
+    if offer == "token in the address":
+        url += f"?token={TOKEN}"
     with pytest.raises(InvalidStatus) as refused:
-        connect(url, open_timeout=10)
+        connect(url, open_timeout=10, **options)
     assert refused.value.response.status_code == 401
 
 
 def test_cross_origin_websocket_is_refused(dashboard) -> None:
-    url = dashboard.replace("http://", "ws://") + f"ws?token={TOKEN}"
+    url = dashboard.replace("http://", "ws://") + "ws"
     with pytest.raises(InvalidStatus) as refused:
-        connect(url, open_timeout=10, origin="http://evil.example")
+        open_dashboard_ws(url, TOKEN, origin="http://evil.example")
     assert refused.value.response.status_code == 403
+    # a browser on another site sends the page's cookie along: still refused
+    cookie = sign_in(dashboard, "viewer", TOKEN)
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, open_timeout=10, origin="http://evil.example",
+                additional_headers={"Cookie": cookie})
+    assert refused.value.response.status_code == 403
+    with connect(url, open_timeout=10, origin=dashboard.rstrip("/"),
+                 additional_headers={"Cookie": cookie}) as same_origin:
+        assert json.loads(same_origin.recv(timeout=10))["type"] == "history"
 
 
 def test_a_client_sending_garbage_is_closed_and_others_keep_receiving(processes, clip) -> None:
@@ -74,7 +97,8 @@ def test_a_client_sending_garbage_is_closed_and_others_keep_receiving(processes,
         with pytest.raises(ConnectionClosed) as closed:
             while True:
                 rude.recv(timeout=10)
-        assert closed.value.rcvd.code == 1008
+        assert closed.value.rcvd.code == 1007  # invalid data: not JSON
+        assert closed.value.rcvd.reason == "bad_json"
         before = scores_until(polite, lambda s: True)[-1]["t_end"]
         after = scores_until(polite, lambda s: s["t_end"] >= before + 1.0)
         assert after[-1]["state"] == "live"
@@ -94,11 +118,14 @@ def test_without_wellmon_token_one_is_generated_once_and_kept_private(processes,
     first = processes.start("dashboard", "dashboard").ready_line.partition("url=")[2]
     token = token_file.read_text().strip()
     assert len(token) >= 24 and (token_file.stat().st_mode & 0o777) == 0o600
-    assert _get(first + f"?token={token}")[0] == 200
+    assert _get(first, headers=bearer(token))[0] == 200
+    cookie = sign_in(first, "viewer", token)  # sign-in links are signed with it too
+    assert _get(first, cookie=cookie)[0] == 200
     processes.kill("dashboard")
     second = processes.start("dashboard", "dashboard").ready_line.partition("url=")[2]
     assert token_file.read_text().strip() == token
-    assert _get(second + f"?token={token}")[0] == 200
+    assert _get(second, headers=bearer(token))[0] == 200
+    assert _get(second, cookie=cookie)[0] == 200  # the same token: the session outlives it
 
 
 def test_a_slow_client_loses_its_oldest_updates_not_the_newest() -> None:

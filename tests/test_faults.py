@@ -17,7 +17,6 @@ import signal
 import sqlite3
 import statistics
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from tests.helpers import (
     dashboard_ws_url,
     open_ws,
 )
-from wellmon.harness import loopback_env
+from wellmon.harness import get_json, loopback_env
 
 SAMPLE = str(Path(__file__).resolve().parents[1] / "streamer/sample/sample.mp4")
 STREAMS = ("cam-a", "cam-b")
@@ -112,13 +111,11 @@ class Rig:
         return open_ws(dashboard_ws_url(self.p.procs["dashboard"].ready_line))
 
     def kiosk_ws(self) -> ClientConnection:
-        return open_ws(dashboard_ws_url(self.p.procs["dashboard"].ready_line, KIOSK_TOKEN,
-                                        path="ws/kiosk"))
+        return open_ws(dashboard_ws_url(self.p.procs["dashboard"].ready_line,
+                                        path="ws/kiosk"), KIOSK_TOKEN)
 
     def get(self, path: str, token: str = TOKEN) -> dict:
-        with urllib.request.urlopen(f"{self.url()}{path}?token={token}",
-                                    timeout=10) as response:
-            return json.load(response)
+        return get_json(f"{self.url()}{path}", token)
 
     def rss(self, name: str) -> int:
         """Resident memory of a process and its children (bytes)."""

@@ -22,7 +22,6 @@ import struct
 import termios
 import threading
 import time
-import urllib.request
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from urllib.parse import urlsplit
 import psutil
 
 from tests.helpers import TOKEN, dashboard_ws_url, open_ws, scores_until
-from wellmon.harness import ws_messages
+from wellmon.harness import get_json, ws_messages
 
 SAMPLE = str(Path(__file__).resolve().parents[1] / "streamer/sample/sample.mp4")
 STREAM = "slow-1"
@@ -129,7 +128,8 @@ def _non_reader(http_url: str) -> socket.socket:
     sock.settimeout(10)
     sock.connect((parts.hostname, parts.port))
     key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall((f"GET /ws?token={TOKEN} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+    sock.sendall((f"GET /ws HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                  f"Authorization: Bearer {TOKEN}\r\n"
                   f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
                   "Sec-WebSocket-Version: 13\r\n\r\n").encode())
     head = b""
@@ -153,8 +153,7 @@ def _unread_bytes(sock: socket.socket) -> int:
 
 
 def _status(http_url: str) -> dict:
-    with urllib.request.urlopen(f"{http_url}api/status?token={TOKEN}", timeout=10) as r:
-        return json.loads(r.read())
+    return get_json(f"{http_url}api/status", TOKEN)
 
 
 def _sample_rss(pid: int, stop: threading.Event, samples: list[tuple[float, float]]) -> None:
