@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import zmq
 
+from streamer import exposure
 from streamer.security import Curve
 from wellmon.config import Config
 
@@ -25,7 +26,12 @@ class Endpoint:
 
 
 def attach(sock: zmq.Socket, endpoint: Endpoint, curve: Curve) -> None:
-    """Bind or connect ``sock``, as a CURVE server or client when keys are configured."""
+    """Bind or connect ``sock``, as a CURVE server or client when keys are configured.
+
+    Every wellmon socket goes through here, so this is where an address beyond loopback
+    without keys is refused (or, opted in, warned about): `exposure.check_wire`.
+    """
+    exposure.check_wire(curve.config, endpoint.address)
     curve.secure(sock, endpoint.bind)
     if endpoint.bind:
         sock.bind(endpoint.address)
@@ -58,3 +64,10 @@ def dashboard_scores(config: Config) -> str:
 def node_peers(config: Config) -> str | None:
     """Where a sharded node hears the other nodes' heartbeats (None: no peers)."""
     return config.proxy.scores_out if config.wire.proxy else None
+
+
+def addresses(config: Config) -> list[str]:
+    """Every address the captures, nodes and dashboards of this config bind or connect."""
+    found = [capture_media(config), node_media(config).address,
+             node_scores(config).address, dashboard_scores(config), node_peers(config)]
+    return list(dict.fromkeys(a for a in found if a))

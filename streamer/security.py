@@ -7,7 +7,9 @@ given `wire.curve_dir` encrypts its ZeroMQ sockets: a socket that binds is a CUR
 server (and its process checks clients against `authorized/` through a ZAP
 authenticator), a socket that connects is a client. A peer without an authorized key
 gets no connection, so it receives nothing. Copy the directory to every host; give a
-host only the files it needs (a capture host needs no server secret).
+host only the files it needs (a capture host needs no server secret). Without
+`wire.curve_dir` only loopback, ipc:// and inproc:// addresses are allowed (unless
+`wire.insecure`): `streamer/exposure.py`.
 """
 
 from __future__ import annotations
@@ -50,9 +52,11 @@ def _load(directory: Path, name: str, secret: bool) -> tuple[bytes, bytes | None
 
 
 class Curve:
-    """Applies the configured keys to sockets; `None` curve_dir leaves links in the clear."""
+    """Applies the configured keys to sockets; `None` curve_dir leaves links in the clear
+    (which `routes.attach` allows on loopback only, reading `config`)."""
 
     def __init__(self, config: Config) -> None:
+        self.config = config
         self.directory = (Path(config.wire.curve_dir).expanduser()
                           if config.wire.curve_dir else None)
         self.authenticator: ThreadAuthenticator | None = None

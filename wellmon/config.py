@@ -60,6 +60,8 @@ class WireConfig:
     curve_dir: str | None = _setting(None, "key directory from `wellmon keys`: encrypt and "
                                      "authenticate every ZeroMQ link (null: in the clear)",
                                      nullable=True)
+    insecure: bool = _setting(False, "allow ZeroMQ addresses beyond loopback without "
+                              "curve_dir (warned at every start); false: refuse to start")
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,8 @@ class DashboardConfig:
                                     nullable=True)
     tls_key: str | None = _setting(None, "PEM private key for HTTPS/WSS (with tls_cert)",
                                    nullable=True)
+    insecure: bool = _setting(False, "allow a host beyond loopback over plain HTTP (warned "
+                              "at every start); false: refuse to start")
     store: str = _setting("~/.local/state/wellmon/checks.db",
                           "SQLite file of the kiosk's checks")
     retention_days: float = _setting(30.0, "days the per-window series of a check are kept; "
@@ -179,6 +183,9 @@ class MetricsConfig:
                                  "printed in its READY line)", lo=0, hi=65535)
     proxy_port: int = _setting(9103, "the proxy's metrics port (0 picks a free one)",
                                lo=0, hi=65535)
+    insecure: bool = _setting(False, "allow a host beyond loopback, where anyone who "
+                              "reaches the endpoints reads them (warned at every start); "
+                              "false: refuse to start")
 
 
 @dataclass(frozen=True)
