@@ -118,8 +118,10 @@ class Sessions:
         self.started = int(time.time() if started is None else started)
         self._redeemed: dict[str, float] = {}  # nonce -> when it stops mattering
 
-    def redeem(self, code: str, now: float) -> str | None:
-        """The role a valid, unused code signs in as (and the code is used up), or None."""
+    def redeem(self, code: str, now: float, accept: frozenset[str] = frozenset(ROLES)
+               ) -> str | None:
+        """The role a valid, unused code signs in as, if it is one of ``accept`` (then the
+        code is used up), or None (a code for another page is left unused)."""
         nonce, made_s, mac = (code.split(".") + ["", "", ""])[:3]
         if not made_s.isdigit() or len(made_s) > 12 or nonce in self._redeemed:
             return None
@@ -127,9 +129,10 @@ class Sessions:
         if not self.started <= made <= now + 1 or now - made > LOGIN_CODE_S:
             return None
         role = _role_by_mac(self.tokens, mac, "login", nonce, made)
-        if role is not None:
-            self._redeemed = {n: t for n, t in self._redeemed.items() if t > now}
-            self._redeemed[nonce] = made + LOGIN_CODE_S + 1
+        if role is None or role not in accept:
+            return None
+        self._redeemed = {n: t for n, t in self._redeemed.items() if t > now}
+        self._redeemed[nonce] = made + LOGIN_CODE_S + 1
         return role
 
     def issue(self, role: str, now: float) -> str:

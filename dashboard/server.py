@@ -279,12 +279,13 @@ class Dashboard:
         the address the browser keeps in its history opens nothing."""
         query = parse_qs(urlsplit(request.path).query)
         code = query["code"][0] if query.get("code") else ""
-        role = self.sessions.redeem(code, time.time())
         allowed = ALLOWED.get(path, set())
+        role = self.sessions.redeem(code, time.time(), frozenset(allowed))
         if role is None and not roles & allowed:
             return self._refuse(connection, request,
-                                "this sign-in link has expired or was already used: run "
-                                f"`wellmon login {_role_for(path)}` for a new one",
+                                "this sign-in link has expired or was already used, or is "
+                                f"for another page: run `wellmon login {_role_for(path)}` "
+                                "for a new one",
                                 http.HTTPStatus.UNAUTHORIZED)
         response = connection.respond(http.HTTPStatus.SEE_OTHER, "signed in\n")
         response.headers["Location"] = path

@@ -283,8 +283,6 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 def _login(args: argparse.Namespace, config: Config) -> int:
@@ -305,3 +303,7 @@ def _login(args: argparse.Namespace, config: Config) -> int:
         base += "/"
     print(login_url(base, args.role, resolve_tokens(cfg)[args.role]))
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
