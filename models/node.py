@@ -22,7 +22,7 @@ from models.perception import Perception
 from models.score import ScoreMessage
 from models.sharding import HEARTBEAT_S, Shard
 from models.windows import Windower
-from streamer import routes
+from streamer import exposure, routes
 from streamer.lifecycle import announce_ready, log
 from streamer.protocol import (
     Limits,
@@ -231,8 +231,11 @@ class Heartbeat:
 
 
 def serve(config: Config, stop: threading.Event) -> int:
-    node = InferenceNode(config)
     media, scores = routes.node_media(config), routes.node_scores(config)
+    # Refuse an exposed address before the models load, not seconds later at the bind.
+    peers = routes.node_peers(config)
+    exposure.check(config, [media.address, scores.address, *([peers] if peers else [])])
+    node = InferenceNode(config)
     try:
         served = ""
         if config.metrics.enabled:

@@ -14,7 +14,7 @@ from collections import Counter
 
 import zmq
 
-from streamer import routes, sources
+from streamer import exposure, routes, sources
 from streamer.lifecycle import announce_ready, log
 from streamer.protocol import AudioChunk, VideoFrame, encode_media
 from streamer.security import Curve
@@ -50,8 +50,9 @@ def capture(modality: str, config: Config, stop: threading.Event,
                                      cap.video_max_height, cap.loop, pacer)
     else:
         items = sources.audio_blocks(src, cap.audio_chunk_ms, cap.loop, pacer)
-    context = zmq.Context()
     address = routes.capture_media(config)
+    exposure.check(config, [address])  # metrics too, before the socket opens
+    context = zmq.Context()
     sock = make_sender(context, address, config.wire.send_hwm, Curve(config))
     counts: Counter = Counter()  # sent (read by the metrics endpoint)
     last_stats = time.monotonic()

@@ -2,7 +2,8 @@
 prometheus_client.
 
 Each process makes its metrics on its own `CollectorRegistry` and serves them with
-`serve()` in a daemon thread on `metrics.host` (127.0.0.1 by default); it then names the
+`serve()` in a daemon thread on `metrics.host` (127.0.0.1 by default; anything beyond
+loopback needs `metrics.insecure`, see streamer/exposure.py); it then names the
 address in its READY line (`metrics=http://HOST:PORT/metrics`). Counts that a process
 keeps anyway (the node's received and rejected messages, the dashboard's faults...) are
 read by a collector when Prometheus scrapes, so the hot paths do not change; only the
@@ -27,6 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import start_http_server
 from prometheus_client.registry import Collector
 
+from streamer import exposure
 from wellmon.config import ConfigError, MetricsConfig
 
 PREFIX = "wellmon"
@@ -52,7 +54,9 @@ def url(host: str, port: int) -> str:
 
 
 def start(registry: CollectorRegistry, cfg: MetricsConfig, port: int) -> str:
-    """`serve()` on the configured host, and the READY line's ` metrics=URL` part."""
+    """`serve()` on the configured host (refused beyond loopback unless `metrics.insecure`:
+    they have no token), and the READY line's ` metrics=URL` part."""
+    exposure.check_metrics(cfg)
     return f" metrics={url(cfg.host, serve(registry, cfg.host, port))}"
 
 

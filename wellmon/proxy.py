@@ -13,7 +13,7 @@ from collections import Counter
 
 import zmq
 
-from streamer import routes
+from streamer import exposure, routes
 from streamer.lifecycle import announce_ready, log
 from streamer.security import Curve
 from wellmon.config import Config
@@ -22,6 +22,9 @@ ROLE = "proxy"
 
 
 def serve_proxy(config: Config, stop: threading.Event) -> int:
+    proxy = config.proxy
+    exposure.check(config, [proxy.media_in, proxy.media_out, proxy.scores_in,
+                            proxy.scores_out])  # metrics too, before any socket opens
     context = zmq.Context()
     curve = Curve(config)
     pairs = []

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dashboard.auth import LOGIN_CODE_S, TOKEN_ENVS, login_url, resolve_tokens
-from streamer import sources
+from streamer import exposure, routes, sources
 from streamer.lifecycle import READY_PREFIX, die_with, stop_on_signals
 from wellmon import config as config_mod
 from wellmon.config import Config
@@ -198,6 +198,9 @@ class Supervisor:
 
 
 def run(config: Config) -> int:
+    # One line before any child starts: an exposed address would stop each child anyway.
+    # The children give the warnings (they give them on every restart too).
+    exposure.check(config, routes.addresses(config), dashboard=True, warn=False)
     stop = stop_on_signals(exit_grace_s=None)
     supervisor = Supervisor(config)
     supervisor.say(f"wellmon: starting stream '{supervisor.plan.stream}' from "
