@@ -72,3 +72,14 @@ def test_hints() -> None:
     assert "Too dark" in check.hint(1.0, 0.05, "live")
     assert "Move into the frame" in check.hint(0.1, 0.5, "live")
     assert check.hint(0.95, 0.5, "live").startswith("Good")
+
+
+def test_without_the_pin_a_check_is_measured_but_not_compared() -> None:
+    result = check.result(windows(seed=99, heart_rate=15.0), history(5), compare=False)
+    assert result["verdict"] == "inconclusive" and result["label"] == check.NOT_COMPARED
+    assert result["stress"] is None and result["checks_in_baseline"] == 0
+    assert result["compared"] is False and "no PIN" in result["reason"]
+    assert "drivers" not in result  # nothing about the usual range leaks through
+    assert result["summary"]["heart_rate"] is not None  # measured all the same
+    dark = check.result(windows(brightness=0.05), history(5), compare=False)
+    assert dark["reason"] == "too dark to see the face well"  # what to fix still comes first

@@ -1,6 +1,7 @@
 """The kiosk's check over its WebSocket, against real processes on the sample clip: the
-result is stored before it is shown, a dashboard crash leaves the check incomplete, a node
-crash fails it with a retry."""
+result is stored before it is shown and, with the person's PIN, compared with their earlier
+checks; a dashboard crash leaves the check incomplete, a node crash fails it with a retry.
+tests/test_kiosk_security.py has the rules of who hears and steers a check, and the PIN."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from wellmon.harness import get_json
 
 STREAM = "kiosk-1"
 CHECK_S = 10.0
+PIN = "480315"
 SAMPLE = str(Path(__file__).resolve().parents[1] / "streamer/sample/sample.mp4")
 
 
@@ -77,10 +79,21 @@ def store_path(processes) -> Path:
     return Path(processes.env["WELLMON_DASHBOARD_STORE"])
 
 
+def enrol(processes, ws, person: str) -> None:
+    """The operator issues a code; the person sets PIN with it at the kiosk."""
+    url = processes.procs["dashboard"].ready_line.partition("url=")[2]
+    code = get_json(f"{url}api/persons/{person}/enrolment", ADMIN_TOKEN, method="POST",
+                    headers={"X-Wellmon-Confirm": "enrol"})["code"]
+    ws.send(json.dumps({"type": "enrol", "person": person, "code": code, "secret": PIN}))
+    assert until(ws, "enrolled")[0]["person"] == person
+
+
 def test_a_check_is_stored_before_it_is_shown_and_compared_with_earlier_checks(kiosk) -> None:
     with kiosk_ws(kiosk) as ws:
         wait_live(ws)
-        ws.send(json.dumps({"type": "check.start", "person": "worker-7", "consent": True}))
+        enrol(kiosk, ws, "worker-7")
+        ws.send(json.dumps({"type": "check.start", "person": "worker-7", "consent": True,
+                            "secret": PIN}))
         started, _ = until(ws, "check.started")
         shown, progress = until(ws, "check.result", timeout=CHECK_S + 30)
     fractions = [m["fraction"] for m in progress if m["type"] == "check.progress"]
@@ -91,7 +104,7 @@ def test_a_check_is_stored_before_it_is_shown_and_compared_with_earlier_checks(k
     assert result["verdict"] == "inconclusive" and "no usual range yet" in result["reason"]
     assert result["note"] == "A wellness indicator, not a diagnosis."
     assert result["summary"]["heart_rate"] is not None  # the clip's 72 bpm pulse
-    assert shown["history"] == []
+    assert shown["history"] == [] and shown["personal"] is True and check["in_baseline"]
 
     with sqlite3.connect(store_path(kiosk)) as db:  # what was shown is on disk
         status, stored = db.execute("SELECT status, result_json FROM checks WHERE id = ?",
@@ -112,7 +125,8 @@ def test_a_check_is_stored_before_it_is_shown_and_compared_with_earlier_checks(k
     store.close()
     with kiosk_ws(kiosk) as ws:
         wait_live(ws)
-        ws.send(json.dumps({"type": "check.start", "person": "worker-7", "consent": True}))
+        ws.send(json.dumps({"type": "check.start", "person": "worker-7", "consent": True,
+                            "secret": PIN}))
         shown, _ = until(ws, "check.result", timeout=CHECK_S + 30)
     second = shown["check"]["result"]
     assert second["verdict"] == "usual", second

@@ -1,5 +1,5 @@
 """The kiosk session store: round trips, durability settings, crashes mid-write, migrations,
-retention and deletion."""
+retention and deletion, person secrets and their tries, and the file's privacy."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import random
 import re
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
@@ -62,6 +63,13 @@ V1_SQL = [
         PRIMARY KEY (check_id, seq)
     )""",
     "CREATE INDEX checks_person ON checks(person_id)",
+]
+# The v2 step exactly as released.
+V2_SQL = [
+    "ALTER TABLE checks ADD COLUMN reason TEXT",
+    "CREATE INDEX checks_started ON checks(started_at)",
+    "CREATE INDEX checks_person_started ON checks(person_id, started_at)",
+    "CREATE INDEX checks_status ON checks(status)",
 ]
 
 
@@ -121,7 +129,7 @@ def test_round_trip_start_windows_finish(store: SQLiteStore) -> None:
     shown = store.finish_check(cid, result_for(cid), ended_at=t0 + 45)
     assert shown == {"id": cid, "person_id": "badge-17", "kiosk": "gate-2", "stream": "cam0",
                      "status": "complete", "started_at": t0, "ended_at": t0 + 45,
-                     "reason": None, "result": result_for(cid)}
+                     "reason": None, "result": result_for(cid), "in_baseline": True}
     stored = store.get_check(cid)
     assert stored == {**shown, "windows": first + second}
     assert [w["seq"] for w in stored["windows"]] == list(range(7))
@@ -530,7 +538,8 @@ def test_v1_database_is_migrated_with_its_data(tmp_path: Path) -> None:
         old = s.get_check(1)
         assert old == {"id": 1, "person_id": "old-badge", "kiosk": "k0", "stream": "cam0",
                        "status": "complete", "started_at": 10.0, "ended_at": 55.0,
-                       "reason": None, "result": {"stress": 31}, "windows": [{"seq": 0}]}
+                       "reason": None, "result": {"stress": 31}, "windows": [{"seq": 0}],
+                       "in_baseline": True}
         new = s.start_check("old-badge", kiosk="k0", stream="cam0", started_at=100.0)
         s.fail_check(new, "node stopped", 120.0)  # uses the v2 `reason` column
         assert s.get_check(new)["reason"] == "node stopped"  # type: ignore[index]
@@ -540,6 +549,38 @@ def test_v1_database_is_migrated_with_its_data(tmp_path: Path) -> None:
     with raw(path) as con:
         indexes = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {"checks_started", "checks_person_started"} <= indexes
+
+
+def test_released_v2_migration_is_unchanged() -> None:
+    step = MIGRATIONS[1]
+    assert not callable(step)
+    assert ["".join(sql.split()) for sql in step] == ["".join(sql.split()) for sql in V2_SQL]
+
+
+def test_v2_database_is_migrated_and_its_checks_stay_in_the_baseline(tmp_path: Path) -> None:
+    """A v2 store (as released) gains the secrets tables; its checks, made before secrets
+    existed, stay in their person's baseline."""
+    path = tmp_path / "v2.db"
+    _make_v1(path)
+    with raw(path) as con:
+        for sql in V2_SQL:
+            con.execute(sql)
+        con.execute("PRAGMA user_version = 2")
+        con.execute("UPDATE checks SET reason = 'none' WHERE id = 1")
+    con.close()
+    s = SQLiteStore(path, keep_series_days=math.inf)
+    try:
+        assert s.pragmas()["user_version"] == schema_version() >= 3
+        assert s.get_check(1)["in_baseline"] is True  # type: ignore[index]
+        assert [h["id"] for h in s.person_history("old-badge")] == [1]
+        assert s.get_secret("old-badge") is None
+        s.set_secret("old-badge", "scrypt$x", 100.0)
+        assert s.get_secret("old-badge") == "scrypt$x"
+    finally:
+        s.close()
+    with raw(path) as con:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"person_secrets", "enrolment_codes", "secret_attempts"} <= tables
 
 
 def test_each_migration_is_one_transaction(tmp_path: Path,
@@ -672,3 +713,143 @@ def test_open_store_expands_home_and_creates_parents(tmp_path: Path,
     finally:
         s.close()
     assert (tmp_path / "deep" / "er" / "wellmon.db").is_file()
+
+
+# -- person secrets ------------------------------------------------------------------------------
+
+def test_checks_without_the_secret_stay_out_of_history_and_baseline(store: SQLiteStore) -> None:
+    t = ts(2026, 2, 1, 7)
+    proven = store.start_check("p", kiosk="k", stream="s", started_at=t)
+    store.finish_check(proven, {"i": 1}, t + 45)
+    anonymous = store.start_check("p", kiosk="k", stream="s", started_at=t + DAY,
+                                  in_baseline=False)
+    shown = store.finish_check(anonymous, {"i": 2}, t + DAY + 45)
+    assert shown["in_baseline"] is False  # stored, and what was shown is on disk
+    assert [h["id"] for h in store.person_history("p")] == [proven]
+    assert [c["in_baseline"] for c in store.list_checks(person_id="p")] == [False, True]
+    assert store.person_status("p", t + 2 * DAY)["checks"] == 2
+    assert store.person_status("p", t + 2 * DAY)["checks_in_baseline"] == 1
+
+
+def test_secrets_and_codes_round_trip(store: SQLiteStore) -> None:
+    assert store.get_secret("q") is None
+    store.set_secret("q", "scrypt$one", 10.0)  # creates the person
+    store.set_secret("q", "scrypt$two", 11.0)
+    assert store.get_secret("q") == "scrypt$two"
+    status = store.person_status("q", 12.0)
+    assert status["known"] and status["secret_set"] and status["secret_set_at"] == 11.0
+
+    store.put_enrolment_code("r", "scrypt$c1", 100.0, 200.0)
+    store.put_enrolment_code("r", "scrypt$c2", 101.0, 201.0)  # replaces c1
+    assert store.enrolment_code("r", 150.0) == "scrypt$c2"
+    assert store.enrolment_code("r", 201.0) is None  # expired
+    assert not store.use_enrolment_code("r", "scrypt$c1", "scrypt$pin", 150.0)
+    assert not store.use_enrolment_code("r", "scrypt$c2", "scrypt$pin", 201.5)
+    assert store.get_secret("r") is None
+    assert store.use_enrolment_code("r", "scrypt$c2", "scrypt$pin", 150.0)
+    assert store.get_secret("r") == "scrypt$pin"
+    assert not store.use_enrolment_code("r", "scrypt$c2", "scrypt$other", 150.0)  # once
+    assert store.enrolment_code("r", 150.0) is None
+
+    store.put_enrolment_code("r", "scrypt$c3", 300.0, 400.0)
+    assert store.clear_secret("r") is True
+    assert store.get_secret("r") is None and store.enrolment_code("r", 301.0) is None
+    assert store.clear_secret("r") is False
+    with pytest.raises(StoreError, match="non-empty"):
+        store.set_secret("r", "", 1.0)
+    with pytest.raises(StoreError, match="person_id"):
+        store.put_enrolment_code("", "h", 1.0, 2.0)
+
+
+def test_tries_are_counted_before_they_are_checked_and_lock(store: SQLiteStore) -> None:
+    lock = 900.0
+
+    def take(person: str, now: float) -> float | None:
+        return store.take_attempt(person, now, max_failures=5, lock_s=lock)
+
+    assert [take("x", 1000.0 + i) for i in range(4)] == [None] * 4
+    assert store.locked_until("x", 1004.0) is None
+    assert take("x", 1004.0) is None  # the fifth try goes ahead, and locks until it is judged
+    assert store.locked_until("x", 1005.0) == 1004.0 + lock
+    assert take("x", 1005.0) == 1004.0 + lock  # refused, not counted
+    assert store.person_status("x", 1005.0)["failures"] == 5  # any ID is counted, known or not
+    assert store.person_status("x", 1005.0)["known"] is False
+    assert take("x", 1004.0 + lock) is None  # the lock ended: counting starts again
+    assert store.person_status("x", 1004.0 + lock)["failures"] == 1
+
+    assert take("y", 0.0) is None and take("y", 1.0) is None
+    store.clear_attempts("y")  # a right try clears the count
+    assert store.person_status("y", 2.0)["failures"] == 0
+    for i in range(4):
+        take("z", i * 1000.0)  # failures more than lock_s apart never add up
+    assert store.person_status("z", 3000.0)["failures"] == 1
+
+
+def test_the_lock_holds_across_a_reopen_and_retention_prunes_old_tries(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    now = time.time()
+    s = SQLiteStore(path)
+    for _ in range(5):
+        s.take_attempt("locked-1", now, max_failures=5, lock_s=900)
+    s.take_attempt("old-try", now - 2 * DAY, max_failures=5, lock_s=900)
+    s.put_enrolment_code("late", "h", now - 2 * DAY, now - DAY)
+    s.close()
+    s = SQLiteStore(path)  # retention runs at open
+    try:
+        assert s.locked_until("locked-1", now + 1) == now + 900
+    finally:
+        s.close()
+    with raw(path) as con:
+        assert [r[0] for r in con.execute("SELECT person_id FROM secret_attempts")] == [
+            "locked-1"]
+        assert con.execute("SELECT COUNT(*) FROM enrolment_codes").fetchone()[0] == 0
+    con.close()
+
+
+def test_delete_person_removes_their_secret_code_and_tries(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    s = SQLiteStore(path)
+    marker = "SECRET-HASH-0815"
+    s.set_secret("gone", f"scrypt${marker}", 1.0)
+    s.put_enrolment_code("gone", f"scrypt$code-{marker}", 1.0, time.time() + DAY)
+    s.take_attempt("gone", time.time(), max_failures=5, lock_s=900)
+    s.delete_person("gone")
+    assert s.get_secret("gone") is None and s.enrolment_code("gone", 2.0) is None
+    assert s.person_status("gone", time.time()) == {
+        "person": "gone", "known": False, "created_at": None, "checks": 0,
+        "checks_in_baseline": 0, "secret_set": False, "secret_set_at": None,
+        "code_issued_at": None, "code_expires_at": None, "failures": 0, "locked_until": None}
+    s.close()
+    for f in tmp_path.glob("w.db*"):
+        assert marker.encode() not in f.read_bytes(), f.name
+
+
+# -- file modes ----------------------------------------------------------------------------------
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_store_its_wal_and_shm_are_0600_and_a_new_folder_0700(tmp_path: Path) -> None:
+    old = os.umask(0o022)  # a permissive umask, as on most systems
+    try:
+        s = open_store(tmp_path / "new" / "deeper" / "checks.db")
+        s.start_check("p", kiosk="k", stream="s", started_at=1.0)  # the WAL has data
+        for name in ("checks.db", "checks.db-wal", "checks.db-shm"):
+            assert _mode(tmp_path / "new" / "deeper" / name) == 0o600, name
+        s.close()
+        assert _mode(tmp_path / "new") == _mode(tmp_path / "new" / "deeper") == 0o700
+
+        shared = tmp_path / "shared"
+        shared.mkdir(mode=0o755)
+        os.chmod(shared, 0o755)
+        loose = shared / "checks.db"
+        SQLiteStore(loose).close()
+        os.chmod(loose, 0o644)  # made by an older wellmon
+        s = SQLiteStore(loose)
+        s.start_check("p", kiosk="k", stream="s", started_at=1.0)
+        assert _mode(loose) == _mode(Path(f"{loose}-wal")) == 0o600
+        s.close()
+        assert _mode(shared) == 0o755
+    finally:
+        os.umask(old)
