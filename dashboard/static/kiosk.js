@@ -1,11 +1,17 @@
 "use strict";
 // The kiosk page: a guided 45 s pre-shift check over the WebSocket /ws/kiosk
-// (docs/dashboard-api.md). Screens: identify → consent → capture → result | failed.
-// body[data-screen] always names the screen shown; the page only ever sends
-// check.start, check.cancel and ping.
+// (docs/dashboard-api.md). Screens: identify → pin (→ enrol) → consent → capture →
+// result | failed. body[data-screen] always names the screen shown; the page only ever
+// sends check.start (with the PIN when one was entered), enrol, check.cancel and ping.
+// The PIN lives in this page's memory for one visit (for "Try again") and is dropped
+// when the visit ends; the consent text is written from what the server's hello states.
 
 (() => {
-  const PERSON = /^[A-Za-z0-9._-]{1,64}$/;
+  // A person ID, matched whole (a JS "$" without the m flag does not match before a
+  // trailing newline); "." and ".." are not IDs (the server refuses them too).
+  const PERSON = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,64}$/;
+  const PIN = /^[0-9]{6,128}$/;
+  const BADGE_SECRET = /^[\x21-\x7e]{8,128}$/;
   const RESULT_RETURN_S = 60;     // the result screen goes back to "identify" after this
   const IDLE_RETURN_S = 90;       // consent / failed screens untouched this long: back too
   const STREAM_QUIET_MS = 6000;   // no preview for this long while idle: camera not sending
@@ -36,7 +42,13 @@
     lastStreamAt: 0,         // last hello/preview/progress that said something about the stream
     lastFraming: null,       // the last {face, brightness, hint, stream_state}
     person: null,
+    secret: null,            // the PIN entered on this visit (null: none), for "Try again"
+    pendingSecret: null,     // the new PIN of an enrol request awaiting its answer
     consent: false,          // given on this visit, for "Try again"
+    storesTranscript: null,  // from kiosk.hello: the facts the consent text is made of
+    historyNeedsSecret: true,
+    secrets: { pin_min_digits: 6, badge_min_chars: 8, code_digits: 12 },
+    busyAt: 0,               // last preview saying another screen's check is running
     phase: "idle",           // idle | starting | running (this page's check)
     checkId: null,
     phaseSince: 0,
@@ -51,7 +63,6 @@
     reconnectTimer: null,
     lastMessageAt: 0,
     sawPong: false,
-    orphan: false,           // a check of this page was running when the connection dropped
     lastPingAt: 0,
     chart: null,
     noticeTimer: null,
@@ -60,7 +71,7 @@
 
   // --- screens -------------------------------------------------------------------------
 
-  const SCREENS = ["identify", "consent", "capture", "result", "failed"];
+  const SCREENS = ["identify", "pin", "enrol", "consent", "capture", "result", "failed"];
 
   function show(name) {
     st.screen = name;
@@ -76,6 +87,8 @@
     if (!$("reconnecting").hidden) return;
     const target = {
       identify: $("badge"),
+      pin: $("pin"),
+      enrol: $("enrol-code"),
       consent: $("consent-title"),   // not the accept button: consent is a deliberate step
       capture: $("capture-title"),
       result: $("done"),
@@ -87,9 +100,17 @@
   function resetToIdentify() {
     st.person = null;
     st.consent = false;
+    forgetSecret();
     $("badge").value = "";
     setBadgeError("");
     show("identify");
+  }
+
+  function forgetSecret() {
+    st.secret = null;
+    for (const id of ["pin", "enrol-code", "enrol-pin", "enrol-pin2"]) $(id).value = "";
+    setFieldError("pin", "");
+    setFieldError("enrol", "");
   }
 
   // --- camera / stream state -------------------------------------------------------------
@@ -98,13 +119,18 @@
     return st.phase === "idle" && st.lastStreamAt > 0 && Date.now() - st.lastStreamAt > STREAM_QUIET_MS;
   }
 
+  function kioskBusy() {
+    return st.phase === "idle" && Date.now() - st.busyAt < STREAM_QUIET_MS;
+  }
+
   function cameraLive() {
-    return st.streamState === "live" && !streamQuiet();
+    return st.streamState === "live" && !streamQuiet() && !kioskBusy();
   }
 
   function cameraText() {
     if (st.streamState === null) return "Waiting for the camera…";
     if (cameraLive()) return "";
+    if (kioskBusy()) return "A check is running on this kiosk: please wait.";
     return "The camera is not sending, so the check cannot start. Please tell your supervisor.";
   }
 
@@ -175,16 +201,111 @@
     setBadgeError("");
     st.person = value;
     st.consent = false;
+    forgetSecret();
     $("consent-person").textContent = value;
-    show("consent");
+    for (const el of document.querySelectorAll(".person-id")) el.textContent = value;
+    show("pin");
+  }
+
+  // The field the on-screen keypad types into: the focused one of the screen, else its first.
+  function keypadTarget() {
+    if (st.screen === "identify") return $("badge");
+    const screen = $("screen-" + st.screen);
+    const focused = document.activeElement;
+    if (focused && focused.tagName === "INPUT" && screen.contains(focused)) return focused;
+    return screen.querySelector("input");
   }
 
   function keypadPress(key) {
-    const input = $("badge");
+    const input = keypadTarget();
+    if (!input) return;
+    const max = Number(input.getAttribute("maxlength")) || 64;
     if (key === "clear") input.value = "";
     else if (key === "back") input.value = input.value.slice(0, -1);
-    else if (input.value.length < 64) input.value += key;
-    setBadgeError("");
+    else if (input.value.length < max) input.value += key;
+    if (input === $("badge")) setBadgeError("");
+    else setFieldError(st.screen === "pin" ? "pin" : "enrol", "");
+  }
+
+  // --- PIN and enrolment ------------------------------------------------------------------
+
+  function setFieldError(which, text) {
+    $(`${which}-error`).textContent = text;
+    const fields = which === "pin" ? ["pin"] : ["enrol-code", "enrol-pin", "enrol-pin2"];
+    for (const id of fields) $(id).setAttribute("aria-invalid", text ? "true" : "false");
+  }
+
+  function secretProblem(value) {
+    const s = st.secrets;
+    if (PIN.test(value) || BADGE_SECRET.test(value)) return "";
+    if (!value) return "Please enter your PIN.";
+    return /^[0-9]*$/.test(value) ? `A PIN has at least ${s.pin_min_digits} digits.`
+      : `A PIN has at least ${s.pin_min_digits} digits; a badge secret at least ${s.badge_min_chars} characters, no spaces.`;
+  }
+
+  function afterSecretChosen() {
+    renderConsentHistory();
+    // consent already given on this visit (a PIN retried after a wrong one): start at once
+    if (st.consent && cameraLive() && st.connected) startCheck();
+    else show("consent");
+  }
+
+  function submitPin() {
+    const value = $("pin").value;
+    const problem = secretProblem(value);
+    if (problem) {
+      setFieldError("pin", problem);
+      $("pin").focus();
+      return;
+    }
+    setFieldError("pin", "");
+    st.secret = value;
+    afterSecretChosen();
+  }
+
+  function skipPin() {
+    st.secret = null;
+    $("pin").value = "";
+    setFieldError("pin", "");
+    afterSecretChosen();
+  }
+
+  function submitEnrol() {
+    const code = $("enrol-code").value.replace(/[\s-]/g, "");
+    const pin = $("enrol-pin").value;
+    let problem = "";
+    if (!new RegExp(`^[0-9]{${st.secrets.code_digits}}$`).test(code)) {
+      problem = `An enrolment code has ${st.secrets.code_digits} digits.`;
+    } else if (secretProblem(pin)) problem = secretProblem(pin);
+    else if (pin !== $("enrol-pin2").value) problem = "The two PINs are not the same.";
+    if (problem) {
+      setFieldError("enrol", problem);
+      return;
+    }
+    if (!send({ type: "enrol", person: st.person, code, secret: pin })) {
+      setFieldError("enrol", "Not connected to the dashboard.");
+      return;
+    }
+    setFieldError("enrol", "");
+    $("enrol-submit").disabled = true;
+    st.pendingSecret = pin;
+  }
+
+  function onEnrolled(msg) {
+    $("enrol-submit").disabled = false;
+    if (st.screen !== "enrol" || msg.person !== st.person || !st.pendingSecret) return;
+    st.secret = st.pendingSecret;
+    st.pendingSecret = null;
+    for (const id of ["enrol-code", "enrol-pin", "enrol-pin2"]) $(id).value = "";
+    afterSecretChosen();
+  }
+
+  function renderConsentHistory() {
+    $("consent-history").textContent = st.secret
+      ? "With your PIN: this check is compared with your earlier checks and joins your usual range."
+      : st.historyNeedsSecret
+        ? "Without your PIN: this check is stored but not compared, your earlier checks are not shown, and it does not change your usual range."
+        : "";
   }
 
   // --- check -----------------------------------------------------------------------------
@@ -199,7 +320,9 @@
 
   function startCheck() {
     if (!st.person || !cameraLive() || !st.connected) return;
-    if (!send({ type: "check.start", person: st.person, consent: true })) return;
+    const message = { type: "check.start", person: st.person, consent: true };
+    if (st.secret) message.secret = st.secret;
+    if (!send(message)) return;
     st.consent = true;
     setPhase("starting");
     renderProgress(0, 0);
@@ -256,8 +379,14 @@
       ? `Compared with your last ${n} check${n === 1 ? "" : "s"}.` : "";
     $("result-note").textContent = r.note || NOTE;
     st.resultDeadline = Date.now() + RESULT_RETURN_S * 1000;
+    forgetSecret();  // the visit is over: the PIN leaves this page's memory
     updateCountdown();
     show("result");
+    if (msg.personal === false) {
+      emptyChart("Your earlier checks are shown only with your PIN.");
+      $("history-caption").textContent = "";
+      return;
+    }
     renderHistory(check, Array.isArray(msg.history) ? msg.history : []);
   }
 
@@ -404,21 +533,25 @@
         st.sentence = msg.sentence || "";
         st.retentionDays = msg.retention_days ?? null;
         st.storesMedia = msg.stores_media === true;
+        st.storesTranscript = typeof msg.stores_transcript === "boolean" ? msg.stores_transcript : null;
+        st.historyNeedsSecret = msg.history_needs_secret !== false;
+        if (msg.secrets && typeof msg.secrets === "object") st.secrets = { ...st.secrets, ...msg.secrets };
         st.streamState = msg.stream_state || "absent";
         st.lastStreamAt = Date.now();
         renderHello();
         onConnected();
-        if (st.orphan) {
-          // its check.failed ("the check was cancelled") is ignored: this page is idle
-          send({ type: "check.cancel" });
-          st.orphan = false;
-        }
+        // A check this page ran before the connection dropped was cancelled by the server
+        // when the old socket closed: nothing to do here.
         break;
       case "kiosk.preview":
         st.streamState = msg.stream_state || st.streamState;
         st.lastStreamAt = Date.now();
-        if (st.phase !== "running") renderFraming(msg);
+        st.busyAt = msg.busy === true ? Date.now() : 0;
+        if (st.phase !== "running" && msg.busy !== true) renderFraming(msg);
         updateCamera();
+        break;
+      case "enrolled":
+        onEnrolled(msg);
         break;
       case "check.started":
         if (st.phase !== "starting") break;  // not this page's (or already cancelled)
@@ -453,8 +586,7 @@
         failCheck(msg.reason, msg.retry !== false);
         break;
       case "error":
-        if (st.phase === "starting") failCheck(msg.reason || "The server refused to start the check.");
-        else notice(`The server said: ${msg.reason || "error"}`);
+        onError(msg);
         break;
       case "pong":
         st.sawPong = true;
@@ -464,11 +596,44 @@
     }
   }
 
+  function onError(msg) {
+    const reason = msg.reason || "The server refused.";
+    if (st.phase === "starting" && (msg.code === "secret" || msg.code === "locked")) {
+      // A wrong PIN (or a lock): back to the PIN screen; the consent of this visit stands.
+      setPhase("idle");
+      st.secret = null;
+      $("pin").value = "";
+      show("pin");
+      setFieldError("pin", reason);
+    } else if (st.phase === "starting") {
+      failCheck(reason);
+    } else if (st.screen === "enrol" && $("enrol-submit").disabled) {
+      $("enrol-submit").disabled = false;
+      st.pendingSecret = null;
+      setFieldError("enrol", reason);
+    } else {
+      notice(`The server said: ${reason}`);
+    }
+  }
+
+  function mediaText() {
+    // Written from the hello's facts only: what it does not state is not claimed.
+    if (st.storesMedia) return "This kiosk is set to keep video or audio of the check.";
+    if (st.storesTranscript === false) {
+      return "Never video, audio or your words: the picture and the sound are analysed live " +
+        "(what you say may be turned into text to measure its tone) and none of it is kept.";
+    }
+    if (st.storesTranscript === true) {
+      return "Never video or audio, but the words you say are kept as text with the check.";
+    }
+    return "Never video or audio: the picture and the sound are analysed live and not kept.";
+  }
+
   function renderHello() {
     for (const el of document.querySelectorAll(".duration")) el.textContent = String(Math.round(st.duration));
-    $("consent-media").textContent = st.storesMedia
-      ? "This kiosk is set to keep video or audio of the check."
-      : "Never video or audio: the picture and the sound are analysed live and not kept.";
+    for (const el of document.querySelectorAll(".pin-min")) el.textContent = String(st.secrets.pin_min_digits);
+    $("consent-media").textContent = mediaText();
+    renderConsentHistory();
     $("consent-retention").textContent = typeof st.retentionDays === "number"
       ? `The half-second scores are kept for ${fmtDays(st.retentionDays)} day${st.retentionDays === 1 ? "" : "s"}, then only the summary.`
       : "The half-second scores are kept for a limited time, then only the summary.";
@@ -553,9 +718,10 @@
     st.connected = false;
     setConnPill("reconnecting…", "pill-bad");
     if (st.phase !== "idle") {
-      st.orphan = true;   // the server may still be running it: cancel it once reconnected
+      // the server cancels the check when it sees this socket close
       failCheck("The connection to the server was lost: the check could not finish.", true);
     }
+    $("enrol-submit").disabled = false;
     updateCamera();
     const delay = Math.min(10000, 500 * 2 ** st.attempt) * (0.75 + Math.random() * 0.5);
     st.attempt += 1;
@@ -624,7 +790,7 @@
       updateCountdown();
       if (now >= st.resultDeadline) resetToIdentify();
     }
-    if ((st.screen === "consent" || st.screen === "failed")
+    if (["pin", "enrol", "consent", "failed"].includes(st.screen)
         && now - st.lastInteraction > IDLE_RETURN_S * 1000) {
       resetToIdentify();
     }
@@ -642,7 +808,7 @@
         $("badge").value = "";
         setBadgeError("");
         $("badge").focus();
-      } else if (st.screen === "consent") resetToIdentify();
+      } else if (["pin", "enrol", "consent"].includes(st.screen)) resetToIdentify();
       else if (st.screen === "capture") cancelCheck();
       else if (st.screen === "result") resetToIdentify();
       else if (st.screen === "failed") resetToIdentify();
@@ -671,11 +837,32 @@
       submitBadge();
     });
     $("badge").addEventListener("input", () => setBadgeError(""));
-    for (const key of document.querySelectorAll("#keypad .key")) {
+    for (const slot of document.querySelectorAll(".keypad-slot")) {
+      const pad = $("keypad").cloneNode(true);
+      pad.removeAttribute("id");
+      slot.appendChild(pad);
+    }
+    for (const key of document.querySelectorAll(".keypad .key")) {
       // keep the focus (and a scanner's input) in the field; no native keyboard pops up
       key.addEventListener("mousedown", (e) => e.preventDefault());
       key.addEventListener("click", () => keypadPress(key.dataset.key));
     }
+    $("pin-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      submitPin();
+    });
+    $("pin").addEventListener("input", () => setFieldError("pin", ""));
+    $("pin-skip").addEventListener("click", skipPin);
+    $("pin-enrol").addEventListener("click", () => {
+      setFieldError("enrol", "");
+      show("enrol");
+    });
+    $("pin-cancel").addEventListener("click", resetToIdentify);
+    $("enrol-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      submitEnrol();
+    });
+    $("enrol-back").addEventListener("click", () => show("pin"));
     $("consent-accept").addEventListener("click", startCheck);
     $("consent-cancel").addEventListener("click", resetToIdentify);
     $("cancel").addEventListener("click", cancelCheck);
