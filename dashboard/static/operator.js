@@ -1,6 +1,7 @@
 "use strict";
 // The operator page (admin): the kiosk checks of a day, one check's result and stored
-// windows, and deleting a person's data. REST only (docs/dashboard-api.md).
+// windows, a person's PIN status, enrolment codes (shown once), resetting a PIN, and
+// deleting a person's data. REST only (docs/dashboard-api.md).
 
 (() => {
   const REFRESH_MS = 10000;
@@ -12,6 +13,8 @@
   const AXIS = { stroke: "#8b98a5", grid: { stroke: "#26313c" }, ticks: { stroke: "#26313c" } };
 
   const $ = (id) => document.getElementById(id);
+  const PERSON = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,64}$/;
+  const personPath = (person) => `/api/persons/${encodeURIComponent(person)}`;
 
   const st = {
     checks: [],
@@ -24,6 +27,7 @@
     dayFollowsToday: true,
     lastOk: 0,
     personTimer: null,
+    personShown: null,      // the person whose PIN status the detail shows
   };
 
   // --- formatting ------------------------------------------------------------------------
@@ -195,7 +199,9 @@
       const tr = el("tr", { tabindex: "0", "aria-selected": String(c.id === st.selected),
                             dataset: { checkId: String(c.id), status: c.status || "" } },
         el("td", { text: utcTime(c.started_at), title: utcDateTime(c.started_at) }),
-        el("td", { text: c.person_id ?? "–", title: c.person_id ?? "" }),
+        el("td", { title: c.person_id ?? "" }, c.person_id ?? "–",
+           ...(c.in_baseline === false ? [el("span", { class: "tag", text: "no PIN",
+             title: "checked without the PIN: not in the person's history or baseline" })] : [])),
         el("td", { text: c.kiosk ?? "–", title: c.stream ? `stream ${c.stream}` : "" }),
         el("td", {}, el("span", { class: `state state-${c.status}`, text: c.status || "–" })),
         el("td", {}, verdictNode(c.result)),
@@ -305,6 +311,7 @@
     const fields = [
       ["status", check.status], ["kiosk", check.kiosk], ["stream", check.stream],
       ["started", utcDateTime(check.started_at)], ["duration", duration],
+      ["PIN entered", check.in_baseline === false ? "no: not in history or baseline" : "yes"],
       ["checks in baseline", r.checks_in_baseline ?? "–"],
       ["heart rate", num(s.heart_rate, 0, " bpm")], ["HRV (RMSSD)", num(s.hrv_rmssd, 0, " ms")],
       ["blink rate", num(s.blink_rate, 0, " /min")], ["voice pitch", num(s.f0_mean, 0, " Hz")],
@@ -318,6 +325,7 @@
     $("detail-note").textContent = r.note || "A wellness indicator, not a diagnosis.";
     $("delete-person").textContent = `Delete this person's data (${check.person_id})`;
     $("delete-person").dataset.person = check.person_id;
+    if (fresh || st.personShown !== check.person_id) loadPerson(check.person_id);
     $("detail-empty").hidden = true;
     $("detail-body").hidden = false;
     renderCharts(check, Array.isArray(check.windows) ? check.windows : []);
@@ -425,6 +433,103 @@
     for (const c of st.charts) c.setSize({ width, height: 170 });
   }
 
+  // --- person: PIN status, enrolment codes, reset --------------------------------------
+
+  function utcTimeOrDash(t) {
+    return typeof t === "number" ? utcDateTime(t) : "–";
+  }
+
+  async function loadPerson(person) {
+    st.personShown = person;
+    $("person-status").textContent = "Loading…";
+    try {
+      const { res, body, text } = await getJSON(personPath(person));
+      if (st.personShown !== person) return;
+      if (!res.ok || !body) {
+        $("person-status").textContent = `Could not load the person (${httpProblem(res, body, text)}).`;
+        return;
+      }
+      const parts = [body.secret_set ? `PIN set ${utcTimeOrDash(body.secret_set_at)}` : "no PIN set"];
+      if (body.code_expires_at) parts.push(`an enrolment code is waiting (until ${utcTimeOrDash(body.code_expires_at)})`);
+      if (body.locked_until) parts.push(`locked after wrong tries until ${utcTimeOrDash(body.locked_until)}`);
+      else if (body.failures) parts.push(`${body.failures} wrong tr${body.failures === 1 ? "y" : "ies"} lately`);
+      parts.push(`${body.checks} check${body.checks === 1 ? "" : "s"}, ${body.checks_in_baseline} in the baseline`);
+      $("person-status").textContent = parts.join(" · ");
+    } catch (err) {
+      if (st.personShown === person) $("person-status").textContent = "The dashboard is not reachable.";
+    }
+  }
+
+  async function issueCode(person) {
+    const { res, body, text } = await getJSON(`${personPath(person)}/enrolment`, {
+      method: "POST", headers: { Accept: "application/json", "X-Wellmon-Confirm": "enrol" } });
+    if (!res.ok || !body || !body.code) throw new Error(httpProblem(res, body, text));
+    showCode(body);
+    if (st.personShown === person) loadPerson(person);
+    return body;
+  }
+
+  function showCode(issued) {
+    $("code-title").textContent = `Enrolment code for ${issued.person}`;
+    $("code-value").textContent = issued.code;
+    $("code-text").textContent = "Shown once: give it to the person, who types it at the kiosk " +
+      "(\u201cI have an enrolment code\u201d) and chooses a PIN. It works once, only for this ID, " +
+      `until ${utcDateTime(issued.expires_at)}. The dashboard keeps only its hash.`;
+    $("code-dialog").showModal();
+    $("code-close").focus();
+  }
+
+  function closeCode() {
+    $("code-value").textContent = "";  // it leaves the page with the dialog
+    $("code-dialog").close();
+  }
+
+  async function enrolFromForm() {
+    const person = $("enrol-person-id").value.trim();
+    $("enrol-person-error").textContent = "";
+    if (!PERSON.test(person)) {
+      $("enrol-person-error").textContent = "A badge ID is 1 to 64 letters, digits, . _ or -.";
+      return;
+    }
+    $("enrol-person-submit").disabled = true;
+    try {
+      await issueCode(person);
+      $("enrol-person-id").value = "";
+    } catch (err) {
+      $("enrol-person-error").textContent = `No code issued (${err.message}).`;
+    } finally {
+      $("enrol-person-submit").disabled = false;
+    }
+  }
+
+  function askReset() {
+    const person = $("delete-person").dataset.person;
+    if (!person) return;
+    $("reset-title").textContent = `Reset the PIN of ${person}?`;
+    $("reset-text").textContent = "Their PIN stops working at once and any lock is lifted; a new " +
+      "enrolment code is shown for them to choose a new PIN. Their checks stay.";
+    $("reset-error").hidden = true;
+    $("reset-yes").disabled = false;
+    $("confirm-reset").showModal();
+    $("reset-no").focus();
+  }
+
+  async function doReset() {
+    const person = $("delete-person").dataset.person;
+    $("reset-yes").disabled = true;
+    try {
+      const { res, body, text } = await getJSON(`${personPath(person)}/secret`, {
+        method: "DELETE", headers: { Accept: "application/json", "X-Wellmon-Confirm": "reset" } });
+      if (!res.ok) throw new Error(httpProblem(res, body, text));
+      $("confirm-reset").close("reset");
+      await issueCode(person);
+    } catch (err) {
+      $("reset-error").textContent = `Not reset (${err.message}).`;
+      $("reset-error").hidden = false;
+      $("reset-yes").disabled = false;
+    }
+  }
+
   // --- delete ----------------------------------------------------------------------------
 
   function askDelete() {
@@ -445,7 +550,7 @@
     const person = $("delete-person").dataset.person;
     $("confirm-yes").disabled = true;
     try {
-      const { res, body, text } = await getJSON(`/api/persons/${encodeURIComponent(person)}`, {
+      const { res, body, text } = await getJSON(personPath(person), {
         method: "DELETE", headers: { Accept: "application/json", "X-Wellmon-Confirm": "delete" } });
       if (res.status === 401 || res.status === 403) {
         $("confirm-error").textContent = "Not allowed: this page needs the admin token.";
@@ -514,9 +619,24 @@
     });
     $("detail-close").addEventListener("click", closeDetail);
     document.addEventListener("keydown", (e) => {
-      if (e.key === "Escape" && st.selected !== null && !$("confirm-delete").open) closeDetail();
+      if (e.key === "Escape" && st.selected !== null && !document.querySelector("dialog[open]")) {
+        closeDetail();
+      }
     });
     $("delete-person").addEventListener("click", askDelete);
+    $("enrol-person").addEventListener("submit", (e) => {
+      e.preventDefault();
+      enrolFromForm();
+    });
+    $("person-code").addEventListener("click", () => {
+      const person = $("delete-person").dataset.person;
+      if (person) issueCode(person).catch((err) => { $("person-status").textContent = `No code issued (${err.message}).`; });
+    });
+    $("person-reset").addEventListener("click", askReset);
+    $("reset-no").addEventListener("click", () => $("confirm-reset").close("kept"));
+    $("reset-yes").addEventListener("click", doReset);
+    $("code-close").addEventListener("click", closeCode);
+    $("code-dialog").addEventListener("cancel", () => { $("code-value").textContent = ""; });
     $("confirm-no").addEventListener("click", () => $("confirm-delete").close("kept"));
     $("confirm-yes").addEventListener("click", doDelete);
     $("confirm-delete").addEventListener("close", () => {
@@ -535,6 +655,7 @@
   bind();
   load();
   setInterval(() => {
-    if (!document.hidden && !$("confirm-delete").open) load();
+    if (!document.hidden && !$("confirm-delete").open && !$("code-dialog").open
+        && !$("confirm-reset").open) load();
   }, REFRESH_MS);
 })();
