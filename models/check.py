@@ -105,7 +105,8 @@ def result(windows: Sequence[Mapping[str, Any]],
                              "Hold still, face the light, and read the sentence aloud.",
                              summary, n)
     if not compare:
-        return {**_inconclusive("not compared with your usual range: no PIN was entered",
+        return {**_inconclusive("measured well, but no PIN was entered: this check is not "
+                                "compared with your earlier checks",
                                 "Enter your PIN at your next check to see it against your "
                                 "usual range.", summary, 0),
                 "label": NOT_COMPARED, "compared": False}
