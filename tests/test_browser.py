@@ -114,9 +114,13 @@ def test_page_without_sign_in_is_refused_and_the_printed_link_signs_in(browser,
 
 def test_kiosk_check_from_consent_to_result_card_and_the_operator_sees_it(
         browser, processes, wellmon_env, artifacts) -> None:
-    """The whole kiosk flow on the sample clip in Chromium, twice: the first check of a
-    person is inconclusive (no usual range yet); with three earlier checks stored, the next
-    reads "Within your usual range". Each step is saved as a screenshot."""
+    """The whole kiosk flow on the sample clip in Chromium. The operator issues an
+    enrolment code on the operator page; at the kiosk the person sets a PIN with it, reads
+    a consent screen written from what the server says it keeps, and does a first check
+    (inconclusive: no usual range yet). With three earlier checks stored, a wrong PIN is
+    refused and sends the person back to the PIN screen; the right one gives "Within your
+    usual range" with the history. A check without the PIN is not compared and shows no
+    history. Each step is saved as a screenshot."""
     processes.env = {**wellmon_env, "WELLMON_DASHBOARD_CHECK_S": "10",
                      "WELLMON_DASHBOARD_KIOSK_STREAM": "kiosk-1", "WELLMON_ASR_ENGINE": "off"}
     processes.start("node", "infer")
@@ -125,23 +129,37 @@ def test_kiosk_check_from_consent_to_result_card_and_the_operator_sees_it(
         processes.start(f"capture-{modality}", "capture", "--modality", modality,
                         "--source", SAMPLE, "--stream", "kiosk-1")
     url = dashboard.ready_line.partition("url=")[2].strip()
+    errors: list[str] = []
+    operator = browser.new_page()
+    operator.set_viewport_size({"width": 1920, "height": 1080})
+    operator.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    operator.goto(login_url(url, "admin", ADMIN_TOKEN))
+    assert operator.url == f"{url}operator"
+    assert "code=" not in operator.url and "token" not in operator.url
+    operator.fill("#enrol-person-id", "worker-42")
+    operator.click("#enrol-person-submit")
+    operator.locator("#code-dialog[open]").wait_for(timeout=30_000)
+    code = operator.inner_text("#code-value")
+    assert len(code.replace(" ", "")) == 12 and "Shown once" in operator.inner_text("#code-text")
+    operator.screenshot(path=str(artifacts / "operator-enrolment-code.png"))
+    operator.click("#code-close")
+    assert operator.inner_text("#code-value") == ""  # gone from the page
+
     page = browser.new_page()
     page.set_viewport_size({"width": 1920, "height": 1080})
-    errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
 
     def screen(name: str, timeout: float = 30_000) -> None:
         page.locator(f'body[data-screen="{name}"]').wait_for(state="attached", timeout=timeout)
 
-    def run_check(person: str, shots: str) -> dict:
+    def identify(person: str, shots: str) -> None:
         screen("identify")
         page.fill("#badge", person)
         page.screenshot(path=str(artifacts / f"kiosk-{shots}1-identify.png"))
         page.click("#badge-submit")
-        screen("consent")
-        page.locator("#consent-accept:enabled").wait_for(timeout=60_000)  # camera live
-        page.screenshot(path=str(artifacts / f"kiosk-{shots}2-consent.png"))
-        page.click("#consent-accept")
+        screen("pin")
+
+    def capture(person: str, shots: str) -> dict:
         screen("capture")
         page.locator("#progress[data-fraction]").wait_for(state="attached", timeout=30_000)
         deadline = time.monotonic() + 30
@@ -164,10 +182,36 @@ def test_kiosk_check_from_consent_to_result_card_and_the_operator_sees_it(
         assert card.get_attribute("data-verdict") == result["verdict"]
         return result
 
+    def consent(shots: str) -> str:
+        screen("consent")
+        page.locator("#consent-accept:enabled").wait_for(timeout=60_000)  # camera live
+        page.screenshot(path=str(artifacts / f"kiosk-{shots}2-consent.png"))
+        text = page.inner_text("#screen-consent")
+        page.click("#consent-accept")
+        return text
+
     page.goto(login_url(url, "kiosk", KIOSK_TOKEN))
     assert page.url == f"{url}kiosk"
     assert "code=" not in page.url and "token" not in page.url
-    first = run_check("worker-42", "first-")
+    identify("worker-42", "first-")
+    page.click("#pin-enrol")
+    screen("enrol")
+    page.fill("#enrol-code", code)
+    page.fill("#enrol-pin", "480315")
+    page.fill("#enrol-pin2", "480316")
+    page.click("#enrol-submit")
+    assert "not the same" in page.inner_text("#enrol-error")
+    page.fill("#enrol-pin2", "480315")
+    page.screenshot(path=str(artifacts / "kiosk-first-1b-enrol.png"))
+    page.click("#enrol-submit")
+    told = consent("first-")
+    # The consent text is written from the hello's facts (stores_media, stores_transcript,
+    # retention_days, history_needs_secret): exactly what is kept, and that words are not.
+    assert "Never video, audio or your words" in told and "none of it is kept" in told
+    assert "kept for 30 days, then only the summary" in told
+    assert "With your PIN: this check is compared with your earlier checks" in told
+    assert "not a diagnosis" in told
+    first = capture("worker-42", "first-")
     assert first["verdict"] == "inconclusive"
     assert "no usual range yet" in page.inner_text("#result-reason").lower()
 
@@ -179,22 +223,38 @@ def test_kiosk_check_from_consent_to_result_card_and_the_operator_sees_it(
                                      "summary": first["summary"]}, ended_at=day + 45)
     store.close()
     page.click("#done")
-    second = run_check("worker-42", "")
+    identify("worker-42", "")
+    page.fill("#pin", "135792")  # wrong: refused after consent, back to the PIN screen
+    page.click("#pin-submit")
+    consent("")
+    screen("pin")
+    assert "do not match" in page.inner_text("#pin-error")
+    page.fill("#pin", "480315")
+    page.click("#pin-submit")  # the consent of this visit stands: the check starts at once
+    second = capture("worker-42", "")
     assert second["verdict"] == "usual"
     assert page.inner_text("#result-label") == "Within your usual range"
     assert int(page.get_attribute("#history-chart", "data-points") or 0) >= 4
 
-    operator = browser.new_page()
-    operator.set_viewport_size({"width": 1920, "height": 1080})
-    operator.goto(login_url(url, "admin", ADMIN_TOKEN))
-    assert operator.url == f"{url}operator"
-    assert "code=" not in operator.url and "token" not in operator.url
+    page.click("#done")
+    identify("worker-42", "nopin-")
+    page.click("#pin-skip")
+    assert "Without your PIN" in consent("nopin-")
+    anonymous = capture("worker-42", "nopin-")
+    assert anonymous["compared"] is False
+    assert page.inner_text("#result-label") == "Not compared"
+    assert "only with your PIN" in page.inner_text("#history-chart")
+
+    operator.reload()
     rows = operator.locator("#checks tbody tr[data-check-id]")
     rows.first.wait_for(timeout=30_000)
-    assert rows.count() == 2  # today's two checks; the seeded ones are from earlier days
-    rows.first.click()
+    assert rows.count() == 3  # today's three checks; the seeded ones are from earlier days
+    assert "no PIN" in rows.first.inner_text()
+    rows.nth(1).click()
     operator.locator("#detail[data-check-id] #detail-chart canvas").first.wait_for(
         timeout=30_000)
+    operator.locator("#person-status:has-text('PIN set')").wait_for(timeout=30_000)
+    assert "5 in the baseline" in operator.inner_text("#person-status")
     operator.evaluate("window.scrollTo(0, 0)")
     operator.screenshot(path=str(artifacts / "operator.png"))
     assert not [e for e in errors if "favicon" not in e], errors
