@@ -484,15 +484,9 @@ class Dashboard:
         sender = asyncio.create_task(self._send_loop(client))
         try:
             async for message in connection:
-                try:
-                    reply = (await self.reply_to_kiosk(message, client) if kiosk
-                             else self.reply_to_client(message))
-                except ClientFault as fault:
-                    self.hub.client_faults[fault.kind] += 1
-                    await connection.close(fault.code, fault.kind)
-                    break
-                if reply is None:
-                    await connection.close(1008, "unexpected message")
+                reply = await self.answer(message, client if kiosk else None, kiosk)
+                if isinstance(reply, ClientFault):
+                    await connection.close(reply.code, reply.kind)
                     break
                 client.offer(reply)
         except ConnectionClosed as closed:
@@ -520,6 +514,18 @@ class Dashboard:
         if not isinstance(parsed, dict):
             raise ClientFault("unknown_type", 1008)
         return parsed
+
+    async def answer(self, message: str | bytes, client: Client | None = None,
+                     kiosk: bool = False) -> str | ClientFault:
+        """The reply to one message from a browser, or the fault (counted) for which that
+        browser is closed."""
+        try:
+            reply = (await self.reply_to_kiosk(message, client) if kiosk
+                     else self.reply_to_client(message))
+        except ClientFault as fault:
+            self.hub.client_faults[fault.kind] += 1
+            return fault
+        return reply if reply is not None else ClientFault("unexpected message", 1008)
 
     def reply_to_client(self, message: str | bytes) -> str | None:
         """The live page only pings; anything else is a fault, counted, and closes that client."""

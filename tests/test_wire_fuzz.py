@@ -3,6 +3,7 @@ with a counted reason; nothing raises."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tempfile
 import time
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dashboard.server import Dashboard
+from dashboard.server import ClientFault, Dashboard
 from dashboard.store import open_store
 from streamer.protocol import (
     AudioChunk,
@@ -86,16 +87,18 @@ def dashboard() -> Iterator[Dashboard]:
 @given(st.text(max_size=200) | st.binary(max_size=200) | json_values.map(json.dumps))
 def test_websocket_messages_from_a_page_never_raise(dashboard: Dashboard, message) -> None:
     faults = sum(dashboard.hub.client_faults.values())
-    reply = dashboard.reply_to_client(message)
-    if reply is None:
-        assert sum(dashboard.hub.client_faults.values()) == faults + 1  # counted, then closed
+    reply = asyncio.run(dashboard.answer(message))
+    if isinstance(reply, ClientFault):  # counted, then that client is closed with the code
+        assert sum(dashboard.hub.client_faults.values()) == faults + 1
+        assert reply.code in (1007, 1008, 1009)
     else:
         assert json.loads(reply)["type"] == "pong"
 
 
 kiosk_messages = st.fixed_dictionaries(
-    {"type": st.sampled_from(["check.start", "check.cancel", "ping", "other"])},
-    optional={"person": st.text(max_size=80) | st.integers(), "consent": json_values})
+    {"type": st.sampled_from(["check.start", "check.cancel", "enrol", "ping", "other"])},
+    optional={"person": st.text(max_size=80) | st.integers(), "consent": json_values,
+              "secret": st.text(max_size=20) | json_values, "code": st.text(max_size=20)})
 
 
 @settings(max_examples=300, deadline=None,
@@ -107,9 +110,10 @@ def test_kiosk_messages_never_raise(dashboard: Dashboard, message) -> None:
     a request at all, counted and that client closed; no check starts without a live
     camera, whatever the message says."""
     faults = sum(dashboard.hub.client_faults.values())
-    reply = dashboard.reply_to_kiosk(message)
-    if reply is None:
+    reply = asyncio.run(dashboard.answer(message, kiosk=True))
+    if isinstance(reply, ClientFault):
         assert sum(dashboard.hub.client_faults.values()) == faults + 1
+        assert reply.code in (1007, 1008, 1009)
     else:
         assert json.loads(reply)["type"] in ("pong", "error")
     assert dashboard.checks.running is None
