@@ -103,6 +103,7 @@ class Client:
 
     connection: ServerConnection
     capacity: int
+    sees_private: bool = False  # an admin's live page: it also gets a kiosk check's scores
     queue: deque[str] = field(default_factory=deque)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: int = 0
@@ -135,10 +136,12 @@ class Client:
 
 @dataclass(frozen=True)
 class Kept:
-    """One score in the history: the message as received and its JSON text, made once."""
+    """One score in the history: the message as received and its JSON text, made once.
+    ``private``: a person's kiosk check, for admins' pages only."""
 
     score: dict[str, Any]
     text: str
+    private: bool = False
 
 
 class Hub:
@@ -154,7 +157,7 @@ class Hub:
         self.history_len = max(1, int(history_s / hop_s))
         self.client_queue = client_queue
         self.history: dict[str, deque[Kept]] = {}
-        self._hello: list[str] | None = None  # the chunks for the current history
+        self._hello: dict[bool, list[str]] = {}  # sees_private -> the current chunks
         self.clients: set[Client] = set()
         self.node_stats: dict[str, Any] = {}
         self.nodes: dict[str, dict[str, Any]] = {}
@@ -166,31 +169,35 @@ class Hub:
         self.stream_seen: dict[str, float] = {}  # wall clock of each stream's last score
         self.node_seen: dict[str, float] = {}  # and of each node's last statistics
 
-    def add_score(self, score: dict[str, Any]) -> None:
+    def add_score(self, score: dict[str, Any], private: bool = False) -> None:
+        """Keep and fan out one score; a ``private`` one reaches only clients that see
+        private scores (admins), now and in later clients' history."""
         self.scores_received += 1
         self.stream_seen[score["stream"]] = time.time()
-        kept = Kept(score, json.dumps(score, allow_nan=False))
+        kept = Kept(score, json.dumps(score, allow_nan=False), private)
         self.history.setdefault(score["stream"], deque(maxlen=self.history_len)).append(kept)
-        self._hello = None
-        self._send_all(f'{{"type": "score", "score": {kept.text}}}')
+        self._hello = {}
+        self._send_all(f'{{"type": "score", "score": {kept.text}}}', private)
 
     def set_node_stats(self, stats: dict[str, Any]) -> None:
         self.node_stats = stats
         self.nodes[str(stats.get("name", "node"))] = stats
         self.node_seen[str(stats.get("name", "node"))] = time.time()
-        self._hello = None
+        self._hello = {}
         self._send_all(json.dumps({"type": "node", "node": stats}, allow_nan=False))
 
-    def _send_all(self, text: str) -> None:
+    def _send_all(self, text: str, private: bool = False) -> None:
         for client in self.clients:
-            self.dropped_updates += client.offer(text)
+            if client.sees_private or not private:
+                self.dropped_updates += client.offer(text)
 
-    def hello(self) -> list[str]:
+    def hello(self, sees_private: bool = False) -> list[str]:
         """A new client's first messages: the history in chunks of at most HISTORY_CHUNK_S
         of capture time, oldest first; the last chunk carries the node's counters and
         ``"last": true``. One (empty) chunk when there is no history."""
-        if self._hello is None:
-            kept = sorted((k for h in self.history.values() for k in h),
+        if sees_private not in self._hello:
+            kept = sorted((k for h in self.history.values() for k in h
+                           if sees_private or not k.private),
                           key=lambda k: k.score["t_end"])
             chunks: list[list[str]] = [[]]
             start = kept[0].score["t_end"] if kept else 0.0
@@ -200,12 +207,12 @@ class Hub:
                     start = k.score["t_end"]
                 chunks[-1].append(k.text)
             node = json.dumps(self.node_stats, allow_nan=False)
-            self._hello = [
+            self._hello[sees_private] = [
                 f'{{"type": "history", "scores": [{", ".join(texts)}], "last": '
                 f'{"true" if i == len(chunks) - 1 else "false"}'
                 + (f', "node": {node}}}' if i == len(chunks) - 1 else "}")
                 for i, texts in enumerate(chunks)]
-        return self._hello
+        return self._hello[sees_private]
 
     def status(self) -> dict[str, Any]:
         """`age_s`: seconds since the dashboard last heard of a stream or node; a stream whose
@@ -474,11 +481,12 @@ class Dashboard:
             await connection.close(1013, "too many connections: try again later")
             return
         self.socket_roles[connection] = role
-        client = Client(connection, self.config.dashboard.client_queue)
+        client = Client(connection, self.config.dashboard.client_queue,
+                        sees_private=role == "admin")
         if kiosk:
             self.kiosk.connected(client)
         else:
-            for chunk in self.hub.hello():
+            for chunk in self.hub.hello(client.sees_private):
                 client.offer(chunk)
             self.hub.clients.add(client)
         sender = asyncio.create_task(self._send_loop(client))
@@ -597,8 +605,16 @@ class Dashboard:
                                                            - score["t_published"]) * 1e3
             if self.metrics is not None:
                 self.metrics.score(score["latency_ms"]["publish_to_dashboard"] / 1e3)
-        self.hub.add_score(score)
+        self.hub.add_score(score, private=self._private(score["stream"]))
         self._to_kiosks(self.checks.on_score(score, time.time()))
+
+    def _private(self, stream: str) -> bool:
+        """A person's check reaches that person and the operator, not the viewers: the
+        kiosk's stream is admin-only when it is configured (the kiosk camera), and while a
+        check runs on the stream the kiosk adopted (the demo's only stream)."""
+        if stream != (self.config.dashboard.kiosk_stream or self.checks.stream):
+            return False
+        return self.config.dashboard.kiosk_stream is not None or self.checks.running is not None
 
     async def _housekeeping(self, stop: threading.Event) -> None:
         """Fail stalled checks; disconnect clients that stopped reading; apply the retention

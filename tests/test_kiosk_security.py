@@ -394,3 +394,60 @@ def test_a_kiosk_or_viewer_token_cannot_list_people_or_touch_secrets(rig) -> Non
             assert status == 403, (token, path, method, status)
     assert rig.api("api/persons/hana-8")[1]["code_expires_at"] > time.time()
 
+
+
+def live_scores(ws, seconds: float) -> list[dict]:
+    """Every score a live-page socket receives (history and live) in ``seconds``."""
+    scores: list[dict] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            message = recv(ws, timeout=max(0.1, deadline - time.monotonic()))
+        except TimeoutError:
+            break
+        if message["type"] == "history":
+            scores += message["scores"]
+        elif message["type"] == "score":
+            scores.append(message["score"])
+    return scores
+
+
+def test_the_kiosk_camera_reaches_the_operator_and_never_a_viewer(rig) -> None:
+    """A person's check reaches that person and the operator: with dashboard.kiosk_stream
+    set, the kiosk's stream is never on a viewer's live page, history or live."""
+    ready = rig.processes.procs["dashboard"].ready_line
+    with rig.kiosk() as kiosk, open_ws(dashboard_ws_url(ready), TOKEN) as viewer, \
+            open_ws(dashboard_ws_url(ready), ADMIN_TOKEN) as admin:
+        assert start(kiosk, "p-live")["type"] == "check.started"
+        seen_by_viewer = live_scores(viewer, 3.0)
+        seen_by_admin = live_scores(admin, 3.0)
+    assert not [s for s in seen_by_viewer if s["stream"] == STREAM]
+    assert [s for s in seen_by_admin if s["stream"] == STREAM]
+    with open_ws(dashboard_ws_url(ready), TOKEN) as later:  # and not in a later history
+        assert not [s for s in live_scores(later, 2.0) if s["stream"] == STREAM]
+
+
+def test_the_adopted_stream_is_hidden_from_viewers_while_a_check_runs(processes,
+                                                                      wellmon_env) -> None:
+    """Without dashboard.kiosk_stream (the demo: the kiosk adopts the only stream), viewers
+    see the stream between checks and nothing of it while a check runs."""
+    processes.env = {**wellmon_env, "WELLMON_DASHBOARD_CHECK_S": "60"}
+    node = FakeNode(wellmon_env["WELLMON_NODE_OUTPUT"])
+    try:
+        processes.start("dashboard", "dashboard")
+        rig = Rig(processes, node)
+        ready = processes.procs["dashboard"].ready_line
+        with open_ws(dashboard_ws_url(ready), TOKEN) as viewer:
+            assert [s for s in live_scores(viewer, 2.0) if s["stream"] == STREAM]
+            with rig.kiosk() as kiosk:
+                assert start(kiosk, "p-demo")["type"] == "check.started"
+                started_after = node.t_end  # published later: while the check ran
+                during = live_scores(viewer, 3.0)
+                assert not [s for s in during
+                            if s["stream"] == STREAM and s["t_end"] > started_after]
+                assert node.t_end > started_after + 1  # the node did publish meanwhile
+                kiosk.send(json.dumps({"type": "check.cancel"}))
+                until(kiosk, "check.failed")
+            assert [s for s in live_scores(viewer, 3.0) if s["stream"] == STREAM]
+    finally:
+        node.close()
