@@ -737,7 +737,7 @@
       const res = await fetch(location.pathname, { cache: "no-store", credentials: "same-origin" });
       if (res.status === 401 || res.status === 403) {
         $("reconnecting-detail").textContent = res.status === 401
-          ? "This kiosk is not signed in: open the kiosk address with its token once (…/kiosk?token=…)."
+          ? "This kiosk is not signed in: open a new sign-in link from `wellmon login kiosk` on it."
           : "This token may not open the kiosk: open the kiosk address with the kiosk token.";
       }
     } catch (err) {
