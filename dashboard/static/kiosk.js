@@ -738,7 +738,7 @@
       if (res.status === 401 || res.status === 403) {
         $("reconnecting-detail").textContent = res.status === 401
           ? "This kiosk is not signed in: open a new sign-in link from `wellmon login kiosk` on it."
-          : "This token may not open the kiosk: open the kiosk address with the kiosk token.";
+          : "This sign-in may not open the kiosk: open a link from `wellmon login kiosk` on it.";
       }
     } catch (err) {
       // the server is not reachable at all: the generic text stays

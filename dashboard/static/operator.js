@@ -133,7 +133,7 @@
         $("counts").textContent = "";
         st.signature = "";
         st.lastOk = 0;
-        placeholder("This page needs the admin token.");
+        placeholder("This page needs an admin sign-in: open a link from `wellmon login admin`.");
         return;
       }
       if (!res.ok || !body || !Array.isArray(body.checks)) {
@@ -553,7 +553,7 @@
       const { res, body, text } = await getJSON(personPath(person), {
         method: "DELETE", headers: { Accept: "application/json", "X-Wellmon-Confirm": "delete" } });
       if (res.status === 401 || res.status === 403) {
-        $("confirm-error").textContent = "Not allowed: this page needs the admin token.";
+        $("confirm-error").textContent = "Not allowed: this page needs an admin sign-in (`wellmon login admin`).";
         $("confirm-error").hidden = false;
         return;
       }
