@@ -108,7 +108,8 @@ class Rig:
         return self.p.procs["dashboard"].ready_line.partition("url=")[2]
 
     def ws(self) -> ClientConnection:
-        return open_ws(dashboard_ws_url(self.p.procs["dashboard"].ready_line))
+        """The operator's live page: cam-a is the kiosk's camera, which viewers never see."""
+        return open_ws(dashboard_ws_url(self.p.procs["dashboard"].ready_line), ADMIN_TOKEN)
 
     def kiosk_ws(self) -> ClientConnection:
         return open_ws(dashboard_ws_url(self.p.procs["dashboard"].ready_line,
