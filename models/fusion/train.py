@@ -8,7 +8,9 @@
    order, the temporal context carried from window to window as it is live: cross-entropy on
    the emotion head, plus squared error on valence and arousal where labels exist. The stress
    head is not trained (no stress labels); it stays the documented expert index.
-4. The epoch with the best validation unweighted accuracy is kept (early stopping).
+4. The epoch with the best validation unweighted accuracy is kept (per clip, then per window,
+   then the lower validation loss). The learning rate halves when the validation loss stalls;
+   training stops when neither the accuracy nor the loss has improved for ``patience`` epochs.
 5. The ONNX file, a checkpoint for ``wellmon export``, and a model card with the test
    speakers' accuracy and a confusion matrix are written. Clip accuracy averages the
    windows' probabilities over the clip; window accuracy counts every window.
@@ -115,8 +117,11 @@ def run_clips(net: FusionNetwork, clips: Sequence[Clip]
             for i, c in enumerate(clips)], per_step, valid
 
 
-def _loss(net: FusionNetwork, clips: Sequence[Clip]) -> torch.Tensor:
-    emotions, per_step, valid = run_clips(net, clips)
+def _loss(net: FusionNetwork, clips: Sequence[Clip],
+          run: tuple[list[torch.Tensor], list[tuple[torch.Tensor, ...]], torch.Tensor]
+          | None = None) -> torch.Tensor:
+    """Mean per-window loss of the clips (``run``: their ``run_clips`` output, if at hand)."""
+    emotions, per_step, _ = run or run_clips(net, clips)
     labels = torch.tensor([c.label for c in clips])
     total, count = torch.zeros(()), 0
     for i, log_probs in enumerate(emotions):
@@ -134,11 +139,19 @@ def _loss(net: FusionNetwork, clips: Sequence[Clip]) -> torch.Tensor:
 
 def predict(net: FusionNetwork, clips: Sequence[Clip]) -> tuple[list[int], list[list[int]]]:
     """Clip predictions (mean window probability) and every window's prediction."""
+    per_clip, per_window, _ = evaluate(net, clips)
+    return per_clip, per_window
+
+
+def evaluate(net: FusionNetwork, clips: Sequence[Clip]
+             ) -> tuple[list[int], list[list[int]], float]:
+    """:func:`predict`'s predictions and the training loss on the same clips, in one pass."""
     net.eval()
     with torch.no_grad():
-        emotions, _, _ = run_clips(net, clips)
-    return ([int(p.exp().mean(0).argmax()) for p in emotions],
-            [p.argmax(1).tolist() for p in emotions])
+        run = run_clips(net, clips)
+        loss = float(_loss(net, clips, run))
+    return ([int(p.exp().mean(0).argmax()) for p in run[0]],
+            [p.argmax(1).tolist() for p in run[0]], loss)
 
 
 def predict_onnx(path: Path, clips: Sequence[Clip]) -> tuple[list[int], list[list[int]]]:
@@ -164,14 +177,27 @@ def reports(clips: Sequence[Clip], per_clip: Sequence[int], per_window: Sequence
 
 def fit(train: Sequence[Clip], val: Sequence[Clip], settings: TrainSettings,
         progress: bool = True) -> tuple[FusionNetwork, dict[str, Any]]:
-    """Adam from the expert defaults; keeps the epoch with the best validation UA."""
+    """Adam from the expert defaults; keeps the epoch with the best validation UA.
+
+    UA over a handful of validation clips is coarse: it stays flat for many epochs while the
+    network is still learning (at chance until the first class separates, at two of three
+    classes until the last pair does), and where such a plateau ends moves with the smallest
+    change in the inputs or in the order of float additions. Stopping on UA alone therefore
+    stopped some runs on a plateau, before the network had learned the data. The validation
+    loss, which keeps falling across such plateaus, breaks ties between epochs of equal UA and
+    keeps patience from running out while it still improves; it also halves the learning rate
+    when it stalls, so that the last epochs settle instead of jumping between minima.
+    """
     torch.manual_seed(settings.seed)
     random.seed(settings.seed)
     net = FusionNetwork()
     optimiser = torch.optim.Adam(_parameter_groups(net, settings.lr), lr=settings.lr)
+    schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimiser, factor=LR_DECAY, patience=LR_DECAY_PATIENCE)
     order = list(train)
-    best_state, best = copy.deepcopy(net.state_dict()), (-1.0, -float("inf"))
+    best_state, best = copy.deepcopy(net.state_dict()), (-1.0, -float("inf"), -float("inf"))
     best_epoch, history = 0, []
+    best_loss, improved_epoch = float("inf"), 0
     bar = tqdm(range(1, settings.epochs + 1), desc="training", unit="epoch",
                disable=not progress)
     for epoch in bar:
@@ -185,20 +211,29 @@ def fit(train: Sequence[Clip], val: Sequence[Clip], settings: TrainSettings,
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             optimiser.step()
             losses.append(float(loss.detach()))
-        per_clip, per_window = predict(net, val)
+        per_clip, per_window, val_loss = evaluate(net, val)
         clip_report, window_report = reports(val, per_clip, per_window)
-        score = (clip_report["ua"] or 0.0, window_report["ua"] or 0.0)
-        history.append({"epoch": epoch, "loss": float(np.mean(losses)),
+        score = (clip_report["ua"] or 0.0, window_report["ua"] or 0.0, -val_loss)
+        history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_loss": val_loss,
                         "val_ua": clip_report["ua"], "val_window_ua": window_report["ua"]})
         bar.set_postfix(loss=f"{np.mean(losses):.3f}", val_ua=f"{score[0]:.3f}")
+        schedule.step(val_loss)
         if score > best:
             best, best_epoch, best_state = score, epoch, copy.deepcopy(net.state_dict())
-        elif epoch - best_epoch >= settings.patience:
+            improved_epoch = epoch
+        if val_loss < best_loss:
+            best_loss, improved_epoch = val_loss, epoch
+        if epoch - improved_epoch >= settings.patience:
             break
     net.load_state_dict(best_state)
     net.eval()
     return net, {"epochs_run": len(history), "best_epoch": best_epoch, "history": history}
 
+
+LR_DECAY = 0.5
+"""Factor of the learning rate (every group) when the validation loss has stalled ..."""
+LR_DECAY_PATIENCE = 3
+"""... for this many epochs (torch's ReduceLROnPlateau)."""
 
 PRIOR_LR = 0.05
 """Learning rate of the expert prior's scale and the emotion biases. The prior's
@@ -248,8 +283,9 @@ def train(config: Config, data: Path, out_dir: Path, kind: str = "auto",
         metrics=metrics, training={
             **dataclasses.asdict(settings), "epochs_run": history["epochs_run"],
             "best_epoch": history["best_epoch"], "history": "history.json",
-            "optimiser": "Adam", "loss": "cross-entropy (+ squared error on valence and "
-            "arousal where labelled)", "start": "the expert defaults",
+            "optimiser": "Adam", "lr_schedule": f"x{LR_DECAY} after {LR_DECAY_PATIENCE} epochs "
+            "without a lower validation loss", "loss": "cross-entropy (+ squared error on "
+            "valence and arousal where labelled)", "start": "the expert defaults",
             "onnx_matches_torch_on_test": onnx_matches},
         confusion_png_name="confusion.png")
     (out_dir / "history.json").write_text(json.dumps(history["history"], indent=1) + "\n")
