@@ -120,7 +120,8 @@ def _parser() -> argparse.ArgumentParser:
                        choices=("auto", "ravdess", "crema-d", "iemocap", "manifest"))
     train.add_argument("--epochs", type=int, default=60, help="at most this many epochs")
     train.add_argument("--patience", type=int, default=10,
-                       help="stop after this many epochs without a better validation UA")
+                       help="stop after this many epochs in which neither the validation "
+                            "UA nor the validation loss improved")
     train.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate")
     train.add_argument("--batch", type=int, default=4, help="clips per update")
     train.add_argument("--seed", type=int, default=0, help="split and initialisation seed")
