@@ -118,3 +118,12 @@ def sign_in(base_url: str, role: str, token: str,
     status, headers, body = http(login_url(base_url, role, token), context=context)
     assert status == 303, (status, body)
     return headers["Set-Cookie"].split(";")[0]
+
+
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1, valid one day (openssl), for TLS tests."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key

@@ -13,7 +13,6 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
 import zmq
@@ -31,6 +30,7 @@ from tests.helpers import (
     http,
     open_ws,
     scores_until,
+    self_signed_cert,
     sign_in,
 )
 from wellmon.harness import bearer, get_json, open_dashboard_ws
@@ -213,17 +213,9 @@ def test_a_forged_or_misplaced_session_cookie_is_refused(processes, wellmon_env)
     assert http(base, {"Cookie": sign_in(base, "viewer", "another-token-0123456789")})[0] == 200
 
 
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    cert, key = tmp / "cert.pem", tmp / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    return cert, key
-
-
 def test_under_tls_the_cookie_is_host_prefixed_and_secure_and_hsts_is_sent(
         processes, wellmon_env, tmp_path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_cert(tmp_path)
     processes.env = {**wellmon_env, "WELLMON_DASHBOARD_TLS_CERT": str(cert),
                      "WELLMON_DASHBOARD_TLS_KEY": str(key)}
     base = start(processes)

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import re
 import ssl
-import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from dashboard.auth import login_code
-from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, TOKEN, http, sign_in
+from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, TOKEN, http, self_signed_cert, sign_in
 from wellmon.harness import bearer
 
 TOKENS = {"viewer": TOKEN, "kiosk": KIOSK_TOKEN, "admin": ADMIN_TOKEN}
@@ -118,16 +116,8 @@ def test_two_roles_with_one_token_are_refused(processes, wellmon_env) -> None:
         processes.start("dashboard", "dashboard", timeout=30)
 
 
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    cert, key = tmp / "cert.pem", tmp / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    return cert, key
-
-
 def test_tls_serves_https_and_wss(processes, wellmon_env, tmp_path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_cert(tmp_path)
     processes.env = {**wellmon_env, "WELLMON_DASHBOARD_TLS_CERT": str(cert),
                      "WELLMON_DASHBOARD_TLS_KEY": str(key)}
     dashboard = processes.start("dashboard", "dashboard")
@@ -151,7 +141,7 @@ def test_tls_serves_https_and_wss(processes, wellmon_env, tmp_path) -> None:
 
 
 def test_tls_needs_both_files(processes, wellmon_env, tmp_path) -> None:
-    cert, _ = _self_signed(tmp_path)
+    cert, _ = self_signed_cert(tmp_path)
     processes.env = {**wellmon_env, "WELLMON_DASHBOARD_TLS_CERT": str(cert)}
     with pytest.raises(AssertionError, match="tls_cert and dashboard.tls_key go together"):
         processes.start("dashboard", "dashboard", timeout=30)
