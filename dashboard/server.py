@@ -249,8 +249,9 @@ class Dashboard:
         self.kiosk_clients = self.kiosk.clients  # the kiosk's open sockets (the same set)
         self.sessions = Sessions(tokens, cfg.session_hours * 3600)
         self.socket_roles: dict[ServerConnection, str] = {}  # open WebSockets -> role
-        self.pending_roles: weakref.WeakKeyDictionary[ServerConnection, str] = (
-            weakref.WeakKeyDictionary())  # accepted by process_request, handshake under way
+        # accepted by process_request, handshake under way: (role counted, holds admin)
+        self.pending_roles: weakref.WeakKeyDictionary[ServerConnection, tuple[str, bool]] = (
+            weakref.WeakKeyDictionary())
         self.url = ""
         self.metrics: Any = None  # wellmon.metrics.DashboardMetrics when metrics.enabled
 
@@ -367,7 +368,7 @@ class Dashboard:
             if reason := self._over_capacity(role):
                 return self._refuse(connection, request, reason,
                                     http.HTTPStatus.SERVICE_UNAVAILABLE)
-            self.pending_roles[connection] = role
+            self.pending_roles[connection] = (role, "admin" in roles)
             return None
         if path == "/api/session":
             response = connection.respond(http.HTTPStatus.NO_CONTENT, "")
@@ -475,14 +476,14 @@ class Dashboard:
 
     async def handle(self, connection: ServerConnection) -> None:
         kiosk = urlsplit(connection.request.path).path == "/ws/kiosk"
-        role = self.pending_roles.pop(connection, "admin")
+        role, admin = self.pending_roles.pop(connection, ("admin", False))
         if reason := self._over_capacity(role):  # handshakes that raced past process_request
             self.hub.refused[reason] += 1
             await connection.close(1013, "too many connections: try again later")
             return
         self.socket_roles[connection] = role
         client = Client(connection, self.config.dashboard.client_queue,
-                        sees_private=role == "admin")
+                        sees_private=admin)
         if kiosk:
             self.kiosk.connected(client)
         else:
