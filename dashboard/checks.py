@@ -30,6 +30,8 @@ from models import check as check_model
 PERSON = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,64}")
 """A person ID, matched whole (``fullmatch``: no trailing newline slips through); "." and
 ".." are refused (a browser would read them as path segments)."""
+ID_RULE = "the ID must be 1 to 64 letters, digits, '.', '_' or '-'"
+"""What a refused person ID is told, wherever it is refused."""
 PRIVATE_KEYS = ("transcript",)
 """Keys of a score message never stored with a check: the words the person said."""
 STORES_TRANSCRIPT = False
@@ -103,7 +105,7 @@ class KioskChecks:
         with consent; CheckError otherwise. Says nothing about whether the person exists."""
         person = message.get("person")
         if not valid_person(person):
-            raise CheckError("the ID must be 1 to 64 letters, digits, '.', '_' or '-'")
+            raise CheckError(ID_RULE)
         if message.get("consent") is not True:
             raise CheckError("a check needs the person's consent")
         secret = message.get("secret")
@@ -122,7 +124,7 @@ class KioskChecks:
     def start(self, person: str, now: float, personal: bool = False) -> dict[str, Any]:
         """Open the check in the store. ``personal``: the person proved their secret."""
         if not valid_person(person):
-            raise CheckError("the ID must be 1 to 64 letters, digits, '.', '_' or '-'")
+            raise CheckError(ID_RULE)
         self.ready()
         check_id = self.store.start_check(person, kiosk=self.kiosk, stream=self.stream or "",
                                           started_at=now, in_baseline=personal)

@@ -22,7 +22,7 @@ import json
 import time
 from typing import Any, Protocol
 
-from dashboard.checks import CheckError, KioskChecks, valid_person
+from dashboard.checks import ID_RULE, CheckError, KioskChecks, valid_person
 from dashboard.person_secrets import (
     PersonSecrets,
     normalize_code,
@@ -75,10 +75,8 @@ class KioskSocket:
 
     # --- from the page -----------------------------------------------------------------
 
-    async def reply(self, parsed: dict[str, Any] | None, client: Client | None) -> str | None:
+    async def reply(self, parsed: dict[str, Any], client: Client | None) -> str | None:
         """The answer to one message from ``client``; None (counted) closes that socket."""
-        if parsed is None:
-            return None
         kind = parsed.get("type")
         if kind == "ping":
             return _pong()
@@ -124,7 +122,7 @@ class KioskSocket:
         code = normalize_code(parsed.get("code"))
         try:
             if not valid_person(person):
-                raise CheckError("the ID must be 1 to 64 letters, digits, '.', '_' or '-'")
+                raise CheckError(ID_RULE)
             assert isinstance(person, str)
             if code is None:
                 raise CheckError("An enrolment code has 12 digits.", "enrol")

@@ -38,7 +38,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from dashboard.auth import COOKIES, ROLES, SECURE_COOKIE_PREFIX, Sessions, role_of
-from dashboard.checks import KioskChecks, valid_person
+from dashboard.checks import ID_RULE, KioskChecks, valid_person
 from dashboard.kiosk_socket import KioskSocket
 from dashboard.person_secrets import PersonSecrets
 from dashboard.store import STATUSES, Store, StoreError, open_store
@@ -428,8 +428,7 @@ class Dashboard:
             if status is not None and status not in STATUSES:
                 return _json(400, {"error": f"status must be one of {', '.join(STATUSES)}"})
             if person is not None and not valid_person(person):
-                return _json(400, {"error": "person must be 1 to 64 letters, digits, "
-                                            "'.', '_' or '-'"})
+                return _json(400, {"error": f"person: {ID_RULE}"})
             checks = self.store.list_checks(day=day, person_id=person, status=status)
             return _json(200, {"checks": checks})
         if match := CHECK_PATH.fullmatch(path):
