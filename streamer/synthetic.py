@@ -12,6 +12,11 @@ animates one still photograph (NASA's portrait of Eileen Collins, bundled as
 * small smooth head motion, slow lighting drift and sensor noise, so that detectors are not
   tested on a perfectly static picture.
 
+Beyond the bundled sample, a clip can vary the one face (all off by default; see ClipSpec):
+skin tone (``SKIN_TONES``), eyelid texture (``EYELIDS``), glasses (``GLASSES``), face size and
+width (``face_scale``, ``face_aspect``) and head motion up to 1.5 Hz (``motion_hz_max``).
+``streamer.synthetic_matrix`` builds a balanced set of such clips for tuning and reporting.
+
 ``make_clip`` writes the mp4 and returns the ground truth as a JSON-serialisable dict.
 ``python -m streamer.synthetic --sample`` rebuilds the bundled sample clip, its JSON and
 ``SAMPLE.md``; ``python -m streamer.synthetic OUT.mp4 [options]`` makes ad-hoc clips.
@@ -42,7 +47,7 @@ import av
 import cv2
 import numpy as np
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
 PHOTO_PATH = SAMPLE_DIR / "astronaut.jpg"
 AUDIO_RATE = 48000
@@ -79,6 +84,54 @@ _SAMPLE_SPEECH = (
 )
 _SAMPLE_BLINKS = (1.35, 5.8, 8.15, 13.4, 18.9, 22.05, 28.6, 34.25)
 
+# --- Appearance variants (ClipSpec.skin_tone, .eyelid, .glasses).
+# Skin tone = a change of skin albedo: each channel of the skin pixels is multiplied in linear
+# light (sRGB decoded) by target / reference, where reference is the mean sRGB colour of the
+# photograph's facial skin (measured once with _skin_mask) and target the mean the toned skin
+# should have in the photograph's light. Shading and texture are kept (they scale with the
+# albedo, as in a real darker or lighter skin); eye openings and teeth are left alone.
+_SKIN_REFERENCE_RGB = (211.0, 177.4, 152.5)
+SKIN_TONES: dict[str, tuple[tuple[float, float, float] | None, str]] = {
+    "original": (None, "the photograph as it is: light skin (mean sRGB 211, 177, 153)"),
+    "light": ((234.0, 207.0, 192.0), "paler, pinker skin (mean sRGB 234, 207, 192)"),
+    "tan": ((196.0, 150.0, 116.0), "light brown / olive-tan skin (mean sRGB 196, 150, 116)"),
+    "brown": ((146.0, 100.0, 72.0), "medium-dark brown skin (mean sRGB 146, 100, 72)"),
+    "dark": ((86.0, 57.0, 44.0), "dark brown skin, luma about 64 instead of 184 (mean sRGB "
+             "86, 57, 44): little light comes back, so the pulse is a larger fraction of a "
+             "much smaller signal and sensor noise matters more (the hard case for rPPG)"),
+    "ruddy": ((222.0, 158.0, 142.0), "flushed, red-dominant skin (mean sRGB 222, 158, 142): "
+              "green and blue drop, red stays"),
+}
+EYELIDS: dict[str, str] = {
+    "mirror": "the skin below the eye mirrored upwards, mean matched to the eye socket (1.0)",
+    "smooth": "flat eye-socket skin colour with 15 % of the mirrored texture",
+    "dark": "eye shadow: socket colour x (0.55, 0.47, 0.52), a mauve-brown, half the texture",
+    "pale": "light lid (concealer / pale eye shadow): socket colour 30 % of the way to "
+            "(240, 232, 228), half the texture",
+}
+GLASSES: dict[str | None, str] = {
+    None: "no glasses",
+    "thin": "thin dark-grey metal rims (1.3 source px, ~2 px in a 640x480 frame), oval "
+            "lenses with a faint blue-grey tint (12 %), a thin bridge and temples, a glare "
+            "patch on the upper outer part of each lens",
+    "thick": "thick black acetate rims (3.5 source px, top bar 5 px), rectangular lenses "
+             "with a brownish tint (18 %), a thick bridge and temples, a larger glare patch",
+}
+# Lenses in photograph coordinates: centre = eye centre + this offset, semi-axes, superellipse
+# exponent (2 = ellipse, larger = squarer), rim width, top-bar width, tint (RGB), tint alpha,
+# glare alpha, rim colour.
+_GLASSES_STYLE: dict[str, dict[str, Any]] = {
+    "thin": {"offset": (0.0, 2.0), "axes": (17.0, 11.5), "power": 2.4, "rim": 1.3,
+             "top": 1.3, "tint": (95.0, 110.0, 125.0), "tint_alpha": 0.12,
+             "glare_alpha": 0.55, "glare_axes": (5.5, 2.2), "colour": (52.0, 52.0, 58.0)},
+    "thick": {"offset": (0.0, 2.5), "axes": (18.0, 12.5), "power": 3.2, "rim": 3.5,
+              "top": 5.0, "tint": (105.0, 88.0, 70.0), "tint_alpha": 0.18,
+              "glare_alpha": 0.6, "glare_axes": (7.0, 3.0), "colour": (22.0, 19.0, 19.0)},
+}
+_GLASSES_SUPERSAMPLE = 8  # glasses are drawn at 8x and averaged down: anti-aliased edges
+_MOTION_HZ_MIN = 0.04
+_MOTION_HZ_SLOW = 0.25  # motion_hz_max up to this: the original, slow-only draw
+
 
 @dataclass
 class ClipSpec:
@@ -103,6 +156,13 @@ class ClipSpec:
     seed: int = 0
     crf: int = 18  # libx264 constant rate factor (20+ starts eating the pulse)
     preset: str = "medium"  # libx264 preset
+    # Appearance and geometry (the defaults are the bundled sample; see the tables above).
+    skin_tone: str = "original"  # a key of SKIN_TONES
+    eyelid: str = "mirror"  # a key of EYELIDS
+    glasses: str | None = None  # None, "thin" or "thick"
+    face_scale: float = 1.0  # multiplies the face height fraction (face box = 1/3 frame height)
+    face_aspect: float = 1.0  # horizontal stretch of the photograph (face width / height)
+    motion_hz_max: float = 0.25  # highest head-motion frequency, Hz (heavy motion: ~1.5)
 
 
 # --------------------------------------------------------------------------- geometry
@@ -113,42 +173,61 @@ def _affine_3x3(m: np.ndarray) -> np.ndarray:
 
 
 def _placement(spec: ClipSpec) -> np.ndarray:
-    """Source->frame affine (3x3) of the resting head: face large and central, no borders."""
-    scale = spec.height * _FACE_HEIGHT_FRACTION / _FACE_BOX[3]
+    """Source->frame affine (3x3) of the resting head: face central, no borders if possible.
+
+    The face box is face_scale / 3 of the frame height and face_aspect times as wide as the
+    photograph has it (the whole photograph is stretched horizontally). When the scaled
+    photograph is narrower or lower than the frame (small faces), it is centred and the frame
+    edges show it mirrored (cv2.BORDER_REFLECT101).
+    """
+    scale = spec.height * _FACE_HEIGHT_FRACTION * spec.face_scale / _FACE_BOX[3]
+    sx = scale * spec.face_aspect
     fx = _FACE_BOX[0] + _FACE_BOX[2] / 2
     fy = _FACE_BOX[1] + _FACE_BOX[3] / 2
-    crop_w, crop_h = spec.width / scale, spec.height / scale
+    crop_w, crop_h = spec.width / sx, spec.height / scale
     # Keep a margin so motion does not pull in pixels from outside the photograph.
-    margin = (spec.motion_px * (1 + _ROT_DEG_PER_PX * 5) + 2) / scale
+    margin_px = spec.motion_px * (1 + _ROT_DEG_PER_PX * 5) + 2
     src_w = src_h = 512.0
 
-    def clamp(origin: float, crop: float, size: float) -> float:
+    def clamp(origin: float, crop: float, size: float, margin: float) -> float:
         lo, hi = margin, size - crop - margin
         return (size - crop) / 2 if lo > hi else min(max(origin, lo), hi)
 
-    ox = clamp(fx - crop_w / 2, crop_w, src_w)
-    oy = clamp(fy - crop_h * _FACE_CENTRE_Y_FRACTION, crop_h, src_h)
-    return np.array([[scale, 0, -ox * scale], [0, scale, -oy * scale], [0, 0, 1]], float)
+    ox = clamp(fx - crop_w / 2, crop_w, src_w, margin_px / sx)
+    oy = clamp(fy - crop_h * _FACE_CENTRE_Y_FRACTION, crop_h, src_h, margin_px / scale)
+    return np.array([[sx, 0, -ox * sx], [0, scale, -oy * scale], [0, 0, 1]], float)
 
 
 def _motion_components(spec: ClipSpec) -> dict[str, list[list[float]]]:
     """Sinusoid components (amplitude, Hz, phase) of dx, dy (px) and rotation (deg).
 
     Each track is sum(a * (sin(2 pi f t + phase) - sin(phase))): zero at t = 0, so the
-    boxes reported for t = 0 are the resting pose. Frequencies stay below 0.25 Hz, far
-    from the heart-rate band. Amplitudes are scaled so the largest excursion over the clip
-    equals motion_px (rotation: motion_px * 0.1 degrees).
+    boxes reported for t = 0 are the resting pose. Amplitudes are scaled so the largest
+    excursion over the clip equals motion_px (rotation: motion_px * 0.1 degrees).
+
+    With motion_hz_max <= 0.25 (the default) the three frequencies per track are uniform in
+    0.04..motion_hz_max, far below the heart-rate band. Above that (heavy motion), they are
+    stratified so each track has one slow component (0.04-0.25 Hz) and two in the band
+    (0.25..mid and mid..motion_hz_max, mid halfway), as real head movement has.
     """
+    if not _MOTION_HZ_MIN < spec.motion_hz_max <= 5.0:
+        raise ValueError("motion_hz_max must be in (0.04, 5] Hz")
     rng = np.random.default_rng([spec.seed, 1])
     n = max(2, int(round(spec.duration_s * spec.fps)))
     t = np.arange(n) / spec.fps
+    hi = spec.motion_hz_max
+    if hi <= _MOTION_HZ_SLOW:
+        bands = [(_MOTION_HZ_MIN, hi)] * 3
+    else:
+        mid = (_MOTION_HZ_SLOW + hi) / 2
+        bands = [(_MOTION_HZ_MIN, _MOTION_HZ_SLOW), (_MOTION_HZ_SLOW, mid), (mid, hi)]
     out: dict[str, list[list[float]]] = {}
     for name, target in (("dx", spec.motion_px), ("dy", spec.motion_px),
                          ("angle", spec.motion_px * _ROT_DEG_PER_PX)):
         comps = [
-            [float(rng.uniform(0.5, 1.0)), float(rng.uniform(0.04, 0.25)),
+            [float(rng.uniform(0.5, 1.0)), float(rng.uniform(*band)),
              float(rng.uniform(0, 2 * math.pi))]
-            for _ in range(3)
+            for band in bands
         ]
         track = sum(a * (np.sin(2 * np.pi * f * t + p) - math.sin(p)) for a, f, p in comps)
         peak = float(np.max(np.abs(track)))
@@ -225,6 +304,188 @@ def _skin_mask(rgb: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(m.astype(np.float32), (0, 0), 1.5)
 
 
+def _tone_mask(rgb: np.ndarray) -> np.ndarray:
+    """Soft [0, 1] mask of all visible skin (face, forehead, ears, neck) for the tone change.
+
+    Wider than _skin_mask (which is the pulsing area): a darker face with a light forehead
+    rim, jaw or neck would look painted. Face-and-neck region below the hairline AND a loose
+    skin-colour test (blue/red > 0.55 rejects the hair), closed and hole-filled so shadows
+    and brows inside the face are included; eye openings and teeth are cut out.
+    """
+    r, b = rgb[..., 0], rgb[..., 2]
+    ycc = cv2.cvtColor(rgb.astype(np.uint8), cv2.COLOR_RGB2YCrCb).astype(np.float32)
+    y, cr = ycc[..., 0], ycc[..., 1]
+    shape = y.shape
+    rows = np.arange(shape[0])[:, None]
+    region = ((_ellipse_mask(shape, (225.0, 116.0), (50.0, 62.0))
+               | _ellipse_mask(shape, (226.0, 165.0), (34.0, 26.0))) & (rows >= 73))
+    colour = (b / np.maximum(r, 1.0) > 0.55) & (y > 70) & (cr >= 135) & (cr <= 175)
+    m = (region & colour).astype(np.uint8)
+    m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
+    m = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(m)
+    if n > 1:  # the face is the largest component; fill its holes
+        m = (labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
+        contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        m = np.zeros_like(m)
+        cv2.drawContours(m, contours, -1, 1, -1)
+    keep = m.astype(bool)
+    teeth = ((rgb.min(axis=2) > 190) & (np.ptp(rgb, axis=2) < 50)
+             & _ellipse_mask(shape, *_MOUTH))
+    keep &= ~teeth
+    for (c, axes) in _EYES:
+        keep &= ~_ellipse_mask(shape, c, axes)
+    return cv2.GaussianBlur(keep.astype(np.float32), (0, 0), 1.5)
+
+
+def _srgb_to_linear(v: np.ndarray) -> np.ndarray:
+    v = np.clip(v / 255.0, 0.0, 1.0)
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
+def _linear_to_srgb(v: np.ndarray) -> np.ndarray:
+    v = np.clip(v, 0.0, 1.0)
+    return 255.0 * np.where(v <= 0.0031308, v * 12.92, 1.055 * v ** (1 / 2.4) - 0.055)
+
+
+def skin_tone_gains(tone: str) -> tuple[float, float, float]:
+    """Per-channel linear-light albedo gains (R, G, B) of a skin tone (1, 1, 1: original)."""
+    if tone not in SKIN_TONES:
+        raise ValueError(f"skin_tone must be one of {sorted(SKIN_TONES)}, not {tone!r}")
+    target = SKIN_TONES[tone][0]
+    if target is None:
+        return (1.0, 1.0, 1.0)
+    g = _srgb_to_linear(np.array(target)) / _srgb_to_linear(np.array(_SKIN_REFERENCE_RGB))
+    return (float(g[0]), float(g[1]), float(g[2]))
+
+
+def _apply_skin_tone(rgb: np.ndarray, tone: str) -> np.ndarray:
+    """The photograph with its skin re-coloured (see SKIN_TONES); float32 RGB 0..255."""
+    gains = skin_tone_gains(tone)
+    if gains == (1.0, 1.0, 1.0):
+        return rgb
+    mask = _tone_mask(rgb)[..., None]
+    toned = _linear_to_srgb(_srgb_to_linear(rgb) * np.array(gains))
+    return (rgb + mask * (toned - rgb)).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------ glasses
+
+
+def _superellipse(centre: tuple[float, float], axes: tuple[float, float], power: float,
+                  angle: float, n: int = 180) -> np.ndarray:
+    """Closed outline |x/a|^p + |y/b|^p = 1, rotated by `angle` (radians), as (n, 2)."""
+    th = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    c, s = np.cos(th), np.sin(th)
+    x = axes[0] * np.sign(c) * np.abs(c) ** (2 / power)
+    y = axes[1] * np.sign(s) * np.abs(s) ** (2 / power)
+    ca, sa = math.cos(angle), math.sin(angle)
+    return np.stack([centre[0] + ca * x - sa * y, centre[1] + sa * x + ca * y], axis=1)
+
+
+def _glasses_geometry(style: str) -> dict[str, Any]:
+    """Lens outlines, bridge and temple polylines (photograph coordinates) of a style."""
+    st = _GLASSES_STYLE[style]
+    (lx, ly), _ = _EYES[0]
+    (rx, ry), _ = _EYES[1]
+    angle = math.atan2(ry - ly, rx - lx)  # the eyes' line: glasses sit level with it
+    ca, sa = math.cos(angle), math.sin(angle)
+    ox, oy = st["offset"]
+    a, b = st["axes"]
+    lenses = []
+    for (cx, cy), _ in _EYES:
+        centre = (cx + ca * ox - sa * oy, cy + sa * ox + ca * oy)
+        lenses.append((centre, _superellipse(centre, (a, b), st["power"], angle)))
+
+    def along(centre: tuple[float, float], u: float, v: float) -> tuple[float, float]:
+        return (centre[0] + ca * u - sa * v, centre[1] + sa * u + ca * v)
+
+    (c0, _), (c1, _) = lenses
+    # Bridge: from the inner edge of one lens to the other, arched up over the nose.
+    p0, p1 = along(c0, a * 0.97, -0.35 * b), along(c1, -a * 0.97, -0.35 * b)
+    mid = ((p0[0] + p1[0]) / 2 - sa * -3.0, (p0[1] + p1[1]) / 2 + ca * -3.0)
+    bridge = np.array([p0, ((p0[0] + mid[0]) / 2, (p0[1] + mid[1]) / 2 - 1.2), mid,
+                       ((p1[0] + mid[0]) / 2, (p1[1] + mid[1]) / 2 - 1.2), p1])
+    # Temples: from the outer top corner of each lens towards the ears (behind the hair).
+    temples = [np.array([along(c0, -a * 0.95, -0.55 * b), along(c0, -a - 9.0, -0.75 * b)]),
+               np.array([along(c1, a * 0.95, -0.55 * b), along(c1, a + 9.0, -0.75 * b)])]
+    # Glare: a soft elliptical highlight on the upper outer part of each lens.
+    ga, gb = st["glare_axes"]
+    glare = [(along(c0, -0.5 * a, -0.5 * b), (ga, gb), angle - 0.5),
+             (along(c1, 0.5 * a, -0.5 * b), (ga, gb), angle + 0.5)]
+    return {"angle": angle, "lenses": lenses, "bridge": bridge, "temples": temples,
+            "glare": glare}
+
+
+def _glasses_boxes(style: str) -> list[tuple[float, float, float, float]]:
+    """[x, y, w, h] (photograph) of each lens with its rim, viewer's left first."""
+    st = _GLASSES_STYLE[style]
+    out = []
+    for _, outline in _glasses_geometry(style)["lenses"]:
+        (x0, y0), (x1, y1) = outline.min(axis=0), outline.max(axis=0)
+        h = st["rim"] / 2
+        out.append((float(x0 - h), float(y0 - st["top"] / 2), float(x1 - x0 + 2 * h),
+                    float(y1 - y0 + h + st["top"] / 2)))
+    return out
+
+
+def _glasses_layer(style: str, shape: tuple[int, int]) -> tuple[tuple[int, int], np.ndarray,
+                                                                 np.ndarray]:
+    """Glasses as a constant 'over' layer on a window of the photograph.
+
+    Returns ((y0, x0), keep, add): composited as window * keep + add. keep is 0 on the rims,
+    bridge and temples (opaque: they do not pulse), 1 - tint alpha (and less under the glare)
+    on the lenses, so whatever is under a lens (skin pulse, eyelids) shows through dimmed.
+    """
+    st = _GLASSES_STYLE[style]
+    geo = _glasses_geometry(style)
+    pts = np.concatenate([o for _, o in geo["lenses"]] + geo["temples"] + [geo["bridge"]])
+    pad = st["top"] + 4
+    x0, y0 = int(math.floor(pts[:, 0].min() - pad)), int(math.floor(pts[:, 1].min() - pad))
+    x1, y1 = int(math.ceil(pts[:, 0].max() + pad)), int(math.ceil(pts[:, 1].max() + pad))
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, shape[1]), min(y1, shape[0])
+    k = _GLASSES_SUPERSAMPLE
+    size = ((y1 - y0) * k, (x1 - x0) * k)
+
+    def canvas() -> np.ndarray:
+        return np.zeros(size, np.uint8)
+
+    def to_ss(p: np.ndarray) -> np.ndarray:  # photograph -> supersampled canvas (pixel centres)
+        return np.rint((p - [x0 - 0.5, y0 - 0.5]) * k - 0.5).astype(np.int32)
+
+    def down(m: np.ndarray) -> np.ndarray:
+        return cv2.resize(m.astype(np.float32) / 255.0, (x1 - x0, y1 - y0),
+                          interpolation=cv2.INTER_AREA)
+
+    lens, rim, glare = canvas(), canvas(), canvas()
+    a, b = st["axes"]
+    for centre, outline in geo["lenses"]:
+        cv2.fillPoly(lens, [to_ss(outline)], 255)
+        cv2.polylines(rim, [to_ss(outline)], True, 255, max(1, int(round(st["rim"] * k))))
+        if st["top"] > st["rim"]:  # heavier top bar: the upper half of the outline, thicker
+            upper = outline[(outline[:, 1] - centre[1]) < -0.25 * b]
+            order = np.argsort(np.arctan2(upper[:, 1] - centre[1], upper[:, 0] - centre[0]))
+            cv2.polylines(rim, [to_ss(upper[order])], False, 255, int(round(st["top"] * k)))
+    cv2.polylines(rim, [to_ss(geo["bridge"])], False, 255, int(round(max(st["rim"], 1.2) * k)))
+    for temple in geo["temples"]:
+        cv2.polylines(rim, [to_ss(temple)], False, 255, int(round(max(st["rim"], 1.2) * k)))
+    for centre, axes, ang in geo["glare"]:
+        c = to_ss(np.array([centre]))[0]
+        cv2.ellipse(glare, (int(c[0]), int(c[1])), (int(axes[0] * k), int(axes[1] * k)),
+                    math.degrees(ang), 0, 360, 255, -1)
+    a_lens, a_rim = down(lens), down(rim)
+    a_glare = cv2.GaussianBlur(down(glare), (0, 0), 1.0) * a_lens * st["glare_alpha"]
+    a_tint = a_lens * st["tint_alpha"]
+    colour = np.array(st["colour"], np.float32)
+    # over(rim, over(glare, over(tint, window)))
+    keep = (1 - a_tint) * (1 - a_glare) * (1 - a_rim)
+    add = ((a_tint[..., None] * np.array(st["tint"], np.float32) * (1 - a_glare[..., None])
+            + a_glare[..., None] * 250.0) * (1 - a_rim[..., None])
+           + a_rim[..., None] * colour)
+    keep[a_rim >= 1.0 - 1e-6] = 0.0  # exactly opaque
+    return (y0, x0), keep[..., None].astype(np.float32), add.astype(np.float32)
+
+
 # ------------------------------------------------------------------------------ pulse
 
 
@@ -263,12 +524,13 @@ def _closure(t: float, start: float, duration: float) -> float:
     return math.cos(0.5 * math.pi * (u - _BLINK_CLOSE_FRACTION) / (1 - _BLINK_CLOSE_FRACTION)) ** 2
 
 
-def _paint_lids(img: np.ndarray, closure: float) -> None:
+def _paint_lids(img: np.ndarray, closure: float, texture: str = "mirror") -> None:
     """Draw upper eyelids lowered by `closure` over both eyes of the (source) image, in place.
 
-    The lid follows the eye's outline (a little beyond it, to hide the real lash line). Its
-    skin is the skin below the eye mirrored upwards (above the eye sits the eyebrow), so
-    colour and texture match; a thin dark lash line marks the lid edge.
+    The lid follows the eye's outline (a little beyond it, to hide the real lash line). With
+    texture "mirror" its skin is the skin below the eye mirrored upwards (above the eye sits
+    the eyebrow), so colour and texture match; the other textures (EYELIDS) start from the
+    mean colour of the skin ring around the eye. A thin dark lash line marks the lid edge.
     """
     for (cx, cy), (a, b) in _EYES:
         a2, b_top, b_bot = a + 1.5, b + 2.0, b + 1.0
@@ -287,7 +549,20 @@ def _paint_lids(img: np.ndarray, closure: float) -> None:
         lid = cv2.GaussianBlur(img[mirror_row, xx.astype(int)], (0, 0), 0.8)
         # Match the lid's mean colour to the skin ring around the eye (shaded eye socket).
         ring = (inside == 0) & (yy > top - 3) & (yy < bottom + 3) & (np.abs(xx - cx) < a2 + 3)
-        lid += patch[ring].mean(axis=0) - lid[inside > 0.5].mean(axis=0)
+        if texture == "mirror":
+            lid += patch[ring].mean(axis=0) - lid[inside > 0.5].mean(axis=0)
+        else:
+            socket = patch[ring].mean(axis=0)
+            detail = lid - lid[inside > 0.5].mean(axis=0)
+            if texture == "smooth":
+                lid = socket + 0.15 * detail
+            elif texture == "dark":
+                lid = socket * np.array([0.55, 0.47, 0.52], np.float32) + 0.5 * detail
+            elif texture == "pale":
+                lid = socket + 0.3 * (np.array([240.0, 232.0, 228.0], np.float32) - socket)
+                lid = lid + 0.5 * detail
+            else:
+                raise ValueError(f"eyelid must be one of {sorted(EYELIDS)}, not {texture!r}")
         lash = inside * np.exp(-(((yy - edge) / 0.7) ** 2)) * min(1.0, 3.0 * closure) * shape
         out = patch * (1 - cover[..., None]) + lid * cover[..., None]
         out *= 1.0 - 0.4 * lash[..., None]
@@ -408,6 +683,105 @@ def _validate(spec: ClipSpec) -> None:
     for a, b in zip(times, times[1:]):
         if b < a + spec.blink_duration_s:
             raise ValueError(f"blinks at {a} s and {b} s overlap")
+    if spec.skin_tone not in SKIN_TONES:
+        raise ValueError(f"skin_tone must be one of {sorted(SKIN_TONES)}")
+    if spec.eyelid not in EYELIDS:
+        raise ValueError(f"eyelid must be one of {sorted(EYELIDS)}")
+    if spec.glasses not in GLASSES:
+        raise ValueError("glasses must be None, 'thin' or 'thick'")
+    if not 0.3 <= spec.face_scale <= 2.0 or not 0.5 <= spec.face_aspect <= 2.0:
+        raise ValueError("face_scale must be in 0.3..2 and face_aspect in 0.5..2")
+    if not _MOTION_HZ_MIN < spec.motion_hz_max <= 5.0:
+        raise ValueError("motion_hz_max must be in (0.04, 5] Hz")
+
+
+class _Scene:
+    """What stays the same over a clip (toned photograph, masks, glasses, placement, motion,
+    beat phase), and the rendering of the photograph and the frame at one instant."""
+
+    def __init__(self, spec: ClipSpec) -> None:
+        self.spec = spec
+        photo = _load_photo()
+        skin = _skin_mask(photo)  # where skin is: from the photograph before any re-colouring
+        self.photo = _apply_skin_tone(photo, spec.skin_tone)
+        ys, xs = np.nonzero(skin > 1e-3)
+        self.skin_box = (int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1)
+        sy0, sy1, sx0, sx1 = self.skin_box
+        self.skin_crop = skin[sy0:sy1, sx0:sx1, None]
+        self.weights = np.array(_PULSE_RGB_WEIGHTS, np.float32)
+        self.glasses = (_glasses_layer(spec.glasses, photo.shape[:2])
+                        if spec.glasses is not None else None)
+        self.place = _placement(spec)
+        self.motion = _motion_components(spec)
+        face_c = self.place @ np.array([_FACE_BOX[0] + _FACE_BOX[2] / 2,
+                                        _FACE_BOX[1] + _FACE_BOX[3] / 2, 1])
+        self.pivot = (float(face_c[0]), float(face_c[1]))
+        rng = np.random.default_rng([spec.seed, 3])
+        self.first_beat = 0.0
+        if spec.heart_rate_bpm is not None:
+            self.first_beat = float(rng.uniform(0, 60.0 / spec.heart_rate_bpm))
+        self.blinks = sorted(spec.blink_times_s)
+
+    def pulse(self, t: float) -> float:
+        """Blood volume at t (zero mean; 0 without a pulse); skin green drops by amp * this."""
+        if self.spec.heart_rate_bpm is None or self.spec.pulse_amplitude <= 0:
+            return 0.0
+        return float(_pulse(t, self.spec.heart_rate_bpm, self.first_beat))
+
+    def source(self, t: float) -> np.ndarray:
+        """The photograph at instant t: pulse on the skin, eyelids, glasses (float32 RGB)."""
+        spec = self.spec
+        img = self.photo.copy()
+        if spec.heart_rate_bpm is not None and spec.pulse_amplitude > 0:
+            p = self.pulse(t)
+            sy0, sy1, sx0, sx1 = self.skin_box
+            img[sy0:sy1, sx0:sx1] -= (spec.pulse_amplitude * p) * self.weights * self.skin_crop
+        for b in self.blinks:
+            c = _closure(t, b, spec.blink_duration_s)
+            if c > 0:
+                _paint_lids(img, c, spec.eyelid)
+        if self.glasses is not None:
+            (gy, gx), keep, add = self.glasses
+            win = img[gy:gy + keep.shape[0], gx:gx + keep.shape[1]]
+            win *= keep
+            win += add
+        return img
+
+    def affine(self, t: float) -> np.ndarray:
+        """Source->frame affine (2x3) at t."""
+        return _frame_affine(self.place, self.motion, t, self.pivot)
+
+    def frame(self, t: float) -> np.ndarray:
+        """Frame at t before lighting gain and sensor noise (float32 RGB)."""
+        return cv2.warpAffine(self.source(t), self.affine(t), (self.spec.width, self.spec.height),
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+
+    def gain(self, t: float) -> float:
+        return 1.0 + self.spec.lighting_drift * math.sin(2 * math.pi * t / _LIGHT_PERIOD_S)
+
+
+def render_frames(spec: ClipSpec, times: Sequence[float],
+                  *, gain: bool = True) -> list[np.ndarray]:
+    """Frames (uint8 RGB) at the given instants as make_clip draws them, without sensor
+    noise and encoding: for checking what each spec field does to the pixels."""
+    _validate(spec)
+    scene = _Scene(spec)
+    out = []
+    for t in times:
+        f = scene.frame(t) * (scene.gain(t) if gain else 1.0)
+        out.append(np.clip(np.rint(f), 0, 255).astype(np.uint8))
+    return out
+
+
+def pulse_at(spec: ClipSpec, times: Sequence[float]) -> np.ndarray:
+    """Blood volume (zero mean, peak-to-peak 1) at the given instants, as make_clip uses it:
+    skin green is lowered by pulse_amplitude * this. Zeros without a pulse."""
+    scene = _Scene.__new__(_Scene)
+    scene.spec = spec
+    rng = np.random.default_rng([spec.seed, 3])
+    scene.first_beat = (float(rng.uniform(0, 60.0 / spec.heart_rate_bpm))
+                        if spec.heart_rate_bpm is not None else 0.0)
+    return np.array([scene.pulse(t) for t in times])
 
 
 def make_clip(path: Path, spec: ClipSpec | None = None) -> dict[str, Any]:
@@ -424,22 +798,9 @@ def make_clip(path: Path, spec: ClipSpec | None = None) -> dict[str, Any]:
     n_audio = int(round(n_frames / spec.fps * AUDIO_RATE))
     audio, speech_intervals, f0 = _build_audio(spec, n_audio)
 
-    photo = _load_photo()
-    skin = _skin_mask(photo)
-    ys, xs = np.nonzero(skin > 1e-3)
-    sy0, sy1, sx0, sx1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    skin_crop = skin[sy0:sy1, sx0:sx1, None]
-    weights = np.array(_PULSE_RGB_WEIGHTS, np.float32)
-
-    place = _placement(spec)
-    motion = _motion_components(spec)
-    face_c = place @ np.array([_FACE_BOX[0] + _FACE_BOX[2] / 2, _FACE_BOX[1] + _FACE_BOX[3] / 2, 1])
-    pivot = (float(face_c[0]), float(face_c[1]))
-    rng = np.random.default_rng([spec.seed, 3])
-    first_beat = 0.0
-    if spec.heart_rate_bpm is not None:
-        first_beat = float(rng.uniform(0, 60.0 / spec.heart_rate_bpm))
-    blinks = sorted(spec.blink_times_s)
+    scene = _Scene(spec)
+    place, motion, pivot = scene.place, scene.motion, scene.pivot
+    first_beat, blinks = scene.first_beat, scene.blinks
     noise_rng = np.random.default_rng([spec.seed, 4])
     # Fresh Gaussian noise per frame costs more than the encoder; a randomly offset window
     # into one larger noise field is indistinguishable for our purposes.
@@ -468,18 +829,8 @@ def make_clip(path: Path, spec: ClipSpec | None = None) -> dict[str, Any]:
 
         for i in range(n_frames):
             t = i / spec.fps
-            img = photo.copy()
-            if spec.heart_rate_bpm is not None and spec.pulse_amplitude > 0:
-                p = float(_pulse(t, spec.heart_rate_bpm, first_beat))
-                img[sy0:sy1, sx0:sx1] -= (spec.pulse_amplitude * p) * weights * skin_crop
-            for b in blinks:
-                c = _closure(t, b, spec.blink_duration_s)
-                if c > 0:
-                    _paint_lids(img, c)
-            m = _frame_affine(place, motion, t, pivot)
-            frame = cv2.warpAffine(img, m, (spec.width, spec.height), flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_REFLECT101)
-            gain = 1.0 + spec.lighting_drift * math.sin(2 * math.pi * t / _LIGHT_PERIOD_S)
+            frame = scene.frame(t)
+            gain = scene.gain(t)
             oy, ox = noise_rng.integers(0, _NOISE_PAD + 1, 2)
             noise = noise_bank[oy:oy + spec.height, ox:ox + spec.width]
             # gain * frame + std * noise, rounded and saturated to uint8 in one pass
@@ -503,6 +854,11 @@ def make_clip(path: Path, spec: ClipSpec | None = None) -> dict[str, Any]:
     spec_d = dataclasses.asdict(spec)
     spec_d["blink_times_s"] = list(spec.blink_times_s)
     spec_d["speech"] = [[s, txt] for s, txt in spec.speech]
+    if spec.face_scale == 1.0 and spec.face_aspect == 1.0:
+        placed = "scaled so the face box is 1/3 of the frame height"
+    else:
+        placed = (f"scaled so the face box is {spec.face_scale:g} x 1/3 of the frame height "
+                  f"and stretched {spec.face_aspect:g} x horizontally")
     return {
         "generator": "streamer.synthetic",
         "generator_version": GENERATOR_VERSION,
@@ -519,6 +875,8 @@ def make_clip(path: Path, spec: ClipSpec | None = None) -> dict[str, Any]:
         "face_box": _box_to_frame(_FACE_BOX, m0),
         "eye_boxes": [_box_to_frame(_eye_box(e), m0) for e in _EYES],
         "skin_roi": _box_to_frame(_SKIN_ROI, m0),
+        "glasses_boxes": ([_box_to_frame(b, m0) for b in _glasses_boxes(spec.glasses)]
+                          if spec.glasses is not None else []),
         "boxes_note": "[x, y, w, h] in frame pixels at t = 0 (rest pose); the head then moves "
                       "by at most motion_px (see motion)",
         "heart_rate_bpm": spec.heart_rate_bpm,
@@ -537,10 +895,22 @@ def make_clip(path: Path, spec: ClipSpec | None = None) -> dict[str, Any]:
             "placement": np.round(place[:2], 6).tolist(),
             **{k: [[round(v, 9) for v in c] for c in comps] for k, comps in motion.items()},
         },
+        "appearance": {
+            "skin_tone": SKIN_TONES[spec.skin_tone][1],
+            "skin_tone_gains_linear_rgb": [round(g, 6) for g in skin_tone_gains(spec.skin_tone)],
+            "eyelid": EYELIDS[spec.eyelid],
+            "glasses": GLASSES[spec.glasses],
+            "notes": "skin tone changes all visible skin (face, ears, neck), before the pulse, "
+                     "so pulse_amplitude is the absolute green change on the re-coloured "
+                     "skin; glasses are drawn on the photograph after pulse and eyelids "
+                     "(they move with the head; rims do not pulse; under a lens skin and "
+                     "lids show through, dimmed by the tint); glasses_boxes = lens + rim "
+                     "boxes at t = 0",
+        },
         "lighting": f"gain(t) = 1 + {spec.lighting_drift} * sin(2*pi*t / {_LIGHT_PERIOD_S})",
         "how_made": (
             "NASA portrait of Eileen Collins (public domain, via scikit-image's astronaut()) "
-            "scaled so the face box is 1/3 of the frame height; frame i shows the instant "
+            f"{placed}; frame i shows the instant "
             "t = i / fps (no exposure blur) with: a blood-volume "
             "pulse (systolic + diastolic Gaussian shape, RGB weights "
             f"{list(_PULSE_RGB_WEIGHTS)}) subtracted from skin pixels (face ellipse AND YCrCb "
