@@ -227,7 +227,7 @@ MIN_PULSE_WINDOW_S = 10.0
 VOICE_SIGNALS = {"f0_mean": "f0_mean", "f0_std": "f0_std", "jitter": "jitter",
                  "shimmer": "shimmer", "hnr": "hnr", "speech_rate": "speech_rate",
                  "pause_ratio": "pause_ratio", "voice_activity": "voice_activity",
-                 "voice_energy_db": "energy_db"}
+                 "voice_energy_db": "energy_db", "voiced_s": "voiced_s"}
 
 
 def _merge_utterance(utterances: deque[dict[str, Any]], u: Utterance) -> None:

@@ -31,6 +31,7 @@ class ScoreMessage:
     valence: float | None = None
     arousal: float | None = None
     stress: float | None = None
+    stress_band: list[float] | None = None
     drivers: list[dict[str, Any]] = field(default_factory=list)
     transcript: list[dict[str, Any]] = field(default_factory=list)
     reasons: dict[str, str] = field(default_factory=dict)

@@ -23,6 +23,27 @@ None with a reason rather than a number it cannot stand behind; a missing face i
 The session baseline is the first ``BASELINE_S`` seconds of windows and is then frozen
 (``StressIndex(adapt=False)``, the default), so that a rise over the session stays visible
 instead of being absorbed into the baseline.
+
+Over time (``StressIndex``), so that a steady person reads steady:
+
+* Pitch and jitter are pooled over the voiced speech of the last ``VOICE_POOL_S`` seconds of
+  windows (each window's value weighted by its seconds of voiced speech), both for the
+  baseline and afterwards: a 4 s window holds anything from no voiced speech to a whole
+  sentence, and one sentence's intonation moved the per-window mean pitch of the sample clip
+  between 86 and 108 Hz (SD 6 Hz), the largest source of jumps. Heart rate already comes from
+  its own 10-12 s of pulse, blink rate from the last minute.
+* Each input's signed, clipped z is smoothed exponentially with time constant ``SMOOTH_TAU_S``
+  (weight ``1 - exp(-dt / tau)`` for a window ``dt`` seconds after the last, so the hop does
+  not change the time scale). The index and its drivers are computed from the smoothed z, so
+  the drivers still add up to the combined z that the logistic maps.
+* An input missing from a window (not measured, e.g. a pulse below its SNR threshold) keeps
+  its smoothed value for ``HOLD_S``, so that the weights are not renormalised back and forth
+  every time it blinks out; an input the quality gate turns away (no face, no audio) is
+  dropped at once.
+* ``band`` is the index at the combined z +- one standard error (``z_se``); the standard
+  error comes from each input's recent spread around its smoothed value, reduced by how many
+  independent measurements the smoothing averages (``MEASUREMENT_SPAN_S``). When the band is
+  wider than ``MAX_BAND`` points the value is None, "inconclusive: uncertain".
 """
 
 from __future__ import annotations
@@ -88,7 +109,7 @@ SCALE_FLOORS: dict[str, float] = {
     "hrv_rmssd": 5.0,
     "blink_rate": 3.0,
     "f0_mean": 5.0,
-    "jitter": 0.1,
+    "jitter": 0.3,
     "negative_affect": 0.10,
 }
 """Smallest scale (in the signal's unit) a baseline may have, so steady baselines do not
@@ -100,7 +121,10 @@ explode z-scores.
 * blink_rate 3 per minute: a one-minute count changes by a few blinks at random.
 * f0_mean 5 Hz (about 0.7 semitone at 120 Hz): mean pitch moves that much between
   utterances with intonation alone.
-* jitter 0.1 percentage points: about the spread of local jitter between calm utterances.
+* jitter 0.3 percentage points: the per-window spread of local jitter measured on the looped
+  sample clip, i.e. the same utterances again (SD 0.28); the earlier 0.1 was below the
+  measurement's own noise, and pooled jitter then wandered by a whole "scale" while nothing
+  changed.
 * negative_affect 0.10: the expression model's probabilities wander that much on a calm face.
 """
 
@@ -132,6 +156,44 @@ MAX_BASELINE_SAMPLES = 1200
 
 MAD_TO_SD = 1.4826
 BASELINE_VERSION = 1
+
+SMOOTH_TAU_S = 6.0
+"""Time constant (s) of the exponential smoothing of each input's z (``StressIndex``).
+
+Measured on the sample clip looped (a steady person) before any of this: consecutive windows
+0.5 s apart differed by up to 29 points, 8 at the 90th percentile. The change that must still
+show (heart rate +15 bpm, pitch +10 %) has to pass 70 within 15 s and fall back under 60
+within 30 s of its end, of which the pulse estimator's own 12 s and the voice pool take most.
+On generated input (tests/test_stress.py) 6 s keeps 90 % of steps under 2 points with a
+wide margin and meets both response times (at most 9 s up, 27 s down over 16 seeds); what
+is left of the steady spread is the inputs' slow wander, which a longer tau barely reduces."""
+HOLD_S = 10.0
+"""An input that was not measured in a window keeps its smoothed z this long (s)."""
+VOICE_POOL_S = 15.0
+"""Pitch and jitter are pooled over the windows that ended in the last 15 s, i.e. over the
+voiced speech of the last ``VOICE_POOL_S + WINDOW_S`` = 19 s of audio: two or three sentences
+of conversational speech, so that one sentence's intonation does not move the index."""
+MIN_POOLED_VOICED_S = 1.0
+"""Pooled pitch and jitter need this much voiced speech (s) in the pool, else None."""
+WINDOW_S = 4.0
+"""The node's window (``node.window_s``); windows overlap, so the sum of their voiced seconds
+counts each second of voiced speech ``WINDOW_S / hop`` times."""
+MEASUREMENT_SPAN_S: dict[str, float] = {
+    "heart_rate": 12.0,
+    "hrv_rmssd": 12.0,
+    "blink_rate": 60.0,
+    "f0_mean": VOICE_POOL_S + WINDOW_S,
+    "jitter": VOICE_POOL_S + WINDOW_S,
+    "negative_affect": WINDOW_S,
+}
+"""Seconds of data behind one value of each input (``perception.pulse_window_s``, the blink
+minute, the voice pool, one window): consecutive windows share most of it, so smoothing over
+``tau`` averages about ``2 tau / span`` independent measurements, not ``2 tau / hop``."""
+VAR_TAU_S = 10.0
+"""Time constant (s) of each input's running spread around its smoothed value (the band)."""
+MAX_BAND = 40.0
+"""A band (index at combined z -+ one standard error) wider than this many points reads
+"inconclusive: uncertain" rather than a number that could be almost anything."""
 
 
 def _finite(value: Any) -> float | None:
@@ -177,6 +239,8 @@ class SignalStats:
     median: float
     scale: float
     n: int
+    spread: float = 0.0
+    """Unfloored 1.4826 x MAD: how much the signal varied during the baseline."""
 
 
 class Baseline:
@@ -223,7 +287,7 @@ class Baseline:
                 median = float(np.median(x))
                 mad = float(np.median(np.abs(x - median)))
                 scale = max(MAD_TO_SD * mad, SCALE_FLOORS.get(name, 1e-6))
-                self._cache[name] = SignalStats(median, scale, len(x))
+                self._cache[name] = SignalStats(median, scale, len(x), MAD_TO_SD * mad)
         return self._cache[name]
 
     def is_ready(self, name: str) -> bool:
@@ -288,7 +352,10 @@ class StressResult:
     ``value`` is 0-100 (50 = your usual) or None, then ``reason`` says why. ``contributions``
     maps each used input to its share of the combined z (renormalised weight x signed, clipped
     z; they sum to the z that the logistic maps). ``excluded`` maps inputs not used to why.
-    ``signed_z`` is each used input's signed, clipped z: the fusion model's stress input.
+    ``signed_z`` is each used input's signed, clipped z: the fusion model's stress input
+    (from ``StressIndex``: smoothed over time, see the module doc; ``raw_z`` holds this
+    window's own). ``band`` is the index at the combined z -+ ``z_se`` (None from ``score``,
+    which sees one window and cannot tell its noise).
     """
 
     value: float | None
@@ -297,6 +364,9 @@ class StressResult:
     inputs_used: list[str] = field(default_factory=list)
     excluded: dict[str, str] = field(default_factory=dict)
     signed_z: dict[str, float] = field(default_factory=dict)
+    band: tuple[float, float] | None = None
+    z_se: float | None = None
+    raw_z: dict[str, float] = field(default_factory=dict)
 
 
 def logistic_map(z: float) -> float:
@@ -349,13 +419,11 @@ def _too_few(n: int) -> str:
             f"need {MIN_INPUTS} incl. one physiological)")
 
 
-def score(
-    inputs: Mapping[str, float | None],
-    quality: Mapping[str, Any] | None,
-    baseline: Baseline,
-) -> StressResult:
-    """Scores one window's inputs against ``baseline`` through the quality gate."""
-    usable, excluded = gate_inputs(inputs, quality)
+def signed_scores(
+    usable: Mapping[str, float], baseline: Baseline, excluded: dict[str, str]
+) -> tuple[dict[str, float], list[str]]:
+    """Signed, clipped z of each usable input with a ready baseline, and those without one
+    (which are added to ``excluded`` with the reason)."""
     signed: dict[str, float] = {}
     no_baseline: list[str] = []
     for name, value in usable.items():
@@ -366,31 +434,61 @@ def score(
                               f"{baseline.min_samples} valid windows)")
         else:
             signed[name] = float(np.clip(SIGNS[name] * z, -Z_CLIP, Z_CLIP))
+    return signed, no_baseline
 
-    if not _enough(signed):
-        face = face_present(quality)
-        if face < MIN_FACE_PRESENT and _enough(
-            [n for n in INPUTS if n in FACE_INPUTS or n in signed]
-        ):
-            reason = f"inconclusive: no face for {round(100 * (1 - face))}% of the window"
-        elif no_baseline and _enough(list(signed) + no_baseline):
-            reason = f"inconclusive: baseline not ready for {', '.join(no_baseline)}"
-        else:
-            reason = _too_few(len(signed))
-        return StressResult(None, reason, {}, sorted(signed, key=INPUTS.index), excluded)
 
-    total = sum(WEIGHTS[name] for name in signed)
-    contributions = {name: WEIGHTS[name] / total * z + 0.0 for name, z in signed.items()}
-    combined = float(sum(contributions.values()))
+def _not_enough_reason(signed: Iterable[str], no_baseline: list[str],
+                       quality: Mapping[str, Any] | None) -> str:
+    signed = list(signed)
+    face = face_present(quality)
+    if face < MIN_FACE_PRESENT and _enough(
+        [n for n in INPUTS if n in FACE_INPUTS or n in signed]
+    ):
+        return f"inconclusive: no face for {round(100 * (1 - face))}% of the window"
+    if no_baseline and _enough(signed + no_baseline):
+        return f"inconclusive: baseline not ready for {', '.join(no_baseline)}"
+    return _too_few(len(signed))
+
+
+def combine(signed: Mapping[str, float]) -> tuple[float, dict[str, float], list[str]]:
+    """Combined z, each input's share of it (renormalised weight x z) and the inputs in order."""
     used = [name for name in INPUTS if name in signed]
+    total = sum(WEIGHTS[name] for name in used)
+    contributions = {name: WEIGHTS[name] / total * signed[name] + 0.0 for name in used}
+    return float(sum(contributions.values())), contributions, used
+
+
+def score(
+    inputs: Mapping[str, float | None],
+    quality: Mapping[str, Any] | None,
+    baseline: Baseline,
+) -> StressResult:
+    """Scores one window's inputs against ``baseline`` through the quality gate."""
+    usable, excluded = gate_inputs(inputs, quality)
+    signed, no_baseline = signed_scores(usable, baseline, excluded)
+    if not _enough(signed):
+        return StressResult(None, _not_enough_reason(signed, no_baseline, quality), {},
+                            sorted(signed, key=INPUTS.index), excluded)
+    combined, contributions, used = combine(signed)
     return StressResult(
         logistic_map(combined),
         None,
-        {name: contributions[name] for name in used},
+        contributions,
         used,
         excluded,
         {name: signed[name] for name in used},
+        raw_z={name: signed[name] for name in used},
     )
+
+
+@dataclass
+class _Track:
+    """One input's smoothed signed z, its running variance and when it was last measured."""
+
+    z: float
+    var: float
+    t_measured: float
+    t_updated: float
 
 
 class StressIndex:
@@ -402,6 +500,10 @@ class StressIndex:
     the session shows; with ``adapt=True`` every window that passes the gate keeps feeding it
     (bounded by ``max_samples``), which tracks slow drift but also absorbs sustained stress.
     Only windows that pass the quality gate feed the baseline.
+
+    ``smooth_s`` (``SMOOTH_TAU_S``) and ``voice_pool_s`` (``VOICE_POOL_S``) are the time
+    scales of the module doc; 0 turns either off (``smooth_s=0``: each window on its own, no
+    holding of missing inputs either).
     """
 
     def __init__(
@@ -409,12 +511,20 @@ class StressIndex:
         baseline: Baseline | None = None,
         baseline_s: float = BASELINE_S,
         adapt: bool = False,
+        smooth_s: float = SMOOTH_TAU_S,
+        voice_pool_s: float = VOICE_POOL_S,
     ) -> None:
         self.baseline = baseline if baseline is not None else Baseline()
         self.baseline_s = float(baseline_s)
         self.adapt = adapt
+        self.smooth_s = max(0.0, float(smooth_s))
+        self.voice_pool_s = max(0.0, float(voice_pool_s))
         self._preloaded = self.baseline.ready
         self._t0: float | None = None
+        self._hop = 0.5
+        self._t_last: float | None = None
+        self._voice: deque[tuple[float, float, float | None, float | None]] = deque()
+        self._tracks: dict[str, _Track] = {}
 
     def collecting(self, t_end_s: float) -> bool:
         """Whether the window ending at ``t_end_s`` still belongs to the baseline period."""
@@ -423,6 +533,65 @@ class StressIndex:
         if self._t0 is None:
             self._t0 = t_end_s
         return t_end_s - self._t0 < self.baseline_s
+
+    def _pool_voice(self, inputs: dict[str, float | None], signals: Mapping[str, Any],
+                    quality: Mapping[str, Any] | None, t: float) -> str | None:
+        """Replaces this window's pitch and jitter with their pools (module doc); returns why
+        the pool has no pitch, or None."""
+        if self.voice_pool_s <= 0:
+            return None
+        f0, jitter = inputs.get("f0_mean"), inputs.get("jitter")
+        voiced = _finite(signals.get("voiced_s"))
+        weight = voiced if voiced is not None else (1.0 if f0 is not None else 0.0)
+        if audio_present(quality) and weight > 0 and (f0 is not None or jitter is not None):
+            self._voice.append((t, weight, f0, jitter))
+        while self._voice and self._voice[0][0] <= t - self.voice_pool_s:
+            self._voice.popleft()
+        count = self._hop / WINDOW_S  # each voiced second is in WINDOW_S / hop windows
+        why = None
+        for name, k in (("f0_mean", 2), ("jitter", 3)):
+            entries = [(e[1], e[k]) for e in self._voice if e[k] is not None]
+            voiced_s = sum(w for w, _ in entries) * count
+            if voiced_s >= MIN_POOLED_VOICED_S:
+                inputs[name] = sum(w * x for w, x in entries) / sum(w for w, _ in entries)
+            else:
+                inputs[name] = None
+                if name == "f0_mean":
+                    why = (f"too little voiced speech in the last "
+                           f"{self.voice_pool_s + WINDOW_S:g} s ({voiced_s:.1f} s < "
+                           f"{MIN_POOLED_VOICED_S:g} s)")
+        return why
+
+    def _smooth(self, signed: Mapping[str, float], gated: Iterable[str], t: float) -> None:
+        """Moves each input's track toward this window's z; drops gated and stale tracks."""
+        for name in gated:
+            self._tracks.pop(name, None)
+        for name, z in signed.items():
+            track = self._tracks.get(name)
+            if track is None:
+                stats = self.baseline.stats(name)
+                spread = stats.spread / stats.scale if stats is not None else 1.0
+                self._tracks[name] = _Track(z, spread * spread, t, t)
+                continue
+            dt = max(0.0, t - track.t_updated)
+            a = 1.0 - math.exp(-dt / self.smooth_s) if self.smooth_s > 0 else 1.0
+            a_var = 1.0 - math.exp(-dt / VAR_TAU_S)
+            d = z - track.z
+            track.var = (1.0 - a_var) * (track.var + a_var * d * d)
+            track.z += a * d
+            track.t_measured = track.t_updated = t
+        for name in list(self._tracks):
+            if (t - self._tracks[name].t_measured > HOLD_S
+                    or (self.smooth_s <= 0 and name not in signed)):
+                del self._tracks[name]
+
+    def _se2(self, name: str, track: _Track, t: float) -> float:
+        """Squared standard error of an input's smoothed z (module doc)."""
+        if self.smooth_s <= 0 or track.t_measured < t:
+            return track.var
+        a = 1.0 - math.exp(-self._hop / self.smooth_s)
+        k = max(a / (2.0 - a), MEASUREMENT_SPAN_S[name] / (2.0 * self.smooth_s))
+        return track.var * min(1.0, k)
 
     def update(
         self,
@@ -433,17 +602,46 @@ class StressIndex:
     ) -> StressResult:
         """Feeds or scores one window (capture time ``t_end_s``, seconds)."""
         t = _finite(t_end_s)
-        inputs = extract_inputs(window_signals, emotions)
-        usable, excluded = gate_inputs(inputs, quality)
+        signals = window_signals or {}
+        inputs = extract_inputs(signals, emotions)
         if t is None:
+            _, excluded = gate_inputs(inputs, quality)
             return StressResult(None, "inconclusive: window has no valid time", {}, [], excluded)
+        if self._t_last is not None and 0 < t - self._t_last <= WINDOW_S:
+            self._hop = t - self._t_last
+        self._t_last = t
+        no_pitch = self._pool_voice(inputs, signals, quality, t)
+        usable, excluded = gate_inputs(inputs, quality)
+        if no_pitch and excluded.get("f0_mean") == "not measured in this window":
+            excluded["f0_mean"] = no_pitch
         if self.collecting(t):
             self.baseline.add(usable)
             elapsed = max(0.0, t - (self._t0 or t))
             reason = (f"inconclusive: baseline not ready "
                       f"({elapsed:.0f} s of {self.baseline_s:.0f} s)")
             return StressResult(None, reason, {}, [], excluded)
-        result = score(inputs, quality, self.baseline)
+        signed, no_baseline = signed_scores(usable, self.baseline, excluded)
         if self.adapt:
             self.baseline.add(usable)
-        return result
+        gated = [n for n, why in excluded.items() if why.startswith(("no face", "no audio"))]
+        self._smooth(signed, gated, t)
+        held = [n for n in self._tracks if n not in signed]
+        for name in held:
+            excluded.pop(name, None)
+        tracks = {n: self._tracks[n] for n in INPUTS if n in self._tracks}
+        smoothed = {n: tr.z for n, tr in tracks.items()}
+        raw = {n: signed[n] for n in INPUTS if n in signed}
+        if not _enough(smoothed):
+            return StressResult(None, _not_enough_reason(smoothed, no_baseline, quality), {},
+                                list(smoothed), excluded, raw_z=raw)
+        combined, contributions, used = combine(smoothed)
+        total = sum(WEIGHTS[n] for n in used)
+        se = math.sqrt(sum((WEIGHTS[n] / total) ** 2 * self._se2(n, tracks[n], t)
+                           for n in used))
+        band = (logistic_map(combined - se), logistic_map(combined + se))
+        if band[1] - band[0] > MAX_BAND:
+            reason = (f"inconclusive: uncertain (could be anywhere from {band[0]:.0f} to "
+                      f"{band[1]:.0f}, wider than {MAX_BAND:g} points)")
+            return StressResult(None, reason, {}, used, excluded, raw_z=raw)
+        return StressResult(logistic_map(combined), None, contributions, used, excluded,
+                            smoothed, band, se, raw)

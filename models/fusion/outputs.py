@@ -15,6 +15,7 @@ uniform, so the moment is where GAAM's data-driven weights peak, nothing learned
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from models.fusion import spec
 from models.fusion.features import FusionInput
 from models.fusion.serving import FusionOutput
 from models.score import ScoreMessage
-from models.stress import StressResult
+from models.stress import StressResult, logistic_map
 
 NOTHING = "nothing to fuse in the window (no face, audio, words or pulse)"
 
@@ -38,6 +39,7 @@ def apply(score: ScoreMessage, output: FusionOutput | None, inputs: FusionInput,
         reasons["stress"] = stress.reason or NOTHING
     else:
         score.stress = round(output.stress, 1)
+        score.stress_band = band(output.stress, stress.z_se)
     if output is None:
         for key in ("emotions", "valence", "arousal"):
             reasons.setdefault(key, NOTHING)
@@ -55,6 +57,15 @@ def apply(score: ScoreMessage, output: FusionOutput | None, inputs: FusionInput,
         reasons["arousal"] = "no face in the window"
     score.drivers = drivers(output, inputs, score.t_start, score.t_end,
                             stress_used=score.stress is not None)
+
+
+def band(value: float, z_se: float | None) -> list[float] | None:
+    """[low, high]: the index at its combined z -+ one standard error (models/stress.py),
+    around the model's own value so that it brackets what the message shows."""
+    if z_se is None or not 0.0 < value < 100.0:
+        return None
+    z = math.log(value / (100.0 - value)) / spec.STRESS_SLOPE
+    return [round(logistic_map(z - z_se), 1), round(logistic_map(z + z_se), 1)]
 
 
 def drivers(output: FusionOutput, inputs: FusionInput, t_start: float, t_end: float,

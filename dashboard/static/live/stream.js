@@ -424,8 +424,11 @@ export class Stream {
       setText(E.stress, NOT_AVAILABLE);
       setTitle(E.stress, "");
     } else if (isNum(s.stress)) {
-      setText(E.stress, `${s.stress.toFixed(0)} / 100`);
-      setTitle(E.stress, "50 = your usual; 40–60 within your usual range");
+      const band = Array.isArray(s.stress_band) && s.stress_band.every(isNum) ? s.stress_band : null;
+      setText(E.stress, band ? `${s.stress.toFixed(0)} / 100 (${band[0].toFixed(0)}–${band[1].toFixed(0)})`
+        : `${s.stress.toFixed(0)} / 100`);
+      setTitle(E.stress, "50 = your usual; 40–60 within your usual range" +
+        (band ? `; likely between ${band[0].toFixed(0)} and ${band[1].toFixed(0)} (± one standard error)` : ""));
     } else {
       setText(E.stress, stressWhy.startsWith("inconclusive") || !stressWhy ? "inconclusive" : DASH);
       setTitle(E.stress, stressWhy || "inconclusive");
