@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -47,7 +48,7 @@ import av
 import cv2
 import numpy as np
 
-GENERATOR_VERSION = "1.1.0"
+GENERATOR_VERSION = "1.1.1"
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
 PHOTO_PATH = SAMPLE_DIR / "astronaut.jpg"
 AUDIO_RATE = 48000
@@ -329,13 +330,13 @@ def _tone_mask(rgb: np.ndarray) -> np.ndarray:
         contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         m = np.zeros_like(m)
         cv2.drawContours(m, contours, -1, 1, -1)
-    keep = m.astype(bool)
-    teeth = ((rgb.min(axis=2) > 190) & (np.ptp(rgb, axis=2) < 50)
-             & _ellipse_mask(shape, *_MOUTH))
-    keep &= ~teeth
-    for (c, axes) in _EYES:
-        keep &= ~_ellipse_mask(shape, c, axes)
-    return cv2.GaussianBlur(keep.astype(np.float32), (0, 0), 1.5)
+    soft = cv2.GaussianBlur(m.astype(np.float32), (0, 0), 1.5)
+    # Cut eyes and teeth after the blur, with a much narrower edge: the eye whites are only
+    # a few pixels tall and must not be tinted.
+    cut = (rgb.min(axis=2) > 190) & (np.ptp(rgb, axis=2) < 50) & _ellipse_mask(shape, *_MOUTH)
+    for (c, (a, b)) in _EYES:  # _EYES is generous; its outer pixel is lid skin
+        cut |= _ellipse_mask(shape, c, (a - 1.5, b - 1.0))
+    return soft * (1.0 - cv2.GaussianBlur(cut.astype(np.float32), (0, 0), 0.5))
 
 
 def _srgb_to_linear(v: np.ndarray) -> np.ndarray:
@@ -429,6 +430,7 @@ def _glasses_boxes(style: str) -> list[tuple[float, float, float, float]]:
     return out
 
 
+@functools.lru_cache(maxsize=4)
 def _glasses_layer(style: str, shape: tuple[int, int]) -> tuple[tuple[int, int], np.ndarray,
                                                                  np.ndarray]:
     """Glasses as a constant 'over' layer on a window of the photograph.
@@ -695,21 +697,29 @@ def _validate(spec: ClipSpec) -> None:
         raise ValueError("motion_hz_max must be in (0.04, 5] Hz")
 
 
+@functools.lru_cache(maxsize=8)
+def _toned_photo(tone: str) -> tuple[np.ndarray, np.ndarray]:
+    """(photograph with the skin tone applied, pulse skin mask); read-only, cached."""
+    photo = _load_photo()
+    skin = _skin_mask(photo)  # where skin is: from the photograph before any re-colouring
+    toned = _apply_skin_tone(photo, tone)
+    toned.flags.writeable = skin.flags.writeable = False
+    return toned, skin
+
+
 class _Scene:
     """What stays the same over a clip (toned photograph, masks, glasses, placement, motion,
     beat phase), and the rendering of the photograph and the frame at one instant."""
 
     def __init__(self, spec: ClipSpec) -> None:
         self.spec = spec
-        photo = _load_photo()
-        skin = _skin_mask(photo)  # where skin is: from the photograph before any re-colouring
-        self.photo = _apply_skin_tone(photo, spec.skin_tone)
+        self.photo, skin = _toned_photo(spec.skin_tone)
         ys, xs = np.nonzero(skin > 1e-3)
         self.skin_box = (int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1)
         sy0, sy1, sx0, sx1 = self.skin_box
         self.skin_crop = skin[sy0:sy1, sx0:sx1, None]
         self.weights = np.array(_PULSE_RGB_WEIGHTS, np.float32)
-        self.glasses = (_glasses_layer(spec.glasses, photo.shape[:2])
+        self.glasses = (_glasses_layer(spec.glasses, self.photo.shape[:2])
                         if spec.glasses is not None else None)
         self.place = _placement(spec)
         self.motion = _motion_components(spec)
@@ -799,8 +809,6 @@ def make_clip(path: Path, spec: ClipSpec | None = None) -> dict[str, Any]:
     audio, speech_intervals, f0 = _build_audio(spec, n_audio)
 
     scene = _Scene(spec)
-    place, motion, pivot = scene.place, scene.motion, scene.pivot
-    first_beat, blinks = scene.first_beat, scene.blinks
     noise_rng = np.random.default_rng([spec.seed, 4])
     # Fresh Gaussian noise per frame costs more than the encoder; a randomly offset window
     # into one larger noise field is indistinguishable for our purposes.
@@ -843,6 +851,26 @@ def make_clip(path: Path, spec: ClipSpec | None = None) -> dict[str, Any]:
         out.mux(vs.encode(None))
         out.mux(as_.encode(None))
 
+    return _truth(spec, scene, path.name, _sha256(path), n_audio, speech_intervals, f0)
+
+
+def ground_truth(spec: ClipSpec | None = None) -> dict[str, Any]:
+    """The ground truth make_clip would return for `spec`, without rendering the video
+    ("file" and "file_sha256" are None). Speech is still rendered, for its intervals."""
+    spec = spec or ClipSpec()
+    _validate(spec)
+    n_frames = int(round(spec.duration_s * spec.fps))
+    n_audio = int(round(n_frames / spec.fps * AUDIO_RATE))
+    _, speech_intervals, f0 = _build_audio(spec, n_audio)
+    return _truth(spec, _Scene(spec), None, None, n_audio, speech_intervals, f0)
+
+
+def _truth(spec: ClipSpec, scene: _Scene, file: str | None, file_sha: str | None,
+           n_audio: int, speech_intervals: list[list[Any]], f0: float | None
+           ) -> dict[str, Any]:
+    n_frames = int(round(spec.duration_s * spec.fps))
+    place, motion, pivot = scene.place, scene.motion, scene.pivot
+    first_beat, blinks = scene.first_beat, scene.blinks
     m0 = _frame_affine(place, motion, 0.0, pivot)
     beats: list[float] = []
     if spec.heart_rate_bpm is not None:
@@ -862,8 +890,8 @@ def make_clip(path: Path, spec: ClipSpec | None = None) -> dict[str, Any]:
     return {
         "generator": "streamer.synthetic",
         "generator_version": GENERATOR_VERSION,
-        "file": path.name,
-        "file_sha256": _sha256(path),
+        "file": file,
+        "file_sha256": file_sha,
         "photo_sha256": _sha256(PHOTO_PATH),
         "spec": spec_d,
         "video": {"codec": "h264", "pix_fmt": "yuv420p", "colorspace": "bt601",
@@ -1060,6 +1088,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--noise", type=float, help="sensor noise std, grey levels")
     ap.add_argument("--crf", type=int)
     ap.add_argument("--seed", type=int)
+    ap.add_argument("--skin-tone", choices=sorted(SKIN_TONES))
+    ap.add_argument("--eyelid", choices=sorted(EYELIDS))
+    ap.add_argument("--glasses", choices=["none", "thin", "thick"])
+    ap.add_argument("--face-scale", type=float, help="face height x 1/3 of the frame")
+    ap.add_argument("--face-aspect", type=float, help="horizontal stretch of the face")
+    ap.add_argument("--motion-hz-max", type=float, help="highest head-motion frequency, Hz")
     args = ap.parse_args(argv)
 
     if args.sample:
@@ -1074,9 +1108,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for arg, name in (("duration", "duration_s"), ("fps", "fps"), ("width", "width"),
                       ("height", "height"), ("pulse_amplitude", "pulse_amplitude"),
                       ("motion", "motion_px"), ("lighting_drift", "lighting_drift"),
-                      ("noise", "noise_std"), ("crf", "crf"), ("seed", "seed")):
+                      ("noise", "noise_std"), ("crf", "crf"), ("seed", "seed"),
+                      ("skin_tone", "skin_tone"), ("eyelid", "eyelid"),
+                      ("face_scale", "face_scale"), ("face_aspect", "face_aspect"),
+                      ("motion_hz_max", "motion_hz_max")):
         if getattr(args, arg) is not None:
             changes[name] = getattr(args, arg)
+    if args.glasses is not None:
+        changes["glasses"] = None if args.glasses == "none" else args.glasses
     if args.heart_rate is not None:
         hr = args.heart_rate.strip().lower()
         changes["heart_rate_bpm"] = None if hr in ("none", "0", "") else float(hr)
