@@ -726,10 +726,7 @@ class _Scene:
         face_c = self.place @ np.array([_FACE_BOX[0] + _FACE_BOX[2] / 2,
                                         _FACE_BOX[1] + _FACE_BOX[3] / 2, 1])
         self.pivot = (float(face_c[0]), float(face_c[1]))
-        rng = np.random.default_rng([spec.seed, 3])
-        self.first_beat = 0.0
-        if spec.heart_rate_bpm is not None:
-            self.first_beat = float(rng.uniform(0, 60.0 / spec.heart_rate_bpm))
+        self.first_beat = _first_beat(spec)
         self.blinks = sorted(spec.blink_times_s)
 
     def pulse(self, t: float) -> float:
@@ -737,6 +734,13 @@ class _Scene:
         if self.spec.heart_rate_bpm is None or self.spec.pulse_amplitude <= 0:
             return 0.0
         return float(_pulse(t, self.spec.heart_rate_bpm, self.first_beat))
+
+
+def _first_beat(spec: ClipSpec) -> float:
+    """Time of the first blood-volume maximum (random phase within the first period)."""
+    if spec.heart_rate_bpm is None:
+        return 0.0
+    return float(np.random.default_rng([spec.seed, 3]).uniform(0, 60.0 / spec.heart_rate_bpm))
 
     def source(self, t: float) -> np.ndarray:
         """The photograph at instant t: pulse on the skin, eyelids, glasses (float32 RGB)."""
@@ -786,12 +790,9 @@ def render_frames(spec: ClipSpec, times: Sequence[float],
 def pulse_at(spec: ClipSpec, times: Sequence[float]) -> np.ndarray:
     """Blood volume (zero mean, peak-to-peak 1) at the given instants, as make_clip uses it:
     skin green is lowered by pulse_amplitude * this. Zeros without a pulse."""
-    scene = _Scene.__new__(_Scene)
-    scene.spec = spec
-    rng = np.random.default_rng([spec.seed, 3])
-    scene.first_beat = (float(rng.uniform(0, 60.0 / spec.heart_rate_bpm))
-                        if spec.heart_rate_bpm is not None else 0.0)
-    return np.array([scene.pulse(t) for t in times])
+    if spec.heart_rate_bpm is None or spec.pulse_amplitude <= 0:
+        return np.zeros(len(times))
+    return _pulse(np.asarray(times, float), spec.heart_rate_bpm, _first_beat(spec))
 
 
 def make_clip(path: Path, spec: ClipSpec | None = None) -> dict[str, Any]:
