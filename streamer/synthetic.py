@@ -697,6 +697,13 @@ def _validate(spec: ClipSpec) -> None:
         raise ValueError("motion_hz_max must be in (0.04, 5] Hz")
 
 
+def _first_beat(spec: ClipSpec) -> float:
+    """Time of the first blood-volume maximum (random phase within the first period)."""
+    if spec.heart_rate_bpm is None:
+        return 0.0
+    return float(np.random.default_rng([spec.seed, 3]).uniform(0, 60.0 / spec.heart_rate_bpm))
+
+
 @functools.lru_cache(maxsize=8)
 def _toned_photo(tone: str) -> tuple[np.ndarray, np.ndarray]:
     """(photograph with the skin tone applied, pulse skin mask); read-only, cached."""
@@ -734,13 +741,6 @@ class _Scene:
         if self.spec.heart_rate_bpm is None or self.spec.pulse_amplitude <= 0:
             return 0.0
         return float(_pulse(t, self.spec.heart_rate_bpm, self.first_beat))
-
-
-def _first_beat(spec: ClipSpec) -> float:
-    """Time of the first blood-volume maximum (random phase within the first period)."""
-    if spec.heart_rate_bpm is None:
-        return 0.0
-    return float(np.random.default_rng([spec.seed, 3]).uniform(0, 60.0 / spec.heart_rate_bpm))
 
     def source(self, t: float) -> np.ndarray:
         """The photograph at instant t: pulse on the skin, eyelids, glasses (float32 RGB)."""
