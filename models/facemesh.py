@@ -80,13 +80,20 @@ NOSE_CONTOUR: tuple[int, ...] = (168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 98, 97, 3
 FOREHEAD_POLYGON: tuple[int, ...] = (67, 109, 10, 338, 297, 299, 337, 151, 108, 69)
 RIGHT_CHEEK_POLYGON: tuple[int, ...] = (116, 117, 118, 101, 36, 205, 187, 123)
 LEFT_CHEEK_POLYGON: tuple[int, ...] = (345, 346, 347, 330, 266, 425, 411, 352)
-# The regions rPPG samples: the malar skin of each cheek, beside the nose and below the eye
-# (the convex hull of these points), as pyVHR samples it. Measured on the sample clip through
-# the landmark model, the forehead band above lies mostly on the fringe and the outer cheek
-# polygons reach the silhouette: both dilute the pulse (SNR 1.7 dB against 6.2 dB for these).
-RIGHT_CHEEK_SKIN: tuple[int, ...] = (118, 119, 100, 126, 209, 49, 129, 203, 205, 50, 117)
-LEFT_CHEEK_SKIN: tuple[int, ...] = (347, 348, 329, 355, 429, 279, 358, 423, 425, 280, 346)
-SKIN_POLYGONS: tuple[tuple[int, ...], ...] = (RIGHT_CHEEK_SKIN, LEFT_CHEEK_SKIN)
+# --- Face oval, clockwise from the top of the forehead (MediaPipe's FACEMESH_FACE_OVAL).
+FACE_OVAL: tuple[int, ...] = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288,
+                              397, 365, 379, 378, 400, 377, 152, 148, 176, 149, 150, 136,
+                              172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+# Nostrils and alae: the loop of FACEMESH_NOSE below the nose bridge. Its hull is cut out of
+# the skin that rPPG samples (dark nostrils, the highlight on the tip).
+NOSTRILS: tuple[int, ...] = (98, 97, 2, 326, 327, 294, 278, 344, 440, 275, 45, 220, 115, 48,
+                             64)
+# What rPPG cuts out of the face oval: eyes, brows, lips and nostrils (models/rppg.py).
+NOT_SKIN: tuple[tuple[int, ...], ...] = (
+    RIGHT_EYE_CONTOUR, LEFT_EYE_CONTOUR,
+    RIGHT_BROW_UPPER + RIGHT_BROW_LOWER[::-1], LEFT_BROW_UPPER + LEFT_BROW_LOWER[::-1],
+    OUTER_LIPS, NOSTRILS,
+)
 
 # --- Head pose. Points that hardly move with expression (no lids, brows, lips, jaw) and that
 # the landmark model places on the face rather than on its silhouette (which slides with yaw);

@@ -74,7 +74,7 @@ class Perception:
             self.streams[name] = StreamPerception(
                 pulse=rppg.PulseEstimator(window_s=self.cfg.pulse_window_s,
                                           min_window_s=MIN_PULSE_WINDOW_S,
-                                          min_snr_db=self.cfg.pulse_min_snr_db),
+                                          snr_margin_db=self.cfg.pulse_snr_margin_db),
                 skin=rppg.SkinSampler(),
                 behaviour=behaviour.BehaviourTracker(),
                 voice=VoiceAnalyzer(),

@@ -2,55 +2,61 @@
 
 Pipeline, per analysis window (``PulseEstimator.estimate``):
 
-1. **Skin colour per frame** (``skin_means``): mean RGB over the skin regions of the face
-   mesh (both medial cheeks, ``facemesh.SKIN_POLYGONS``), placed by landmarks smoothed over
-   time (``SkinSampler``) so that landmark jitter does not move their edges.
-   ``box_means`` does the same for a box.
+1. **Skin colour per frame** (``face_skin``): the face oval of the mesh minus eyes, brows,
+   lips and nostrils (``facemesh.NOT_SKIN``, widened by a margin), minus pixels whose chroma
+   is not skin's (glasses rims, hair of other colours, background), split into 12 regions by a
+   grid in the face's own frame (``REGIONS``); mean RGB and pixel count per region. Placed by
+   landmarks smoothed over time (``SkinSampler``) so that landmark jitter does not move the
+   edges. ``box_means`` gives one mean for a box (the textbook set-up).
 2. **Uniform resampling**: frames arrive at irregular capture times, with drops and face-less
    gaps. Samples are linearly interpolated onto a uniform ``fs_hz`` grid across gaps of up to
    ``max_gap_s``; a longer gap splits the series and the longest piece in the window is used.
-3. **Pulse signal**, two candidates:
+   A region counts when it had skin in 90 % of the piece's frames.
+3. **One skin trace** (``skin_trace``): each region's colour divided by its mean, the regions
+   weighted by the inverse of their noise above the heart-rate band (see there why not by
+   their in-band SNR).
+4. **Pulse signal**, three candidates on that trace (``METHODS``):
 
    * **POS** (Wang, den Brinker, Stuijk & de Haan, "Algorithmic principles of remote PPG",
-     IEEE TBME 64(7), 2017, Algorithm 1): in sliding 1.6 s windows the RGB trace is divided by
-     its own mean (removing skin tone and slow multiplicative illumination/motion trends: the
-     detrending of the colour channels), projected onto the plane orthogonal to the skin tone,
+     IEEE TBME 64(7), 2017, Algorithm 1): in sliding 1.6 s windows the trace is divided by
+     its own mean, projected onto the plane orthogonal to the skin tone,
      ``S1 = G - B``, ``S2 = G + B - 2R``, combined by alpha tuning
-     ``h = S1 + (std S1 / std S2) S2`` and overlap-added. POS rather than CHROM (de Haan &
-     Jeanne 2013): both project onto that plane, but POS assumes no standardised skin tone
-     or light colour and was the more robust under motion in Wang et al.'s benchmark.
+     ``h = S1 + (std S1 / std S2) S2`` and overlap-added.
+   * **CHROM** (de Haan & Jeanne, "Robust pulse rate from chrominance-based rPPG", IEEE TBME
+     60(10), 2013): ``X = 3R - 2G``, ``Y = 1.5R + G - 1.5B``, ``X - (std X / std Y) Y`` per
+     sliding window, Hann-weighted and overlap-added.
    * **GREEN** (Verkruysse, Svaasand & Nelson, Opt. Express 16(26), 2008): the mean-normalised
-     green channel. The projection that makes POS immune to intensity changes also discards
-     the pulse's own intensity component, which is most of it (with Wang's blood-volume
-     signature [0.33, 0.77, 0.53] only about a third of the pulse is orthogonal to the skin
-     tone). After H.264/JPEG 4:2:0 compression even less is left, because the fine chroma
-     changes are quantised away: on ``streamer.synthetic`` clips (crf 18) POS reaches only
-     ~1 dB at 95-120 bpm where GREEN reaches 7-10 dB. Under strong intensity distortions the
-     opposite holds.
+     green channel. The projections that make POS and CHROM immune to intensity changes also
+     discard the pulse's own intensity component, most of it after H.264 4:2:0 compression
+     quantises the fine chroma changes; GREEN keeps it, and with it every in-band intensity
+     change (flicker, screen content, rhythmic motion).
 
    Each candidate is detrended (least squares, linear) and band-passed: a zero-phase FFT
    filter, flat on 0.7-3.5 Hz (42-210 bpm) with raised-cosine edges, on a mirror-padded copy
-   so that the ends do not ring. (Filtering the one pulse signal after the projection is
-   equivalent to filtering R, G and B before it, and cheaper.) Signs are flipped so that the
-   maxima are blood-volume maxima (skin darkest). Which candidate is used
-   (``PulseEstimate.method``): POS if its SNR passes the threshold, GREEN if only GREEN's
-   does; if both pass and their peaks agree within 3 bpm they see the same pulse and the one
-   with the higher SNR is used (also for the beats); if they disagree, POS. Not simply "the
-   higher SNR wins": the SNR measures periodicity, not pulsatility, and an in-band periodic
-   intensity change (flicker, screen content, rhythmic motion) gives GREEN a high SNR at the
-   wrong rate while POS cancels it (``tests/test_rppg_behaviour.py`` has such a case).
-4. **Heart rate** = the largest spectral peak in 0.7-3.5 Hz of the last ``window_s`` seconds
+   so that the ends do not ring. Signs are flipped so that the maxima are blood-volume maxima
+   (skin darkest). **The quality rule** (``PulseEstimator._choose``): each method has its own
+   SNR threshold (``MIN_SNR_DB``: its noise scores differently); a candidate passes when it
+   reaches its threshold, or when all three find the same rate within 3 bpm and none is more
+   than ``AGREE_RELAX_DB`` below its threshold (chrominance and intensity seldom put noise
+   peaks in one place; a weak pulse puts all three there). The first passing candidate in
+   METHODS order sets the rate; the agreeing one with the highest SNR is reported and times
+   the beats. Not simply "the highest SNR wins": an in-band intensity change gives GREEN a
+   high SNR at the wrong rate while POS cancels it (``tests/test_rppg_behaviour.py``).
+   Thresholds were chosen on generated clips, one half of them, so that no-pulse windows stay
+   null; ``docs/rppg.md`` has the figures on the other half and the detection limits.
+5. **Heart rate** = the largest spectral peak in 0.7-3.5 Hz of the last ``window_s`` seconds
    (at least ``min_window_s``): Hann window, FFT zero-padded to >= 8x, parabolic interpolation
    of the log power for sub-bin accuracy.
-5. **Signal quality** = SNR as defined by de Haan & Jeanne ("Robust pulse rate from
+6. **Signal quality** = SNR as defined by de Haan & Jeanne ("Robust pulse rate from
    chrominance-based rPPG", IEEE TBME 60(10), 2013): power within +-0.1 Hz of the peak and of
    its first harmonic over the power in the rest of 0.7-3.5 Hz, in dB. Two consequences:
-   the template is centred on the estimated (not a reference) rate, so pure noise scores
-   about -4 dB (at most +1.7 dB in 900 simulated noise-only windows with the best of the two
-   candidates); and a Hann-windowed pure sinusoid scores only ~10 dB over 10 s (14 dB over
+   the template is centred on the estimated (not a reference) rate, so white noise scores
+   about -4 dB, and on generated no-pulse clips head motion and compression push POS to
+   about +1 dB in their worst windows (hence the thresholds); and a Hann-windowed pure
+   sinusoid scores only ~10 dB over 10 s (14 dB over
    12 s) because its main lobe is wider than +-0.1 Hz, so values rise with the window length.
-   Below ``min_snr_db`` (3 dB) the heart rate is withheld, with the reason.
-6. **HRV**: beats are the maxima of the pulse over the last ``hrv_window_s`` seconds, band-
+   Below the quality rule the heart rate is withheld, with the reason.
+7. **HRV**: beats are the maxima of the pulse over the last ``hrv_window_s`` seconds, band-
    passed more widely (0.6-5 Hz, soft edges: a sharp 0.7 Hz edge smooths beat-to-beat changes
    away; RMSSD came out ~20 % low with it on clean series), at least 0.6 expected periods
    apart (the heart rate is the prior: it rejects the diastolic wave and noise peaks), and
@@ -80,7 +86,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -95,7 +101,19 @@ HR_EDGES_HZ = (0.2, 0.5)  # raised-cosine transition widths below and above the 
 # beats; with 0.7-3.5 Hz, RMSSD came out ~20 % low on clean synthetic series, with this ~7 %.
 BEAT_BAND_HZ = (0.6, 5.0)
 BEAT_EDGES_HZ = (0.3, 1.5)
-METHODS = ("pos", "green")
+# Band whose colour changes are noise, not pulse (skin_trace): above 210 bpm, below the
+# 7.5 Hz Nyquist frequency of 15 fps video.
+NOISE_BAND_HZ = (4.0, 7.0)
+NOISE_EDGES_HZ = (0.5, 0.4)
+METHODS = ("pos", "chrom", "green")  # in order of precedence (PulseEstimator._choose)
+# Quality gate per method (de Haan & Jeanne SNR, dB): below it the heart rate is null. Each
+# method has its own noise level (GREEN keeps intensity changes that POS and CHROM cancel, so
+# noise scores higher); chosen on the "tune" half of streamer.synthetic_matrix so that
+# no-pulse windows stay null (see the module doc for the figures).
+MIN_SNR_DB: dict[str, float] = {"pos": 1.0, "chrom": 1.0, "green": 5.0}
+BEAT_METHODS = ("pos", "green")  # preferred for timing beats (PulseEstimator._choose)
+# How far below their thresholds the methods may be when all of them agree on the rate.
+AGREE_RELAX_DB = 6.0
 _SNR_HALF_WIDTH_HZ = 0.1  # de Haan & Jeanne's template half-width
 _AGREE_HZ = 0.05  # two candidates whose peaks are this close (3 bpm) see the same pulse
 # Too few pixels give a mean dominated by sensor noise.
@@ -106,12 +124,7 @@ _MIN_PIXELS = 50
 
 
 def _masked_mean(frame_bgr: np.ndarray, mask: np.ndarray, x0: int, y0: int) -> np.ndarray | None:
-    """Mean RGB of the frame pixels under `mask` (placed at x0, y0).
-
-    No per-pixel exclusion (clipped or dark pixels): measured on the synthetic clips, bright
-    cheek pixels that cross a clipping threshold with each pulse flip in and out of the mean
-    and drowned the pulse (SNR 6.3 dB with all pixels, -0.3 dB with pixels ≥ 250 dropped).
-    """
+    """Mean RGB of the frame pixels under `mask` (placed at x0, y0)."""
     h, w = mask.shape
     patch = np.ascontiguousarray(frame_bgr[y0:y0 + h, x0:x0 + w])
     if cv2.countNonZero(mask) < _MIN_PIXELS:
@@ -120,30 +133,102 @@ def _masked_mean(frame_bgr: np.ndarray, mask: np.ndarray, x0: int, y0: int) -> n
     return np.array([r, g, b], np.float64)
 
 
-def skin_means(frame_bgr: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
-    """Mean [R, G, B] over the skin regions of the face mesh (facemesh.SKIN_POLYGONS).
+@dataclass(frozen=True)
+class SkinSample:
+    """One frame's facial skin: mean RGB and pixel count per region (``REGIONS`` order).
 
-    `landmarks` is the (468, 2 or 3) face-mesh output in frame pixels. Returns None when the
-    polygons fall outside the frame or fewer than 50 usable skin pixels remain.
+    A region with fewer than ``_MIN_REGION_PIXELS`` usable pixels has NaN colour.
+    """
+
+    rgb: np.ndarray  # (K, 3)
+    pixels: np.ndarray  # (K,)
+
+
+# Regions: a grid over the face in its own frame (origin between the eye centres, x along the
+# eye line, y towards the chin, unit = the distance between the eye centres). Columns split the
+# face at the sides of the nose; rows at the brows, below the eyes and at the mouth corners.
+# A grid rather than named polygons, so that every skin pixel of the oval belongs to exactly
+# one region whatever the face's shape.
+GRID_U = (-0.22, 0.22)
+GRID_V = (-0.45, 0.35, 1.0)
+REGIONS = tuple(f"{row}-{col}" for row in ("forehead", "eyes", "cheeks", "jaw")
+                for col in ("right", "middle", "left"))
+# A pixel counts as skin when its YCrCb chroma is within these bounds (Y, Cr, Cb): wide
+# enough for pale to very dark skin, tight enough to drop glasses rims and grey or blue
+# backgrounds. No luma bound: a pixel near a luma bound (a bright cheek near clipping, a
+# shadow) crosses it with every beat, and its flipping in and out of the mean works against
+# the pulse (measured on the first, cheek-only regions: SNR 6.3 dB with all pixels, -0.3 dB
+# with pixels >= 250 dropped). Chroma bounds sit far from skin's chroma, which a pulse of a
+# few grey levels moves by a fraction of a level.
+SKIN_YCRCB_LOW = (0, 133, 70)
+SKIN_YCRCB_HIGH = (255, 180, 130)
+_MIN_REGION_PIXELS = 30
+_MIN_REGION_COVER = 0.9  # share of a window's frames in which a region must have skin
+
+
+def skin_labels(frame_bgr: np.ndarray, landmarks: np.ndarray
+                ) -> tuple[int, int, np.ndarray] | None:
+    """Which skin region (index into REGIONS) each pixel around the face belongs to, -1 for
+    none: the face oval minus eyes, brows, lips and nostrils (facemesh.NOT_SKIN, widened by a
+    margin), minus pixels outside skin colour. Returns (x0, y0, labels) with labels covering
+    the face oval's bounding box from (x0, y0); None when the face is not in the frame.
     """
     pts = np.asarray(landmarks, np.float64)[:, :2]
-    polys = [cv2.convexHull(pts[list(p)].astype(np.float32)).reshape(-1, 2).astype(np.float64)
-             for p in facemesh.SKIN_POLYGONS]
-    allp = np.concatenate(polys)
-    if not np.all(np.isfinite(allp)):
+    if not np.all(np.isfinite(pts)):
         return None
+    oval = pts[list(facemesh.FACE_OVAL)]
     hgt, wid = frame_bgr.shape[:2]
-    x0 = max(int(math.floor(allp[:, 0].min())), 0)
-    y0 = max(int(math.floor(allp[:, 1].min())), 0)
-    x1 = min(int(math.ceil(allp[:, 0].max())) + 1, wid)
-    y1 = min(int(math.ceil(allp[:, 1].max())) + 1, hgt)
-    if x1 - x0 < 2 or y1 - y0 < 2:
+    x0 = max(int(math.floor(oval[:, 0].min())), 0)
+    y0 = max(int(math.floor(oval[:, 1].min())), 0)
+    x1 = min(int(math.ceil(oval[:, 0].max())) + 1, wid)
+    y1 = min(int(math.ceil(oval[:, 1].max())) + 1, hgt)
+    right = pts[list(facemesh.RIGHT_EYE_CONTOUR)].mean(axis=0)
+    left = pts[list(facemesh.LEFT_EYE_CONTOUR)].mean(axis=0)
+    span = float(np.hypot(*(left - right)))
+    if x1 - x0 < 8 or y1 - y0 < 8 or span < 4:
         return None
     mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    # Whole-pixel vertices: measured on the synthetic clips, sub-pixel edges (fillPoly's
-    # `shift`) let landmark jitter into the mean and cost 4-6 dB of pulse SNR.
-    cv2.fillPoly(mask, [np.round(p - (x0, y0)).astype(np.int32) for p in polys], 255)
-    return _masked_mean(frame_bgr, mask, x0, y0)
+    # Whole-pixel vertices: sub-pixel edges (fillPoly's `shift`) let landmark jitter into the
+    # mean (measured on the first, cheek-only regions: 4-6 dB of pulse SNR).
+    cv2.fillPoly(mask, [np.round(oval - (x0, y0)).astype(np.int32)], 255)
+    margin = max(1, int(round(0.08 * span)))
+    for part in facemesh.NOT_SKIN:
+        hull = cv2.convexHull(np.round(pts[list(part)] - (x0, y0)).astype(np.int32))
+        cv2.fillPoly(mask, [hull], 0)
+        cv2.polylines(mask, [hull], True, 0, thickness=2 * margin)
+    patch = frame_bgr[y0:y1, x0:x1]
+    mask &= cv2.inRange(cv2.cvtColor(patch, cv2.COLOR_BGR2YCrCb), SKIN_YCRCB_LOW,
+                        SKIN_YCRCB_HIGH)
+    ex = (left - right) / span
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    dx, dy = xx - (left[0] + right[0]) / 2, yy - (left[1] + right[1]) / 2
+    col = np.searchsorted(GRID_U, (dx * ex[0] + dy * ex[1]) / span)
+    row = np.searchsorted(GRID_V, (dy * ex[0] - dx * ex[1]) / span)
+    labels = (row * (len(GRID_U) + 1) + col).astype(np.int16)
+    labels[mask == 0] = -1
+    return x0, y0, labels
+
+
+def face_skin(frame_bgr: np.ndarray, landmarks: np.ndarray) -> SkinSample | None:
+    """Mean RGB and pixel count per skin region (skin_labels); None when no region has
+    enough skin."""
+    found = skin_labels(frame_bgr, landmarks)
+    if found is None:
+        return None
+    x0, y0, labels = found
+    keep = labels >= 0
+    label = labels[keep]
+    if label.size < _MIN_REGION_PIXELS:
+        return None
+    k = len(REGIONS)
+    counts = np.bincount(label, minlength=k)
+    bgr = frame_bgr[y0:y0 + labels.shape[0], x0:x0 + labels.shape[1]][keep].astype(np.float64)
+    sums = np.stack([np.bincount(label, bgr[:, c], minlength=k) for c in (2, 1, 0)], axis=1)
+    rgb = sums / np.maximum(counts, 1)[:, None]
+    rgb[counts < _MIN_REGION_PIXELS] = np.nan
+    if np.all(np.isnan(rgb[:, 0])):
+        return None
+    return SkinSample(rgb, counts)
 
 
 class SkinSampler:
@@ -158,18 +243,18 @@ class SkinSampler:
         self.alpha = alpha
         self._smooth: np.ndarray | None = None
 
-    def sample(self, frame_bgr: np.ndarray, landmarks: np.ndarray | None) -> np.ndarray | None:
+    def sample(self, frame_bgr: np.ndarray, landmarks: np.ndarray | None) -> SkinSample | None:
         if landmarks is None:
             self._smooth = None
             return None
         points = np.asarray(landmarks, np.float64)[:, :2]
         self._smooth = (points if self._smooth is None
                         else self.alpha * points + (1 - self.alpha) * self._smooth)
-        return skin_means(frame_bgr, self._smooth)
+        return face_skin(frame_bgr, self._smooth)
 
 
 def box_means(frame_bgr: np.ndarray, box: Sequence[float]) -> np.ndarray | None:
-    """Mean [R, G, B] inside an [x, y, w, h] box, with the same pixel rules as skin_means."""
+    """Mean [R, G, B] inside an [x, y, w, h] box (at least 50 pixels), every pixel counted."""
     x, y, w, h = (int(round(v)) for v in box)
     hgt, wid = frame_bgr.shape[:2]
     x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, wid), min(y + h, hgt)
@@ -181,45 +266,89 @@ def box_means(frame_bgr: np.ndarray, box: Sequence[float]) -> np.ndarray | None:
 # ----------------------------------------------------------------------------- signal steps
 
 
+def _overlap_add(h: np.ndarray, n: int) -> np.ndarray:
+    """Sum of sliding-window pieces h (..., n - win + 1, win) back onto (..., n)."""
+    win = h.shape[-1]
+    out = np.zeros(h.shape[:-2] + (n,))
+    for j in range(win):  # out[k + j] += h[k, j]
+        out[..., j:j + h.shape[-2]] += h[..., j]
+    return out
+
+
+def _windows(rgb: np.ndarray, fs_hz: float, window_s: float) -> np.ndarray | None:
+    """Sliding windows of a (..., n, 3) trace, each divided by its own mean:
+    (..., n - win + 1, 3, win); None if n < one window."""
+    c = np.asarray(rgb, np.float64)
+    win = max(2, int(round(window_s * fs_hz)))
+    if c.shape[-2] < win:
+        return None
+    frames = np.lib.stride_tricks.sliding_window_view(c, win, axis=-2)
+    mean = frames.mean(axis=-1, keepdims=True)
+    return frames / np.where(mean > 0, mean, 1.0)
+
+
 def pos_pulse(rgb: np.ndarray, fs_hz: float, window_s: float = 1.6) -> np.ndarray:
-    """POS pulse signal (Wang et al. 2017, Algorithm 1) of a uniformly sampled (n, 3) RGB trace.
+    """POS pulse signal (Wang et al. 2017, Algorithm 1) of uniformly sampled (..., n, 3) RGB
+    traces (one per leading index).
 
     Sign as in the paper: it falls when blood volume rises. Zeros if n < one window.
     """
-    c = np.asarray(rgb, np.float64)
-    n = c.shape[0]
-    win = max(2, int(round(window_s * fs_hz)))
-    out = np.zeros(n)
-    if n < win:
-        return out
-    frames = np.lib.stride_tricks.sliding_window_view(c, win, axis=0)  # (n - win + 1, 3, win)
-    mean = frames.mean(axis=2, keepdims=True)
-    cn = frames / np.where(mean > 0, mean, 1.0)
-    s1 = cn[:, 1] - cn[:, 2]
-    s2 = cn[:, 1] + cn[:, 2] - 2.0 * cn[:, 0]
-    sd1, sd2 = s1.std(axis=1, keepdims=True), s2.std(axis=1, keepdims=True)
+    cn = _windows(rgb, fs_hz, window_s)
+    n = np.shape(rgb)[-2]
+    if cn is None:
+        return np.zeros(np.shape(rgb)[:-1])
+    s1 = cn[..., 1, :] - cn[..., 2, :]
+    s2 = cn[..., 1, :] + cn[..., 2, :] - 2.0 * cn[..., 0, :]
+    sd1, sd2 = s1.std(axis=-1, keepdims=True), s2.std(axis=-1, keepdims=True)
     h = s1 + np.divide(sd1, sd2, out=np.zeros_like(sd1), where=sd2 > 1e-12) * s2
-    h -= h.mean(axis=1, keepdims=True)
-    for j in range(win):  # overlap-add: out[k + j] += h[k, j]
-        out[j:j + h.shape[0]] += h[:, j]
-    return out
+    return _overlap_add(h - h.mean(axis=-1, keepdims=True), n)
+
+
+def chrom_pulse(rgb: np.ndarray, fs_hz: float, window_s: float = 1.6) -> np.ndarray:
+    """CHROM pulse signal (de Haan & Jeanne 2013) of (..., n, 3) RGB traces: per sliding
+    window, X = 3R - 2G and Y = 1.5R + G - 1.5B of the mean-normalised colour, band-passed,
+    combined as X - (std X / std Y) Y, Hann-weighted and overlap-added.
+
+    Sign: it rises when blood volume rises (the opposite of POS). Zeros if n < one window.
+    """
+    cn = _windows(rgb, fs_hz, window_s)
+    n = np.shape(rgb)[-2]
+    if cn is None:
+        return np.zeros(np.shape(rgb)[:-1])
+    x = 3.0 * cn[..., 0, :] - 2.0 * cn[..., 1, :]
+    y = 1.5 * cn[..., 0, :] + cn[..., 1, :] - 1.5 * cn[..., 2, :]
+    x = x - x.mean(axis=-1, keepdims=True)
+    y = y - y.mean(axis=-1, keepdims=True)
+    sx, sy = x.std(axis=-1, keepdims=True), y.std(axis=-1, keepdims=True)
+    h = x - np.divide(sx, sy, out=np.zeros_like(sx), where=sy > 1e-12) * y
+    return _overlap_add(h * np.hanning(h.shape[-1]), n)
+
+
+def green_pulse(rgb: np.ndarray) -> np.ndarray:
+    """GREEN (Verkruysse et al. 2008): the mean-normalised green channel of (..., n, 3)
+    traces. It falls when blood volume rises."""
+    g = np.asarray(rgb, np.float64)[..., 1]
+    mean = g.mean(axis=-1, keepdims=True)
+    return g / np.where(mean > 0, mean, 1.0)
 
 
 def bandpass(x: np.ndarray, fs_hz: float, band_hz: tuple[float, float] = HR_BAND_HZ,
              edges_hz: tuple[float, float] = HR_EDGES_HZ) -> np.ndarray:
-    """Linear detrend, then zero-phase FFT band-pass: gain 1 on the band, raised-cosine edges
-    of the given widths below and above it."""
+    """Linear detrend, then zero-phase FFT band-pass along the last axis: gain 1 on the band,
+    raised-cosine edges of the given widths below and above it."""
     x = np.asarray(x, np.float64)
-    n = x.size
+    n = x.shape[-1]
     if n < 4:
-        return np.zeros(n)
-    t = np.arange(n, dtype=np.float64)
-    x = x - np.polyval(np.polyfit(t, x, 1), t)
+        return np.zeros(x.shape)
+    t = np.arange(n, dtype=np.float64) - (n - 1) / 2
+    slope = (x @ t) / (t @ t)
+    x = x - x.mean(axis=-1, keepdims=True) - slope[..., None] * t
     pad = min(n - 1, int(round(2.0 * fs_hz)))
-    xp = np.concatenate([x[pad:0:-1], x, x[-2:-pad - 2:-1]])
-    spec = np.fft.rfft(xp)
-    spec *= _band_gain(np.fft.rfftfreq(xp.size, 1.0 / fs_hz), band_hz, edges_hz)
-    return np.fft.irfft(spec, xp.size)[pad:pad + n]
+    xp = np.concatenate([x[..., pad:0:-1], x, x[..., -2:-pad - 2:-1]], axis=-1)
+    m = xp.shape[-1]
+    spec = np.fft.rfft(xp, axis=-1)
+    spec *= _band_gain(np.fft.rfftfreq(m, 1.0 / fs_hz), band_hz, edges_hz)
+    return np.fft.irfft(spec, m, axis=-1)[..., pad:pad + n]
 
 
 def _band_gain(f: np.ndarray, band_hz: tuple[float, float], edges_hz: tuple[float, float]
@@ -234,15 +363,31 @@ def _band_gain(f: np.ndarray, band_hz: tuple[float, float], edges_hz: tuple[floa
     return g
 
 
-def spectral_peak(x: np.ndarray, fs_hz: float, band_hz: tuple[float, float] = HR_BAND_HZ
-                  ) -> tuple[float, float]:
-    """(peak frequency in Hz, de Haan & Jeanne SNR in dB) of x within the band."""
-    n = x.size
+def _spectra(x: np.ndarray, fs_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """(frequencies, Hann-windowed power along the last axis, zero-padded to >= 8x)."""
+    n = x.shape[-1]
     nfft = max(4096, 1 << int(math.ceil(math.log2(8 * n))))
-    p = np.abs(np.fft.rfft((x - x.mean()) * np.hanning(n), nfft)) ** 2
-    f = np.fft.rfftfreq(nfft, 1.0 / fs_hz)
+    xc = x - x.mean(axis=-1, keepdims=True)
+    return (np.fft.rfftfreq(nfft, 1.0 / fs_hz),
+            np.abs(np.fft.rfft(xc * np.hanning(n), nfft, axis=-1)) ** 2)
+
+
+def _snr_db(f: np.ndarray, p: np.ndarray, f0: float,
+            band_hz: tuple[float, float] = HR_BAND_HZ) -> np.ndarray:
+    """de Haan & Jeanne SNR (dB) of power spectra p (..., nf) at the rate f0: power within
+    +-0.1 Hz of f0 and 2 f0 over the power in the rest of the band."""
     band = (f >= band_hz[0]) & (f <= band_hz[1])
-    idx = np.flatnonzero(band)
+    sig = band & ((np.abs(f - f0) <= _SNR_HALF_WIDTH_HZ)
+                  | (np.abs(f - 2 * f0) <= _SNR_HALF_WIDTH_HZ))
+    ps, pn = p[..., sig].sum(axis=-1), p[..., band & ~sig].sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 10.0 * np.log10(ps / pn)
+
+
+def _peak_hz(f: np.ndarray, p: np.ndarray, band_hz: tuple[float, float] = HR_BAND_HZ) -> float:
+    """Largest peak of one power spectrum within the band, refined by a parabola through the
+    log power (sub-bin accuracy)."""
+    idx = np.flatnonzero((f >= band_hz[0]) & (f <= band_hz[1]))
     k = int(idx[np.argmax(p[idx])])
     f0 = float(f[k])
     if idx[0] < k < idx[-1]:
@@ -250,12 +395,43 @@ def spectral_peak(x: np.ndarray, fs_hz: float, band_hz: tuple[float, float] = HR
         den = a - 2 * b + c
         if den < 0:
             f0 += float(0.5 * (a - c) / den) * float(f[1] - f[0])
-    sig = band & ((np.abs(f - f0) <= _SNR_HALF_WIDTH_HZ)
-                  | (np.abs(f - 2 * f0) <= _SNR_HALF_WIDTH_HZ))
-    ps, pn = float(p[sig].sum()), float(p[band & ~sig].sum())
-    if ps <= 0:
-        return f0, -math.inf
-    return f0, (10.0 * math.log10(ps / pn) if pn > 0 else math.inf)
+    return f0
+
+
+def spectral_peak(x: np.ndarray, fs_hz: float, band_hz: tuple[float, float] = HR_BAND_HZ
+                  ) -> tuple[float, float]:
+    """(peak frequency in Hz, de Haan & Jeanne SNR in dB) of x within the band."""
+    f, p = _spectra(np.asarray(x, np.float64), fs_hz)
+    f0 = _peak_hz(f, p, band_hz)
+    snr = float(_snr_db(f, p, f0, band_hz))
+    return f0, (snr if not math.isnan(snr) else -math.inf)
+
+
+def skin_trace(rgb: np.ndarray, fs_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """One colour trace (n, 3) from the traces of several skin regions (K, n, 3), each
+    divided by its own mean and weighted by the inverse of its noise: (trace, weights).
+
+    The noise of a region is the variance of its normalised colour in 4-7 Hz, above any
+    heart rate: sensor and compression noise (which falls with the region's pixel count),
+    a glasses rim or hair edge sliding through it, glare. With equal pulse strength
+    everywhere, inverse-noise weights maximise the pulse's SNR (maximum-ratio combining).
+    Why not weight by each region's SNR in the heart-rate band, as pyVHR's multi-patch
+    methods do: weights picked on the very spectrum that is then judged select noise that
+    happens to look periodic. Measured on generated clips, that raised the SNR of no-pulse
+    windows (90th percentile) from -3.6 to +1.6 dB, above real pulses of 1 grey level.
+    """
+    x = np.asarray(rgb, np.float64)
+    mean = x.mean(axis=1, keepdims=True)
+    c = x / np.where(mean > 0, mean, 1.0)
+    if c.shape[0] == 1:
+        return c[0], np.ones(1)
+    hf = bandpass(np.moveaxis(c, 2, 1), fs_hz, NOISE_BAND_HZ, NOISE_EDGES_HZ)  # (K, 3, n)
+    noise = hf.var(axis=2).sum(axis=1)
+    weights = np.divide(1.0, noise, out=np.zeros_like(noise), where=noise > 0)
+    if not weights.sum() > 0:
+        weights = np.ones(c.shape[0])
+    weights = weights / weights.sum()
+    return np.tensordot(weights, c, axes=1), weights
 
 
 def beat_times(pulse: np.ndarray, t: np.ndarray, hr_hz: float) -> np.ndarray:
@@ -396,7 +572,7 @@ class PulseEstimate:
     reason: str | None  # why heart_rate_bpm is None
     hrv_reason: str | None  # why the HRV values are None
     window_s: float = 0.0  # seconds of signal behind heart_rate_bpm
-    method: str | None = None  # "pos" or "green": the candidate used (see the module doc)
+    method: str | None = None  # "pos", "chrom" or "green": the candidate used (module doc)
     hrv_floor_ms: float | None = None  # predicted RMSSD of beat-timing noise alone
     beat_times_s: tuple[float, ...] = field(default=(), repr=False)  # beats behind the HRV
 
@@ -404,7 +580,8 @@ class PulseEstimate:
 @dataclass(frozen=True)
 class _Segment:
     t: np.ndarray  # uniform grid, seconds
-    rgb: np.ndarray  # (n, 3)
+    trace: np.ndarray  # (n, 3): the regions' normalised colour combined (skin_trace)
+    weights: np.ndarray  # (K,): each region's weight, 0 for one not seen throughout
     span_s: float
 
 
@@ -418,7 +595,8 @@ class PulseEstimator:
     def __init__(self, *, fs_hz: float = 30.0, window_s: float = 12.0,
                  min_window_s: float = 10.0, hrv_window_s: float = 30.0,
                  pos_window_s: float = 1.6, max_gap_s: float = 0.5,
-                 min_snr_db: float = 3.0, hrv_min_snr_db: float = 6.0,
+                 min_snr_db: Mapping[str, float] | None = None, snr_margin_db: float = 0.0,
+                 hrv_min_snr_db: float = 6.0, agree_relax_db: float = AGREE_RELAX_DB,
                  hrv_min_intervals: int = 8, hrv_max_floor_ratio: float = 0.35,
                  hrv_min_beat_corr: float = 0.8,
                  methods: Sequence[str] = METHODS) -> None:
@@ -432,27 +610,37 @@ class PulseEstimator:
         self.hrv_window_s = max(hrv_window_s, window_s)
         self.pos_window_s = pos_window_s
         self.max_gap_s = max_gap_s
-        self.min_snr_db = min_snr_db
+        thresholds = MIN_SNR_DB if min_snr_db is None else min_snr_db
+        self.min_snr_db = {m: thresholds[m] + snr_margin_db for m in methods}
         self.hrv_min_snr_db = hrv_min_snr_db
+        self.agree_relax_db = agree_relax_db
         self.hrv_min_intervals = hrv_min_intervals
         self.hrv_max_floor_ratio = hrv_max_floor_ratio
         self.hrv_min_beat_corr = hrv_min_beat_corr
         self.methods = tuple(methods)
         self._t: deque[float] = deque()
-        self._rgb: deque[np.ndarray | None] = deque()
+        self._rgb: deque[np.ndarray | None] = deque()  # (K, 3) per frame, NaN: no skin
 
-    def insert(self, t_s: float, rgb: np.ndarray | None) -> None:
-        """Add one frame's skin colour; None means no face or no usable skin in that frame.
+    def insert(self, t_s: float, skin: SkinSample | np.ndarray | None) -> None:
+        """Add one frame's skin colour: a SkinSample (several regions) or one [R, G, B] mean;
+        None means no face or no usable skin in that frame.
 
-        A sample not later than the previous one is ignored.
+        A sample not later than the previous one is ignored; so is one whose number of
+        regions differs from the previous frame's (another sampler: reset first).
         """
         if self._t and t_s <= self._t[-1]:
             return
         value = None
-        if rgb is not None:
-            value = np.asarray(rgb, np.float64).reshape(3)
-            if not np.all(np.isfinite(value)) or value.min() <= 0:
+        if skin is not None:
+            rgb = skin.rgb if isinstance(skin, SkinSample) else skin
+            value = np.asarray(rgb, np.float64).reshape(-1, 3).copy()
+            value[~np.all(np.isfinite(value) & (value > 0), axis=1)] = np.nan
+            if np.all(np.isnan(value)):
                 value = None
+        if value is not None and self._rgb:
+            last = next((v for v in reversed(self._rgb) if v is not None), None)
+            if last is not None and last.shape != value.shape:
+                return
         self._t.append(float(t_s))
         self._rgb.append(value)
         horizon = t_s - self.hrv_window_s - 2.0
@@ -471,17 +659,20 @@ class PulseEstimator:
         seg = self._segment(t_end_s, self.window_s)
         if isinstance(seg, str):
             return PulseEstimate(t_end_s, None, None, None, None, seg, "no heart rate")
-        method, f0, snr = self._choose(
+        method, f0, snr, passed = self._choose(
             [(m, *spectral_peak(self._pulse(seg, m), self.fs_hz)) for m in self.methods])
         quality = round(snr, 2) if math.isfinite(snr) else None
-        if not snr >= self.min_snr_db:
-            reason = (f"signal quality {snr:.1f} dB below threshold {self.min_snr_db:g} dB"
-                      if math.isfinite(snr) else "no pulse signal")
+        gate = self.min_snr_db[method]
+        if not passed:
+            reason = (f"signal quality {quality:.1f} dB below threshold {gate:g} dB "
+                      f"({method}), and the methods disagree" if quality is not None
+                      else "no pulse signal")
             return PulseEstimate(t_end_s, None, None, None, quality, reason, "no heart rate",
                                  seg.span_s, method)
         hr_bpm = round(60.0 * f0, 2)
         if snr < self.hrv_min_snr_db:
-            why = f"signal quality {snr:.1f} dB below HRV threshold {self.hrv_min_snr_db:g} dB"
+            why = (f"signal quality {snr:.1f} dB below HRV threshold "
+                   f"{self.hrv_min_snr_db:g} dB ({method})")
             return PulseEstimate(t_end_s, hr_bpm, None, None, quality, None, why,
                                  seg.span_s, method)
         long_seg = self._segment(t_end_s, self.hrv_window_s)
@@ -514,14 +705,32 @@ class PulseEstimator:
 
     # --------------------------------------------------------------------------- internals
 
-    def _choose(self, cands: list[tuple[str, float, float]]) -> tuple[str, float, float]:
-        """The first passing candidate, unless a later one sees the same rate more clearly."""
-        passing = [c for c in cands if c[2] >= self.min_snr_db]
+    def _choose(self, cands: list[tuple[str, float, float]]
+                ) -> tuple[str, float, float, bool]:
+        """The method whose heart rate is used, its peak and SNR, and whether it passes.
+
+        A candidate passes when its SNR reaches its method's threshold, or when every method
+        finds the same rate (within 3 bpm) and none is more than ``agree_relax_db`` below its
+        threshold: POS and CHROM look at the skin's chrominance, GREEN at its intensity, so
+        noise seldom puts all three peaks in one place, while a weak pulse does. The first
+        passing candidate in METHODS order sets the rate; of the passing candidates that
+        agree with it, the one with the highest SNR is used (and times the beats), CHROM
+        only when neither POS nor GREEN passes: its beats come out noisier (as implemented
+        here, without a band-pass before its alpha tuning); if none passes, the one closest
+        to passing (its SNR is the quality shown)."""
+        def margin(c: tuple[str, float, float]) -> float:
+            return c[2] - self.min_snr_db[c[0]]
+
+        unanimous = len(cands) >= 3 and all(
+            abs(c[1] - cands[0][1]) <= _AGREE_HZ and margin(c) >= -self.agree_relax_db
+            for c in cands)
+        passing = [c for c in cands if unanimous or margin(c) >= 0]
         if not passing:
-            return max(cands, key=lambda c: c[2])
+            return (*max(cands, key=margin), False)
         first = passing[0]
         same = [c for c in passing if abs(c[1] - first[1]) <= _AGREE_HZ]
-        return max(same, key=lambda c: c[2])
+        timed = [c for c in same if c[0] in BEAT_METHODS] or same
+        return (*max(timed, key=lambda c: c[2]), True)
 
     def _segment(self, t_end_s: float, length_s: float) -> _Segment | str:
         """Longest gap-free piece of the last length_s seconds, resampled; else the reason."""
@@ -535,7 +744,7 @@ class PulseEstimator:
         if not keep:
             return "no face"
         tv = ts[keep]
-        cv = np.array([v for v in vals if v is not None])
+        cv = np.stack([v for v in vals if v is not None], axis=1)  # (K, frames, 3)
         step = float(np.median(np.diff(tv))) if tv.size > 1 else 0.0
         cuts = np.flatnonzero(np.diff(tv) > max(self.max_gap_s, 1.5 * step)) + 1
         bounds = np.concatenate([[0], cuts, [tv.size]]).astype(int)
@@ -544,18 +753,34 @@ class PulseEstimator:
         a, b, span = int(bounds[k]), int(bounds[k + 1]), spans[k]
         if span < self.min_window_s - 1e-6 or b - a < 4:
             return f"not enough data ({span:.1f} s < {self.min_window_s:g} s)"
+        # A region counts when it had skin in nearly every frame of the piece (a rim or a
+        # hand over it for a moment is bridged); its other frames are interpolated.
+        seen = ~np.isnan(cv[:, a:b, 0])
+        regions = np.flatnonzero(seen.mean(axis=1) >= _MIN_REGION_COVER)
+        if regions.size == 0:
+            return "no skin region seen throughout the window"
         n = int(math.floor((tv[b - 1] - tv[a]) * self.fs_hz)) + 1
         grid = tv[b - 1] - np.arange(n)[::-1] / self.fs_hz
-        rgb = np.stack([np.interp(grid, tv[a:b], cv[a:b, c]) for c in range(3)], axis=1)
-        return _Segment(grid, rgb, span)
+        rgb = np.empty((regions.size, n, 3))
+        for i, r in enumerate(regions):
+            ok = seen[r]
+            for c in range(3):
+                rgb[i, :, c] = np.interp(grid, tv[a:b][ok], cv[r, a:b, c][ok])
+        trace, used = skin_trace(rgb, self.fs_hz)
+        weights = np.zeros(cv.shape[0])
+        weights[regions] = used
+        return _Segment(grid, trace, weights, span)
 
     def _pulse(self, seg: _Segment, method: str, beats: bool = False) -> np.ndarray:
-        """Band-passed pulse of a segment, oriented so that maxima are blood-volume maxima."""
+        """Band-passed pulse of a segment's skin (skin_trace), oriented so that maxima are
+        blood-volume maxima."""
+        trace = seg.trace[None]
         if method == "pos":
-            raw = pos_pulse(seg.rgb, self.fs_hz, self.pos_window_s)
+            raw = -pos_pulse(trace, self.fs_hz, self.pos_window_s)[0]
+        elif method == "chrom":
+            raw = chrom_pulse(trace, self.fs_hz, self.pos_window_s)[0]
         else:
-            g = seg.rgb[:, 1]
-            raw = g / g.mean()
+            raw = -green_pulse(trace)[0]
         if beats:
-            return -bandpass(raw, self.fs_hz, BEAT_BAND_HZ, BEAT_EDGES_HZ)
-        return -bandpass(raw, self.fs_hz)
+            return bandpass(raw, self.fs_hz, BEAT_BAND_HZ, BEAT_EDGES_HZ)
+        return bandpass(raw, self.fs_hz)

@@ -100,6 +100,14 @@ def _parser() -> argparse.ArgumentParser:
                           help="seconds measured per number of streams, after warm-up")
     capacity.add_argument("--gpu-tflops", type=float, default=10.0,
                           help="effective TFLOPS of the GPU in the arithmetic")
+    rppg_bench = bench_sub.add_parser("rppg", help="heart rate on generated faces: wellmon's "
+                                                   "methods beside a textbook POS")
+    rppg_bench.add_argument("--half", choices=("report", "tune", "all"), default="report",
+                            help="which half of streamer.synthetic_matrix (tune: the one the "
+                                 "thresholds were chosen on)")
+    rppg_bench.add_argument("--clips", type=Path, default=None,
+                            help="folder for the generated clips and traces (kept between "
+                                 "runs; default: ~/.cache/wellmon/rppg-matrix)")
     dash_load = bench_sub.add_parser("dashboard", help="/healthz and live-score latency, quiet "
                                                        "and with a flood of idle sockets")
     dash_load.add_argument("--idle", type=int, default=500,
@@ -199,6 +207,10 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
             return bench.bench_perception(args.frames)
         if args.bench == "soak":
             return bench.bench_soak(config, args.minutes, args.streams)
+        if args.bench == "rppg":
+            from wellmon.benchmarks.rppg import bench_rppg, default_clips_dir
+
+            return bench_rppg(args.half, args.clips or default_clips_dir())
         if args.bench == "dashboard":
             from wellmon.benchmarks.dashboard_load import bench_dashboard
 

@@ -100,8 +100,8 @@ class PerceptionConfig:
                                      lo=0.01, hi=1.0)
     pulse_window_s: float = _setting(12.0, "seconds of skin colour behind a heart rate",
                                      lo=10, hi=120)
-    pulse_min_snr_db: float = _setting(3.0, "heart rates with a lower spectral SNR are null",
-                                       lo=-30, hi=30)
+    pulse_snr_margin_db: float = _setting(0.0, "dB added to each rPPG method's calibrated "
+                                          "quality threshold", lo=-10, hi=30)
     stress_baseline_s: float = _setting(60.0, "seconds at a session's start that set the "
                                         "stress baseline", lo=1, hi=3600)
     fusion_model: str | None = _setting(None, "fusion ONNX file written by wellmon train; "
