@@ -98,7 +98,13 @@ class FacePipeline:
         regions: list[Region | None] = [t.region for t in tracks]
         detected = set()
         for i, region in zip(need, self.detect([images[i] for i in need])):
-            regions[i] = region
+            # A detection of the face already tracked only confirms it: re-seeding the
+            # landmarks from the detector's coarser box every detect_every frames moved them
+            # by up to 2 px at that cadence, a ~1.4 Hz saw-tooth (at 15 frames/s) inside the
+            # heart-rate band, in every landmark signal (skin regions, eye aspect ratio).
+            keep = tracks[i].region is not None and region is not None and _same_face(
+                tracks[i].region, region)
+            regions[i] = tracks[i].region if keep else region
             tracks[i].since_detect = 0
             detected.add(i)
         faces = [Face(present=False) for _ in frames]
@@ -170,6 +176,13 @@ def _region_from_detection(det: blazeface.Detection) -> Region:
     (rx, ry), (lx, ly) = det.keypoints[0], det.keypoints[1]
     angle = math.atan2(float(ly - ry), float(lx - rx))
     return Region((x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * ROI_SCALE, angle)
+
+
+def _same_face(tracked: Region, detected: Region) -> bool:
+    """Whether a detection is the tracked face: centres within a quarter of the size, sizes
+    within 30 %. A face that moved further, or another face, re-seeds the track."""
+    offset = math.hypot(detected.cx - tracked.cx, detected.cy - tracked.cy)
+    return offset < 0.25 * tracked.size and 0.7 < detected.size / tracked.size < 1.3
 
 
 def _region_from_landmarks(points: np.ndarray) -> Region:

@@ -31,7 +31,7 @@ import numpy as np
 
 from models import rppg
 
-TRACE_VERSION = "2"  # bump when what a trace holds or how it is made changes
+TRACE_VERSION = "4"  # bump when what a trace holds or how it is made changes
 HOP_S = 1.0
 FIRST_S = 10.0
 FPS = 15.0
@@ -45,6 +45,7 @@ class ClipTrace:
     regions: np.ndarray  # (n, K, 3) RGB per skin region, NaN where the region was unusable
     pixels: np.ndarray  # (n, K) skin pixels per region
     box: np.ndarray  # (n, 3) RGB mean of the fixed face box, NaN before the first face
+    background: np.ndarray  # (n, 3) RGB mean of the scene around the face, NaN if none
     face: np.ndarray  # (n,) bool, a face was found
     seconds: dict[str, float]  # per-frame processing time by stage (median, seconds)
 
@@ -59,7 +60,7 @@ def trace_clip(path: Path) -> ClipTrace:
     src = sources.Source("file", str(path), live=False)
     frames = sources.video_frames(src, FPS, 640, 480, loop=False,
                                   pacer=sources.Pacer(0, realtime=False))
-    times, regions, pixels, box_rgb, found = [], [], [], [], []
+    times, regions, pixels, box_rgb, found, scene = [], [], [], [], [], []
     cost: dict[str, list[float]] = {"face pipeline": [], "skin regions": [], "face box": []}
     box = None
     t0 = None
@@ -82,10 +83,13 @@ def trace_clip(path: Path) -> ClipTrace:
         found.append(face.present)
         k = len(rppg.REGIONS)
         regions.append(sample.rgb if sample is not None else np.full((k, 3), np.nan))
+        scene.append(sample.background if sample is not None
+                     and sample.background is not None else np.full(3, np.nan))
         pixels.append(sample.pixels if sample is not None else np.zeros(k, int))
     nan3 = np.full(3, np.nan)
     return ClipTrace(np.array(times), np.array(regions), np.array(pixels),
-                     np.array([nan3 if v is None else v for v in box_rgb]), np.array(found),
+                     np.array([nan3 if v is None else v for v in box_rgb]), np.array(scene),
+                     np.array(found),
                      {k: statistics.median(v) for k, v in cost.items()})
 
 
@@ -95,13 +99,14 @@ def cached_trace(path: Path, cache_dir: Path) -> ClipTrace:
     cache = cache_dir / f"{path.stem}.{digest}.v{TRACE_VERSION}.npz"
     if cache.exists():
         with np.load(cache) as z:
-            return ClipTrace(z["times"], z["regions"], z["pixels"], z["box"], z["face"],
-                             json.loads(str(z["seconds"])))
+            return ClipTrace(z["times"], z["regions"], z["pixels"], z["box"], z["background"],
+                             z["face"], json.loads(str(z["seconds"])))
     trace = trace_clip(path)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npz")
     np.savez(tmp, times=trace.times, regions=trace.regions, pixels=trace.pixels,
-             box=trace.box, face=trace.face, seconds=json.dumps(trace.seconds))
+             box=trace.box, background=trace.background, face=trace.face,
+             seconds=json.dumps(trace.seconds))
     tmp.replace(cache)
     return trace
 
@@ -112,6 +117,14 @@ def cached_trace(path: Path, cache_dir: Path) -> ClipTrace:
 Estimate = tuple[float | None, float | None]  # (heart rate bpm or None, quality dB or None)
 
 
+def _sample(trace: ClipTrace, i: int) -> rppg.SkinSample | None:
+    """Frame i of a trace as face_skin gave it."""
+    if not trace.face[i] or np.all(np.isnan(trace.regions[i])):
+        return None
+    scene = None if np.isnan(trace.background[i, 0]) else trace.background[i]
+    return rppg.SkinSample(trace.regions[i], trace.pixels[i], scene)
+
+
 def wellmon_rates(trace: ClipTrace, ends: Sequence[float], **kw: Any) -> list[Estimate]:
     """PulseEstimator as the node runs it, asked at each end time."""
     est = rppg.PulseEstimator(**kw)
@@ -119,8 +132,7 @@ def wellmon_rates(trace: ClipTrace, ends: Sequence[float], **kw: Any) -> list[Es
     i = 0
     for t_end in ends:
         while i < trace.times.size and trace.times[i] <= t_end:
-            sample = (rppg.SkinSample(trace.regions[i], trace.pixels[i]) if trace.face[i]
-                      and not np.all(np.isnan(trace.regions[i])) else None)
+            sample = _sample(trace, i)
             est.insert(float(trace.times[i]), sample)
             i += 1
         e = est.estimate(t_end)
@@ -221,8 +233,7 @@ def _estimate_cost(trace: ClipTrace, repeat: int = 20) -> float:
     i = 0
     for t_end in ends:
         while i < trace.times.size and trace.times[i] <= t_end:
-            est.insert(float(trace.times[i]), rppg.SkinSample(trace.regions[i], trace.pixels[i])
-                       if trace.face[i] else None)
+            est.insert(float(trace.times[i]), _sample(trace, i))
             i += 1
         start = time.perf_counter()
         est.estimate(t_end)
