@@ -48,6 +48,7 @@ class StreamPerception:
     stress: StressIndex
     thumbnail: np.ndarray | None = None
     utterances: deque[dict[str, Any]] = field(default_factory=deque)
+    learned: Any = None  # rppg_learned.LearnedPulse when perception.rppg_model is set
 
 
 class Perception:
@@ -64,6 +65,12 @@ class Perception:
                                    min_detection=cfg.min_face_score)
                       if cfg.face else None)
         self.streams: dict[str, StreamPerception] = {}
+        self.learned_model = None
+        if cfg.rppg_model:
+            from models.rppg_learned import LearnedModel, resolve
+
+            self.learned_model = LearnedModel(resolve(cfg.rppg_model),
+                                              choose_providers(cfg.providers), cfg.threads)
 
     @property
     def provider(self) -> str:
@@ -82,6 +89,13 @@ class Perception:
                             else make_recognizer(self.asr.engine, self.asr.vosk_model)),
                 stress=StressIndex(baseline_s=self.cfg.stress_baseline_s),
             )
+            if self.learned_model is not None:
+                from models.rppg_learned import MIN_SNR_DB, LearnedPulse
+
+                self.streams[name].learned = LearnedPulse(
+                    self.learned_model, window_s=self.cfg.pulse_window_s,
+                    min_window_s=MIN_PULSE_WINDOW_S,
+                    min_snr_db=MIN_SNR_DB + self.cfg.pulse_snr_margin_db)
         return self.streams[name]
 
     def forget(self, name: str) -> None:
@@ -111,6 +125,8 @@ class Perception:
             if points is not None:
                 record.update(face_confidence=face.confidence, expression=face.expression.tolist())
             state.pulse.insert(t_s, state.skin.sample(frame.image, points))
+            if state.learned is not None:
+                state.learned.insert(t_s, frame.image, face.box if points is not None else None)
             seen = state.behaviour.update(t_s, points, (frame.image.shape[1],
                                                          frame.image.shape[0]))
             if seen.face:
@@ -196,6 +212,12 @@ class Perception:
         }
         if pulse.reason:
             reasons["heart_rate"] = pulse.reason
+        if state.learned is not None:  # perception.rppg_model (models/rppg_learned.py)
+            learned = state.learned.estimate(end_ns / NS)
+            signals.update(heart_rate_learned=learned.heart_rate_bpm,
+                           pulse_learned_snr_db=learned.quality)
+            if learned.reason:
+                reasons["heart_rate_learned"] = learned.reason
         if pulse.hrv_reason:
             reasons["hrv_rmssd"] = reasons["hrv_sdnn"] = pulse.hrv_reason
         if seen.blink_rate_per_min is None:

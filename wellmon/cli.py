@@ -149,7 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     models_sub = models.add_subparsers(dest="models", required=True, metavar="ACTION")
     models_sub.add_parser("build", add_help=False,
                                   help="convert the source models to ONNX "
-                                       "(needs pip install .[convert])")
+                                       "(needs pip install .[convert]); with --rppg NAME, "
+                                       "a learned rPPG model of open-rppg into the data "
+                                       "folder (in a throwaway build environment)")
     return parser
 
 
@@ -233,6 +235,10 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         print(f"wellmon: keys in {make_keys(args.directory)}; set wire.curve_dir to it")
         return 0
     if args.command == "models":
+        if any(a == "--rppg" or a.startswith("--rppg=") for a in args.rest):
+            from models.rppg_build import main as build_rppg
+
+            return build_rppg(args.rest)
         from models.convert import main as build_models
 
         return build_models(args.rest)

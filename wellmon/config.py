@@ -106,6 +106,9 @@ class PerceptionConfig:
                                         "stress baseline", lo=1, hi=3600)
     fusion_model: str | None = _setting(None, "fusion ONNX file written by wellmon train; "
                                         "null: the shipped expert defaults", nullable=True)
+    rppg_model: str | None = _setting(None, "learned rPPG beside the classic one: a model name "
+                                      "(facephys, built by `wellmon models build --rppg "
+                                      "facephys`) or an .onnx path; null: off", nullable=True)
 
 
 @dataclass(frozen=True)
@@ -289,7 +292,18 @@ def _apply(config: Config, overrides: dict[str, Any], origin: str,
     return result
 
 
+# Names `wellmon models build --rppg` builds (models/rppg_build.py SPECS; a test keeps them
+# equal without importing the model layer here).
+RPPG_MODELS = ("facephys",)
+
+
 def _check_consistency(config: Config) -> None:
+    rppg_model = config.perception.rppg_model
+    if rppg_model is not None and rppg_model not in RPPG_MODELS and not (
+            rppg_model.endswith(".onnx") and len(rppg_model) > 5):
+        raise ConfigError(f"perception.rppg_model: expected null, a model name "
+                          f"({', '.join(RPPG_MODELS)}) or the path of an .onnx file, "
+                          f"got {rppg_model!r}")
     node = config.node
     if node.hop_s > node.window_s:
         raise ConfigError(f"node.hop_s: expected at most node.window_s ({node.window_s:g}), "
