@@ -101,6 +101,13 @@ HR_EDGES_HZ = (0.2, 0.5)  # raised-cosine transition widths below and above the 
 # beats; with 0.7-3.5 Hz, RMSSD came out ~20 % low on clean synthetic series, with this ~7 %.
 BEAT_BAND_HZ = (0.6, 5.0)
 BEAT_EDGES_HZ = (0.3, 1.5)
+# Head motion inside the heart-rate band (RMS, in eye distances; band_motion) above which no
+# heart rate is given: a swaying head changes every region's colour at the sway's rate and
+# its harmonics, and no rule tried on the "tune" half told those peaks from a pulse (setting
+# the motion's own frequencies aside moved the peak onto their harmonics, raising the gates
+# bought little). Still and slowly moving generated faces stay under 0.3 % of the eye
+# distance; heavy motion (20 px at up to 1.5 Hz) reaches 4.5-7 %.
+MAX_BAND_MOTION = 0.01
 # Band whose colour changes are noise, not pulse (skin_trace): above 210 bpm, below the
 # 7.5 Hz Nyquist frequency of 15 fps video.
 NOISE_BAND_HZ = (4.0, 7.0)
@@ -110,10 +117,10 @@ METHODS = ("pos", "chrom", "green")  # in order of precedence (PulseEstimator._c
 # method has its own noise level (GREEN keeps intensity changes that POS and CHROM cancel, so
 # noise scores higher); chosen on the "tune" half of streamer.synthetic_matrix so that
 # no-pulse windows stay null (see the module doc for the figures).
-MIN_SNR_DB: dict[str, float] = {"pos": 1.0, "chrom": 1.0, "green": 5.0}
+MIN_SNR_DB: dict[str, float] = {"pos": 1.0, "chrom": 2.0, "green": 1.0}
 BEAT_METHODS = ("pos", "green")  # preferred for timing beats (PulseEstimator._choose)
 # How far below their thresholds the methods may be when all of them agree on the rate.
-AGREE_RELAX_DB = 6.0
+AGREE_RELAX_DB = 5.0
 _SNR_HALF_WIDTH_HZ = 0.1  # de Haan & Jeanne's template half-width
 _AGREE_HZ = 0.05  # two candidates whose peaks are this close (3 bpm) see the same pulse
 # Too few pixels give a mean dominated by sensor noise.
@@ -144,6 +151,7 @@ class SkinSample:
     rgb: np.ndarray  # (K, 3)
     pixels: np.ndarray  # (K,)
     background: np.ndarray | None = None  # (3,): the frame outside the face's box
+    face: np.ndarray | None = None  # (3,): x, y between the eyes and the eyes' distance, px
 
 
 # Regions: a grid over the face in its own frame (origin between the eye centres, x along the
@@ -240,7 +248,15 @@ def face_skin(frame_bgr: np.ndarray, landmarks: np.ndarray) -> SkinSample | None
     rgb[counts < _MIN_REGION_PIXELS] = np.nan
     if np.all(np.isnan(rgb[:, 0])):
         return None
-    return SkinSample(rgb, counts, _background(frame_bgr, x0, y0, labels.shape))
+    return SkinSample(rgb, counts, _background(frame_bgr, x0, y0, labels.shape),
+                      _eye_line(np.asarray(landmarks, np.float64)))
+
+
+def _eye_line(points: np.ndarray) -> np.ndarray:
+    """[x, y] of the point between the eye centres and their distance: where the face is."""
+    right = points[list(facemesh.RIGHT_EYE_CONTOUR), :2].mean(axis=0)
+    left = points[list(facemesh.LEFT_EYE_CONTOUR), :2].mean(axis=0)
+    return np.array([*(right + left) / 2, np.hypot(*(left - right))])
 
 
 def _background(frame_bgr: np.ndarray, x0: int, y0: int, shape: tuple[int, ...]
@@ -463,6 +479,17 @@ def skin_trace(rgb: np.ndarray, fs_hz: float) -> tuple[np.ndarray, np.ndarray]:
     return np.tensordot(weights, c, axes=1), weights
 
 
+def band_motion(face: np.ndarray, fs_hz: float) -> float:
+    """RMS movement of the face within the heart-rate band: its position (x, y between the
+    eyes) in eye distances and its scale (log eye distance), combined."""
+    pos = np.asarray(face, np.float64)
+    span = float(np.median(pos[:, 2]))
+    if span <= 0:
+        return math.inf
+    motion = np.stack([pos[:, 0] / span, pos[:, 1] / span, np.log(pos[:, 2] / span)])
+    return float(np.sqrt(np.mean(bandpass(motion, fs_hz) ** 2, axis=1).sum()))
+
+
 def rectify(trace: np.ndarray, background: np.ndarray, fs_hz: float) -> np.ndarray:
     """The skin trace (n, 3) minus what it shares with the scene around the face (n, 3),
     per channel: least squares on the heart-rate band, so that only the common part goes.
@@ -633,6 +660,7 @@ class _Segment:
     trace: np.ndarray  # (n, 3): the regions' normalised colour combined (skin_trace)
     weights: np.ndarray  # (K,): each region's weight, 0 for one not seen throughout
     span_s: float
+    motion: float | None  # head motion in the heart-rate band (band_motion), None: unknown
 
 
 class PulseEstimator:
@@ -642,7 +670,7 @@ class PulseEstimator:
     dropped. ``estimate`` does not change the state, so it can be called at any hop.
     """
 
-    def __init__(self, *, fs_hz: float = 30.0, window_s: float = 12.0,
+    def __init__(self, *, fs_hz: float = 30.0, window_s: float = 20.0,
                  min_window_s: float = 10.0, hrv_window_s: float = 30.0,
                  pos_window_s: float = 1.6, max_gap_s: float = 0.5,
                  min_snr_db: Mapping[str, float] | None = None, snr_margin_db: float = 0.0,
@@ -671,6 +699,7 @@ class PulseEstimator:
         self._t: deque[float] = deque()
         self._rgb: deque[np.ndarray | None] = deque()  # (K, 3) per frame, NaN: no skin
         self._background: deque[np.ndarray | None] = deque()  # (3,) per frame
+        self._face: deque[np.ndarray | None] = deque()  # (3,) per frame: SkinSample.face
 
     def insert(self, t_s: float, skin: SkinSample | np.ndarray | None) -> None:
         """Add one frame's skin colour: a SkinSample (several regions) or one [R, G, B] mean;
@@ -697,20 +726,28 @@ class PulseEstimator:
             background = np.asarray(skin.background, np.float64).reshape(3)
             if not np.all(np.isfinite(background) & (background > 0)):
                 background = None
+        face = None
+        if value is not None and isinstance(skin, SkinSample) and skin.face is not None:
+            face = np.asarray(skin.face, np.float64).reshape(3)
+            if not (np.all(np.isfinite(face)) and face[2] > 0):
+                face = None
         self._t.append(float(t_s))
         self._rgb.append(value)
         self._background.append(background)
+        self._face.append(face)
         horizon = t_s - self.hrv_window_s - 2.0
         while self._t[0] < horizon:
             self._t.popleft()
             self._rgb.popleft()
             self._background.popleft()
+            self._face.popleft()
 
     def reset(self) -> None:
         """Forget everything (e.g. another person in front of the camera)."""
         self._t.clear()
         self._rgb.clear()
         self._background.clear()
+        self._face.clear()
 
     def estimate(self, t_end_s: float) -> PulseEstimate:
         """Heart rate, HRV and signal quality from the samples in (t_end_s - window, t_end_s]."""
@@ -718,6 +755,11 @@ class PulseEstimator:
         seg = self._segment(t_end_s, self.window_s)
         if isinstance(seg, str):
             return PulseEstimate(t_end_s, None, None, None, None, seg, "no heart rate")
+        if seg.motion is not None and seg.motion > MAX_BAND_MOTION:
+            why = (f"the head moves too much for a pulse ({100 * seg.motion:.1f} % of the eye "
+                   f"distance in the heart-rate band, at most {100 * MAX_BAND_MOTION:g} %)")
+            return PulseEstimate(t_end_s, None, None, None, None, why, "no heart rate",
+                                 seg.span_s)
         method, f0, snr, passed = self._choose(
             [(m, *spectral_peak(self._pulse(seg, m), self.fs_hz)) for m in self.methods])
         quality = round(snr, 2) if math.isfinite(snr) else None
@@ -828,13 +870,23 @@ class PulseEstimator:
         trace, used = skin_trace(rgb, self.fs_hz)
         weights = np.zeros(cv.shape[0])
         weights[regions] = used
-        backgrounds = list(self._background)
-        scene = [backgrounds[i] for i in np.asarray(keep)[a:b]]
-        if all(v is not None for v in scene):
-            around = np.array(scene)
-            trace = rectify(trace, np.stack([np.interp(grid, tv[a:b], around[:, c])
-                                             for c in range(3)], axis=1), self.fs_hz)
-        return _Segment(grid, trace, weights, span)
+        frames = np.asarray(keep)[a:b]
+        scene = self._resampled(self._background, frames, tv[a:b], grid)
+        if scene is not None:
+            trace = rectify(trace, scene, self.fs_hz)
+        face = self._resampled(self._face, frames, tv[a:b], grid)
+        motion = None if face is None else band_motion(face, self.fs_hz)
+        return _Segment(grid, trace, weights, span, motion)
+
+    @staticmethod
+    def _resampled(values: deque[np.ndarray | None], frames: np.ndarray, t: np.ndarray,
+                   grid: np.ndarray) -> np.ndarray | None:
+        """A per-frame (3,) series on the grid, or None when any frame lacks it."""
+        kept = [values[i] for i in frames]
+        if any(v is None for v in kept):
+            return None
+        series = np.array(kept)
+        return np.stack([np.interp(grid, t, series[:, c]) for c in range(3)], axis=1)
 
     def _pulse(self, seg: _Segment, method: str, beats: bool = False) -> np.ndarray:
         """Band-passed pulse of a segment's skin (skin_trace), oriented so that maxima are

@@ -98,7 +98,7 @@ class PerceptionConfig:
                                  lo=1, hi=10000)
     min_face_score: float = _setting(0.5, "face detections below this score are ignored",
                                      lo=0.01, hi=1.0)
-    pulse_window_s: float = _setting(12.0, "seconds of skin colour behind a heart rate",
+    pulse_window_s: float = _setting(20.0, "seconds of skin colour behind a heart rate",
                                      lo=10, hi=120)
     pulse_snr_margin_db: float = _setting(0.0, "dB added to each rPPG method's calibrated "
                                           "quality threshold", lo=-10, hi=30)

@@ -31,7 +31,7 @@ import numpy as np
 
 from models import rppg
 
-TRACE_VERSION = "4"  # bump when what a trace holds or how it is made changes
+TRACE_VERSION = "5"  # bump when what a trace holds or how it is made changes
 HOP_S = 1.0
 FIRST_S = 10.0
 FPS = 15.0
@@ -46,6 +46,7 @@ class ClipTrace:
     pixels: np.ndarray  # (n, K) skin pixels per region
     box: np.ndarray  # (n, 3) RGB mean of the fixed face box, NaN before the first face
     background: np.ndarray  # (n, 3) RGB mean of the scene around the face, NaN if none
+    face_at: np.ndarray  # (n, 3) SkinSample.face, NaN without a face
     face: np.ndarray  # (n,) bool, a face was found
     seconds: dict[str, float]  # per-frame processing time by stage (median, seconds)
 
@@ -60,7 +61,7 @@ def trace_clip(path: Path) -> ClipTrace:
     src = sources.Source("file", str(path), live=False)
     frames = sources.video_frames(src, FPS, 640, 480, loop=False,
                                   pacer=sources.Pacer(0, realtime=False))
-    times, regions, pixels, box_rgb, found, scene = [], [], [], [], [], []
+    times, regions, pixels, box_rgb, found, scene, where = [], [], [], [], [], [], []
     cost: dict[str, list[float]] = {"face pipeline": [], "skin regions": [], "face box": []}
     box = None
     t0 = None
@@ -85,11 +86,12 @@ def trace_clip(path: Path) -> ClipTrace:
         regions.append(sample.rgb if sample is not None else np.full((k, 3), np.nan))
         scene.append(sample.background if sample is not None
                      and sample.background is not None else np.full(3, np.nan))
+        where.append(sample.face if sample is not None else np.full(3, np.nan))
         pixels.append(sample.pixels if sample is not None else np.zeros(k, int))
     nan3 = np.full(3, np.nan)
     return ClipTrace(np.array(times), np.array(regions), np.array(pixels),
                      np.array([nan3 if v is None else v for v in box_rgb]), np.array(scene),
-                     np.array(found),
+                     np.array(where), np.array(found),
                      {k: statistics.median(v) for k, v in cost.items()})
 
 
@@ -100,12 +102,13 @@ def cached_trace(path: Path, cache_dir: Path) -> ClipTrace:
     if cache.exists():
         with np.load(cache) as z:
             return ClipTrace(z["times"], z["regions"], z["pixels"], z["box"], z["background"],
-                             z["face"], json.loads(str(z["seconds"])))
+                             z["face_at"], z["face"], json.loads(str(z["seconds"])))
     trace = trace_clip(path)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npz")
     np.savez(tmp, times=trace.times, regions=trace.regions, pixels=trace.pixels,
-             box=trace.box, background=trace.background, face=trace.face,
+             box=trace.box, background=trace.background, face_at=trace.face_at,
+             face=trace.face,
              seconds=json.dumps(trace.seconds))
     tmp.replace(cache)
     return trace
@@ -122,7 +125,7 @@ def _sample(trace: ClipTrace, i: int) -> rppg.SkinSample | None:
     if not trace.face[i] or np.all(np.isnan(trace.regions[i])):
         return None
     scene = None if np.isnan(trace.background[i, 0]) else trace.background[i]
-    return rppg.SkinSample(trace.regions[i], trace.pixels[i], scene)
+    return rppg.SkinSample(trace.regions[i], trace.pixels[i], scene, trace.face_at[i])
 
 
 def wellmon_rates(trace: ClipTrace, ends: Sequence[float], **kw: Any) -> list[Estimate]:
@@ -164,6 +167,28 @@ METHODS: dict[str, Callable[[ClipTrace, Sequence[float]], list[Estimate]]] = {
     "wellmon": wellmon_rates,
     "textbook POS (face box)": textbook_pos_rates,
 }
+
+
+def learned_rates(path: Path, model: Path, ends: Sequence[float]) -> list[Estimate]:
+    """The learned model (models/rppg_learned.py) over a clip decoded as the node sees it,
+    fed the face pipeline's landmarks; an estimate at each end time."""
+    from models.face import FacePipeline
+    from models.rppg_learned import learned_heart_rates
+    from streamer import sources
+
+    faces = FacePipeline(["CPUExecutionProvider"], threads=1)
+    frames = []
+    t0 = None
+    for t_ns, image in sources.video_frames(sources.Source("file", str(path), live=False),
+                                            FPS, 640, 480, loop=False,
+                                            pacer=sources.Pacer(0, realtime=False)):
+        t0 = t_ns if t0 is None else t0
+        face = faces.process([("bench", image)])[0]
+        frames.append(((t_ns - t0) / 1e9, image, face.landmarks if face.present else None))
+    found = learned_heart_rates([(t, im) for t, im, _ in frames], [lm for *_, lm in frames],
+                                model, min_window_s=FIRST_S, hop_s=HOP_S)
+    by_end = {round(e.t_end_s, 3): (e.heart_rate_bpm, e.quality) for e in found}
+    return [by_end.get(round(t, 3), (None, None)) for t in ends]
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -267,6 +292,15 @@ def bench_rppg(half: str, clips_dir: Path, workers: int = 2) -> int:
     traced = [(case, cached_trace(path, clips_dir / "traces"), truth)
               for case, path, truth in built]
     results = evaluate(traced)
+    model = learned_model()
+    if model is not None:
+        print(f"learned model: {model}", flush=True)
+        start = time.perf_counter()
+        results["learned (FacePhys ONNX)"] = [
+            ClipResult(case.name, dict(case.factors), truth["heart_rate_bpm"],
+                       learned_rates(path, model, window_ends(trace)))
+            for (case, path, truth), (_, trace, _) in zip(built, traced)]
+        learned_s = time.perf_counter() - start
     for name, clips in results.items():
         print(f"\n{name}")
         print(_row("all clips with a pulse", summarize(clips)))
@@ -285,6 +319,20 @@ def bench_rppg(half: str, clips_dir: Path, workers: int = 2) -> int:
     cost = {k: statistics.median([t.seconds[k] for _, t, _ in traced]) for k in first.seconds}
     print("\nper-frame cost (median over clips, one thread): " + "  ".join(
         f"{k} {v * 1e3:.2f} ms ({1 / v:,.0f} frames/s)" for k, v in cost.items() if v > 0))
-    print(f"wellmon PulseEstimator.estimate (12 s window, 3 methods): "
+    print(f"wellmon PulseEstimator.estimate (20 s window, 3 methods): "
           f"{_estimate_cost(first) * 1e3:.2f} ms per call")
+    if model is not None:
+        frames = sum(t.times.size for _, t, _ in traced)
+        print(f"learned model, whole clips (decoding and face pipeline included): "
+              f"{frames / learned_s:.0f} frames/s")
+    else:
+        print("learned model: not installed (wellmon models build --rppg facephys adds it)")
     return 0
+
+
+def learned_model() -> Path | None:
+    """The learned rPPG model if `wellmon models build --rppg facephys` has made it."""
+    from models.rppg_build import default_path
+
+    path = Path(os.environ.get("WELLMON_RPPG_ONNX") or default_path("facephys"))
+    return path if path.exists() else None
