@@ -128,7 +128,7 @@ class Perception:
             if state.learned is not None:
                 state.learned.insert(t_s, frame.image, face.box if points is not None else None)
             seen = state.behaviour.update(t_s, points, (frame.image.shape[1],
-                                                         frame.image.shape[0]))
+                                                         frame.image.shape[0]), frame.image)
             if seen.face:
                 record.update(ear=seen.ear, yaw=seen.yaw_deg, pitch=seen.pitch_deg,
                               roll=seen.roll_deg, mouth_open=seen.mouth_open,
