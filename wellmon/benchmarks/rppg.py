@@ -311,6 +311,11 @@ def bench_rppg(half: str, clips_dir: Path, workers: int = 2) -> int:
                 sel = [r for r in clips if r.truth_bpm is not None
                        and str(r.factors.get(factor)) == level]
                 print(_row(f"{factor} {level}", summarize(sel)))
+        for amplitude in sorted({r.factors.get("pulse_amplitude") for r in clips
+                                 if r.truth_bpm is not None}):
+            sel = [r for r in clips if r.truth_bpm is not None and r.factors.get("motion")
+                   in ("still", "small") and r.factors.get("pulse_amplitude") == amplitude]
+            print(_row(f"pulse {amplitude}, still or small motion", summarize(sel)))
         s = summarize(clips)
         if s["no_pulse_clips"]:
             print(f"  no-pulse clips {s['no_pulse_clips']}: null in {s['no_pulse_null']:.1%} "
