@@ -44,12 +44,11 @@ from typing import Any
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 from models.errors import ModelError
 from models.rppg import bandpass, spectral_peak
 from models.rppg_build import COMMAND, SPECS, default_path
-from models.runtime import CPU, Session
+from models.runtime import CPU, Session, session_options
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
 # The learned pulse's SNR gate (dB; perception.pulse_snr_margin_db is added in the node).
@@ -75,13 +74,9 @@ class LearnedModel:
         if not self.path.is_file():
             raise ModelError(f"perception.rppg_model: model file not found: {self.path}; "
                              f"build it with `{COMMAND}` (docs/rppg-learned.md)")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
         try:
-            self.session = Session(str(self.path), options, list(providers or [CPU]))
+            self.session = Session(str(self.path), session_options(threads),
+                                   list(providers or [CPU]))
         except Exception as exc:  # onnxruntime raises several unrelated types
             raise ModelError(f"perception.rppg_model: cannot load {self.path}: {exc}") from None
         meta = self.session.get_modelmeta().custom_metadata_map

@@ -94,20 +94,26 @@ def choose_providers(preference: str = "auto") -> list[str]:
     return [CUDA, CPU] if CUDA in available and gpu_present() else [CPU]
 
 
+def session_options(threads: int = 0) -> ort.SessionOptions:
+    """onnxruntime options for a node's sessions: `threads` intra-op threads (0: its own
+    choice), one inter-op thread, idle threads sleeping instead of spinning (a node shares
+    two cores with captures and the dashboard, and spinning workers slowed everything on a
+    loaded machine), warnings off."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return options
+
+
 def load_session(path: Path, inputs: dict[str, int], *, providers: list[str],
                  threads: int = 0, release_every_s: float = RELEASE_EVERY_S) -> Session:
     """A session for `path` whose inputs are exactly `inputs` (name → rank)."""
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    # Idle threads sleep instead of spinning: a node shares two cores with captures and
-    # the dashboard, and spinning workers slowed everything on a loaded machine.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3
     try:
-        session = Session(str(path), options, providers, release_every_s)
+        session = Session(str(path), session_options(threads), providers, release_every_s)
     except Exception as exc:  # onnxruntime raises several unrelated types for bad files
         raise ModelError(f"cannot load model {path}: {exc}") from None
     found = {i.name: len(i.shape) for i in session.get_inputs()}
