@@ -205,6 +205,7 @@ class Perception:
             "hrv_sdnn": pulse.hrv_sdnn_ms, "pulse_snr_db": pulse.quality,
             "blink_rate": seen.blink_rate_per_min,
             "blink_count": seen.blink_count if with_face else None,
+            "blink_times": [round(t, 3) for t in seen.blink_times_s] if with_face else None,
             "yaw": seen.yaw_mean_deg, "pitch": seen.pitch_mean_deg, "roll": seen.roll_mean_deg,
             "looking_away": seen.looking_away_ratio, "mouth_open": seen.mouth_open_mean,
             "brow_lowering": seen.brow_lowering_mean,
@@ -223,8 +224,8 @@ class Perception:
         if seen.blink_rate_per_min is None:
             reasons["blink_rate"] = "too little time with a face in the last minute"
         if not with_face:
-            for key in ("blink_count", "yaw", "pitch", "roll", "looking_away", "mouth_open",
-                        "brow_lowering"):
+            for key in ("blink_count", "blink_times", "yaw", "pitch", "roll", "looking_away",
+                        "mouth_open", "brow_lowering"):
                 reasons[key] = reasons["emotions"]
         for name, attr in VOICE_SIGNALS.items():
             if attr in voice.reasons:

@@ -92,11 +92,12 @@ def _duration_s(path: str) -> float | None:
 
 
 def summarize(path: str, scores: list[ScoreMessage]) -> dict[str, Any]:
-    """Per-signal mean, min and max over the windows, and how many windows had each modality."""
+    """Per-signal mean, min and max over the windows, and how many windows had each modality.
+    Signals that are not numbers (``blink_times``, a list per window) are not summarised."""
     signals: dict[str, dict[str, float]] = {}
     names = sorted({k for s in scores for k in s.signals})
     for name in names:
-        values = [s.signals[name] for s in scores if s.signals.get(name) is not None]
+        values = [v for s in scores if isinstance(v := s.signals.get(name), (int, float))]
         if values:
             signals[name] = {"mean": float(np.mean(values)), "min": float(np.min(values)),
                              "max": float(np.max(values))}

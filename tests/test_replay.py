@@ -37,6 +37,15 @@ def test_replay_writes_one_score_per_hop_that_follows_the_speech(clip, tmp_path,
               if speech_in(s) == 0 and s["quality"]["audio"]["coverage"] > 0.5]
     assert talking and silent
     assert min(talking) > 0.1 and max(silent) < 0.01
+    # blinks, event by event: each window lists the onsets inside it, on the capture clock
+    onsets = sorted({t for s in scores for t in s["signals"]["blink_times"]})
+    truth_onsets = [start for start, _ in truth["blink_intervals_s"]]
+    assert len(onsets) == len(truth_onsets), (onsets, truth_onsets)
+    assert all(abs(a - b) <= 0.2 for a, b in zip(onsets, truth_onsets)), (onsets, truth_onsets)
+    for s in scores:
+        times = s["signals"]["blink_times"]
+        assert s["signals"]["blink_count"] == len(times)
+        assert all(s["t_start"] <= t < s["t_end"] for t in times)
     report = json.loads(out.with_suffix(".report.json").read_text())
     assert report["windows"] == len(scores)
     assert report["windows_with"] == {"video": len(scores), "audio": len(scores)}
