@@ -16,7 +16,8 @@ LOCK := requirements.lock
 # tests/test_gaam.py checks models/fusion/gaam.py against.
 NO_DEPS_PACKAGES := mediapipe==0.10.21 fer==25.10.3 gaussian-adaptive-attention==0.1.5
 
-.PHONY: run test setup lock print-no-deps debs-run debs-test lint bench sample models clean
+.PHONY: run test setup lock print-no-deps debs-run debs-test lint bench sample models \
+	rppg-learned clean
 
 run: debs-run $(STAMP)
 	$(BIN)/wellmon run
@@ -59,6 +60,12 @@ bench: debs-run $(STAMP)
 # Re-convert the face and expression models into models/weights/ (ONNX).
 models: $(STAMP)
 	$(BIN)/wellmon models build
+
+# Opt in to the learned rPPG model (open-rppg's FacePhys, converted to ONNX in the user's data
+# folder; docs/rppg-learned.md). Not part of `make test`: its weights' terms are their papers',
+# and the build downloads ~300 MB into a throwaway environment. Its tests run once it exists.
+rppg-learned: $(STAMP)
+	$(BIN)/wellmon models build --rppg facephys
 
 # Rebuild the bundled sample clip and its ground truth (streamer/sample/).
 sample: debs-run $(STAMP)
