@@ -22,7 +22,7 @@ class ScoreMessage:
     t_start: float
     t_end: float
     state: str
-    signals: dict[str, float | None]
+    signals: dict[str, Any]  # numbers or None; blink_times is a list of numbers
     quality: dict[str, dict[str, Any]]
     latency_ms: dict[str, float]
     t_last_frame: float | None = None

@@ -108,6 +108,15 @@ def _parser() -> argparse.ArgumentParser:
     rppg_bench.add_argument("--clips", type=Path, default=None,
                             help="folder for the generated clips and traces (kept between "
                                  "runs; default: ~/.cache/wellmon/rppg-matrix)")
+    blinks_bench = bench_sub.add_parser("blinks", help="blink F1 within 200 ms and onset "
+                                                       "error on generated faces")
+    blinks_bench.add_argument("--half", choices=("report", "tune", "both"), default="report",
+                              help="which half of streamer.synthetic_matrix")
+    blinks_bench.add_argument("--fps", type=float, nargs="+", default=[15.0],
+                              help="analysis frame rates")
+    blinks_bench.add_argument("--clips", type=Path, default=None,
+                              help="folder of the generated clips (shared with bench rppg; "
+                                   "default: ~/.cache/wellmon/rppg-matrix)")
     dash_load = bench_sub.add_parser("dashboard", help="/healthz and live-score latency, quiet "
                                                        "and with a flood of idle sockets")
     dash_load.add_argument("--idle", type=int, default=500,
@@ -213,6 +222,13 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
             from wellmon.benchmarks.rppg import bench_rppg, default_clips_dir
 
             return bench_rppg(args.half, args.clips or default_clips_dir())
+        if args.bench == "blinks":
+            from wellmon.benchmarks import blinks
+            from wellmon.benchmarks.rppg import default_clips_dir
+
+            return blinks.main(["--half", args.half, "--dir",
+                                str(args.clips or default_clips_dir()), "--fps",
+                                *(format(f, "g") for f in args.fps)])
         if args.bench == "dashboard":
             from wellmon.benchmarks.dashboard_load import bench_dashboard
 
