@@ -43,7 +43,9 @@ def test_live_page_shows_two_streams_and_their_charts_update(browser, processes,
     """The sample clip and a second generated clip through one node: both cards appear,
     their charts move, and the page says what each value is (or why it is missing)."""
     path, _ = clip
-    processes.env = {**processes.env, "WELLMON_PERCEPTION_STRESS_BASELINE_S": "10"}
+    # 20 s: long enough for every input to enter the baseline (heart rate and blink rate
+    # need 10 s of face, pitch a second of voiced speech pooled over its windows)
+    processes.env = {**processes.env, "WELLMON_PERCEPTION_STRESS_BASELINE_S": "20"}
     processes.start("node", "infer")
     dashboard = processes.start("dashboard", "dashboard")
     for stream, source in (("sample", SAMPLE), ("talking", str(path))):
