@@ -14,7 +14,9 @@ Pipeline, per analysis window (``PulseEstimator.estimate``):
    A region counts when it had skin in 90 % of the piece's frames.
 3. **One skin trace** (``skin_trace``): each region's colour divided by its mean, the regions
    weighted by the inverse of their noise above the heart-rate band (see there why not by
-   their in-band SNR).
+   their in-band SNR); then what the skin shares with the scene around the face is removed
+   (``rectify``). No heart rate while the head sways inside the heart-rate band by more than
+   ``MAX_BAND_MOTION`` of the eye distance (``band_motion``), with the reason.
 4. **Pulse signal**, three candidates on that trace (``METHODS``):
 
    * **POS** (Wang, den Brinker, Stuijk & de Haan, "Algorithmic principles of remote PPG",
@@ -351,8 +353,10 @@ def pos_pulse(rgb: np.ndarray, fs_hz: float, window_s: float = 1.6) -> np.ndarra
 
 def chrom_pulse(rgb: np.ndarray, fs_hz: float, window_s: float = 1.6) -> np.ndarray:
     """CHROM pulse signal (de Haan & Jeanne 2013) of (..., n, 3) RGB traces: per sliding
-    window, X = 3R - 2G and Y = 1.5R + G - 1.5B of the mean-normalised colour, band-passed,
-    combined as X - (std X / std Y) Y, Hann-weighted and overlap-added.
+    window, X = 3R - 2G and Y = 1.5R + G - 1.5B of the mean-normalised colour, combined as
+    X - (std X / std Y) Y, Hann-weighted and overlap-added. Unlike the paper, X and Y are not
+    band-passed within each window (the whole pulse is band-passed afterwards), so alpha also
+    sees out-of-band changes: this CHROM times beats worse than POS (PulseEstimator._choose).
 
     Sign: it rises when blood volume rises (the opposite of POS). Zeros if n < one window.
     """
