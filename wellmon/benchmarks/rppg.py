@@ -8,7 +8,9 @@ frame with a face, the textbook set-up). The traces are cached per clip, so that
 gates can be compared without decoding again. Then, every ``HOP_S`` from 10 s on:
 
 * **wellmon**: ``PulseEstimator`` as the node runs it (quality gate included);
-* **textbook POS**: Wang et al.'s POS on the box trace, largest peak in 0.7-3.5 Hz, no gate.
+* **textbook POS**: Wang et al.'s POS on the box trace, largest peak in 0.7-3.5 Hz, no gate;
+* **learned** (when ``wellmon models build --rppg facephys`` has made it, or
+  ``WELLMON_RPPG_ONNX`` names a file): models/rppg_learned.py on the decoded frames.
 
 Per method: median absolute error and coverage (windows with a value) on clips with a pulse,
 and the share of windows wrongly given a value on no-pulse clips, by pulse amplitude and
