@@ -662,7 +662,6 @@ class PulseEstimate:
 class _Segment:
     t: np.ndarray  # uniform grid, seconds
     trace: np.ndarray  # (n, 3): the regions' normalised colour combined (skin_trace)
-    weights: np.ndarray  # (K,): each region's weight, 0 for one not seen throughout
     span_s: float
     motion: float | None  # head motion in the heart-rate band (band_motion), None: unknown
 
@@ -871,16 +870,14 @@ class PulseEstimator:
             ok = seen[r]
             for c in range(3):
                 rgb[i, :, c] = np.interp(grid, tv[a:b][ok], cv[r, a:b, c][ok])
-        trace, used = skin_trace(rgb, self.fs_hz)
-        weights = np.zeros(cv.shape[0])
-        weights[regions] = used
+        trace, _ = skin_trace(rgb, self.fs_hz)
         frames = np.asarray(keep)[a:b]
         scene = self._resampled(self._background, frames, tv[a:b], grid)
         if scene is not None:
             trace = rectify(trace, scene, self.fs_hz)
         face = self._resampled(self._face, frames, tv[a:b], grid)
         motion = None if face is None else band_motion(face, self.fs_hz)
-        return _Segment(grid, trace, weights, span, motion)
+        return _Segment(grid, trace, span, motion)
 
     @staticmethod
     def _resampled(values: deque[np.ndarray | None], frames: np.ndarray, t: np.ndarray,
