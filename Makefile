@@ -69,7 +69,7 @@ rppg-learned: $(STAMP)
 
 # Rebuild the bundled sample clip and its ground truth (streamer/sample/).
 sample: debs-run $(STAMP)
-	$(BIN)/python -m streamer.synthetic --sample
+	$(BIN)/python -m wellmon.streamer.synthetic --sample
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache test-artifacts

@@ -24,8 +24,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from dashboard.store import Store
-from models import check as check_model
+from wellmon.dashboard.store import Store
+from wellmon.models import check as check_model
 
 PERSON = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,64}")
 """A person ID, matched whole (``fullmatch``: no trailing newline slips through); "." and

@@ -22,14 +22,14 @@ import json
 import time
 from typing import Any, Protocol
 
-from dashboard.checks import ID_RULE, CheckError, KioskChecks, valid_person
-from dashboard.person_secrets import (
+from wellmon.dashboard.checks import ID_RULE, CheckError, KioskChecks, valid_person
+from wellmon.dashboard.person_secrets import (
     PersonSecrets,
     normalize_code,
     secret_problem,
     weak_secret_problem,
 )
-from streamer.lifecycle import log
+from wellmon.streamer.lifecycle import log
 
 ROLE = "dashboard"
 CHECK_MESSAGES = ("check.started", "check.progress", "check.result", "check.failed")

@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from dashboard.store import Store
+from wellmon.dashboard.store import Store
 
 SCRYPT_N = 2**14
 SCRYPT_R = 8

@@ -36,16 +36,16 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from wellmon.dashboard.auth import COOKIES, ROLES, SECURE_COOKIE_PREFIX, Sessions, role_of
+from wellmon.dashboard.checks import ID_RULE, KioskChecks, valid_person
+from wellmon.dashboard.kiosk_socket import KioskSocket
+from wellmon.dashboard.person_secrets import PersonSecrets
+from wellmon.dashboard.store import STATUSES, Store, StoreError, open_store
+from wellmon.streamer import routes
+from wellmon.streamer.lifecycle import announce_ready, log
+from wellmon.streamer.protocol import Rejected, RejectionCounter, decode_score
+from wellmon.streamer.security import Curve
 
-from dashboard.auth import COOKIES, ROLES, SECURE_COOKIE_PREFIX, Sessions, role_of
-from dashboard.checks import ID_RULE, KioskChecks, valid_person
-from dashboard.kiosk_socket import KioskSocket
-from dashboard.person_secrets import PersonSecrets
-from dashboard.store import STATUSES, Store, StoreError, open_store
-from streamer import routes
-from streamer.lifecycle import announce_ready, log
-from streamer.protocol import Rejected, RejectionCounter, decode_score
-from streamer.security import Curve
 from wellmon.config import Config, ConfigError
 
 ROLE = "dashboard"
@@ -739,7 +739,7 @@ def _file_response(path: Path) -> Response:
 
 
 def serve_dashboard(config: Config, tokens: dict[str, str], stop: threading.Event) -> int:
-    from streamer import exposure  # refuse plain HTTP, clear links, open metrics off-host
+    from wellmon.streamer import exposure  # refuse plain HTTP, clear links, open metrics off-host
 
     exposure.check(config, [routes.dashboard_scores(config)], dashboard=True)
     store = open_store(config.dashboard.store,

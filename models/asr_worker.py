@@ -17,9 +17,8 @@ import signal
 from typing import Any
 
 import numpy as np
-
-from models.asr import RecognizerError, Utterance, check_vosk_model_dir, make_recognizer
-from streamer.lifecycle import die_with
+from wellmon.models.asr import RecognizerError, Utterance, check_vosk_model_dir, make_recognizer
+from wellmon.streamer.lifecycle import die_with
 
 QUEUE_CHUNKS = 600  # one minute of 100 ms chunks
 NICENESS = 5

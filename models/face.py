@@ -16,9 +16,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from models import blazeface
-from models.runtime import WEIGHTS, load_session, provider_of
+from wellmon.models import blazeface
+from wellmon.models.runtime import WEIGHTS, load_session, provider_of
 
 LANDMARK_SIZE = 192
 EXPRESSION_SIZE = 64

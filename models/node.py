@@ -16,15 +16,14 @@ from collections import Counter
 from typing import Any
 
 import zmq
-
-from models.fusion.serving import load_fusion
-from models.perception import Perception
-from models.score import ScoreMessage
-from models.sharding import HEARTBEAT_S, Shard
-from models.windows import Windower
-from streamer import exposure, routes
-from streamer.lifecycle import announce_ready, log
-from streamer.protocol import (
+from wellmon.models.fusion.serving import load_fusion
+from wellmon.models.perception import Perception
+from wellmon.models.score import ScoreMessage
+from wellmon.models.sharding import HEARTBEAT_S, Shard
+from wellmon.models.windows import Windower
+from wellmon.streamer import exposure, routes
+from wellmon.streamer.lifecycle import announce_ready, log
+from wellmon.streamer.protocol import (
     Limits,
     Media,
     Rejected,
@@ -33,7 +32,8 @@ from streamer.protocol import (
     decode_media,
     encode_score,
 )
-from streamer.security import Curve
+from wellmon.streamer.security import Curve
+
 from wellmon.config import Config, ConfigError
 
 ROLE = "node"

@@ -17,19 +17,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from wellmon.models import behaviour, rppg
+from wellmon.models.asr import Recognizer, Utterance, make_recognizer
+from wellmon.models.asr_worker import AsrWorker
+from wellmon.models.face import EMOTIONS, FacePipeline
+from wellmon.models.fusion import features, spec
+from wellmon.models.fusion.features import FusionInput
+from wellmon.models.runtime import choose_providers
+from wellmon.models.sentiment import sentiment
+from wellmon.models.signals import measure_frame
+from wellmon.models.stress import StressIndex, StressResult
+from wellmon.models.voice import VoiceAnalyzer
+from wellmon.streamer.protocol import AudioChunk, VideoFrame
 
-from models import behaviour, rppg
-from models.asr import Recognizer, Utterance, make_recognizer
-from models.asr_worker import AsrWorker
-from models.face import EMOTIONS, FacePipeline
-from models.fusion import features, spec
-from models.fusion.features import FusionInput
-from models.runtime import choose_providers
-from models.sentiment import sentiment
-from models.signals import measure_frame
-from models.stress import StressIndex, StressResult
-from models.voice import VoiceAnalyzer
-from streamer.protocol import AudioChunk, VideoFrame
 from wellmon.config import AsrConfig, PerceptionConfig
 
 NS = 1_000_000_000
@@ -67,7 +67,7 @@ class Perception:
         self.streams: dict[str, StreamPerception] = {}
         self.learned_model = None
         if cfg.rppg_model:
-            from models.rppg_learned import LearnedModel, resolve
+            from wellmon.models.rppg_learned import LearnedModel, resolve
 
             self.learned_model = LearnedModel(resolve(cfg.rppg_model),
                                               choose_providers(cfg.providers), cfg.threads)
@@ -90,7 +90,7 @@ class Perception:
                 stress=StressIndex(baseline_s=self.cfg.stress_baseline_s),
             )
             if self.learned_model is not None:
-                from models.rppg_learned import MIN_SNR_DB, LearnedPulse
+                from wellmon.models.rppg_learned import MIN_SNR_DB, LearnedPulse
 
                 self.streams[name].learned = LearnedPulse(
                     self.learned_model, window_s=self.cfg.pulse_window_s,

@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 from tqdm import tqdm
+from wellmon.models.fusion.features import FusionInput
+from wellmon.models.fusion.serving import load_fusion
+from wellmon.models.perception import Perception
+from wellmon.models.score import ScoreMessage
+from wellmon.models.windows import Windower
+from wellmon.streamer import sources
+from wellmon.streamer.protocol import AudioChunk, Media, VideoFrame
 
-from models.fusion.features import FusionInput
-from models.fusion.serving import load_fusion
-from models.perception import Perception
-from models.score import ScoreMessage
-from models.windows import Windower
-from streamer import sources
-from streamer.protocol import AudioChunk, Media, VideoFrame
 from wellmon.config import Config
 
 

@@ -44,11 +44,10 @@ from typing import Any
 
 import cv2
 import numpy as np
-
-from models.errors import ModelError
-from models.rppg import bandpass, spectral_peak
-from models.rppg_build import COMMAND, SPECS, default_path
-from models.runtime import CPU, Session, session_options
+from wellmon.models.errors import ModelError
+from wellmon.models.rppg import bandpass, spectral_peak
+from wellmon.models.rppg_build import COMMAND, SPECS, default_path
+from wellmon.models.runtime import CPU, Session, session_options
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
 # The learned pulse's SNR gate (dB; perception.pulse_snr_margin_db is added in the node).

@@ -31,15 +31,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from wellmon.models.fusion import outputs
+from wellmon.models.fusion.features import FusionInput
+from wellmon.models.fusion.serving import FusionModel
+from wellmon.models.perception import Perception
+from wellmon.models.score import ScoreMessage
+from wellmon.models.signals import level_db, measure_chunk
+from wellmon.models.stress import StressResult
+from wellmon.streamer.protocol import AudioChunk, Media, VideoFrame
 
-from models.fusion import outputs
-from models.fusion.features import FusionInput
-from models.fusion.serving import FusionModel
-from models.perception import Perception
-from models.score import ScoreMessage
-from models.signals import level_db, measure_chunk
-from models.stress import StressResult
-from streamer.protocol import AudioChunk, Media, VideoFrame
 from wellmon.config import NodeConfig
 
 NS = 1_000_000_000

@@ -13,11 +13,11 @@ import time
 from collections import Counter
 
 import zmq
+from wellmon.streamer import exposure, routes, sources
+from wellmon.streamer.lifecycle import announce_ready, log
+from wellmon.streamer.protocol import AudioChunk, VideoFrame, encode_media
+from wellmon.streamer.security import Curve
 
-from streamer import exposure, routes, sources
-from streamer.lifecycle import announce_ready, log
-from streamer.protocol import AudioChunk, VideoFrame, encode_media
-from streamer.security import Curve
 from wellmon.config import Config
 
 STATS_EVERY_S = 30.0

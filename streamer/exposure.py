@@ -25,7 +25,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from streamer.lifecycle import log
+from wellmon.streamer.lifecycle import log
+
 from wellmon.config import Config, ConfigError, DashboardConfig, MetricsConfig
 
 LOCAL_TRANSPORTS = ("ipc://", "inproc://")

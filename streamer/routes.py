@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import zmq
+from wellmon.streamer import exposure
+from wellmon.streamer.security import Curve
 
-from streamer import exposure
-from streamer.security import Curve
 from wellmon.config import Config
 
 

@@ -18,8 +18,8 @@ width (``face_scale``, ``face_aspect``) and head motion up to 1.5 Hz (``motion_h
 ``streamer.synthetic_matrix`` builds a balanced set of such clips for tuning and reporting.
 
 ``make_clip`` writes the mp4 and returns the ground truth as a JSON-serialisable dict.
-``python -m streamer.synthetic --sample`` rebuilds the bundled sample clip, its JSON and
-``SAMPLE.md``; ``python -m streamer.synthetic OUT.mp4 [options]`` makes ad-hoc clips.
+``python -m wellmon.streamer.synthetic --sample`` rebuilds the bundled sample clip, its JSON and
+``SAMPLE.md``; ``python -m wellmon.streamer.synthetic OUT.mp4 [options]`` makes ad-hoc clips.
 
 Only numpy, OpenCV, PyAV and the espeak-ng executable are needed (no scikit-image at run time).
 """
@@ -967,7 +967,7 @@ against it (`tests/test_sample_clip.py`).
 ## How it was made
 
 ```
-python -m streamer.synthetic --sample
+python -m wellmon.streamer.synthetic --sample
 ```
 
 run from the repository root (generator `streamer/synthetic.py`, version {version}). It
@@ -1068,7 +1068,7 @@ def _fit(spec: ClipSpec) -> ClipSpec:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry: --sample rebuilds the bundled sample; otherwise write OUT.mp4."""
-    ap = argparse.ArgumentParser(prog="python -m streamer.synthetic", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m wellmon.streamer.synthetic", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", nargs="?", type=Path,
                     help="output .mp4 (ground truth: .json next to it)")

@@ -19,7 +19,8 @@ same way.
 Names are stable (they depend only on this file): ``r07-a1.0-dark-thick-heavy`` is main case
 7 (pulse 1.0 grey level, dark skin, thick glasses, heavy motion); ``n02-...`` a control.
 
-    python -m streamer.synthetic_matrix OUT_DIR [--half tune|report] [--only NAME ...] [--list]
+    python -m wellmon.streamer.synthetic_matrix OUT_DIR [--half tune|report] [--only NAME ...]
+        [--list]
 
 ``build`` makes the clips in worker processes and skips any whose ``NAME.json`` records the
 same ``spec_sha256`` (sha256 of the generator version and the spec) next to ``NAME.mp4``.
@@ -42,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamer.synthetic import GENERATOR_VERSION, ClipSpec, make_clip, to_json
+from wellmon.streamer.synthetic import GENERATOR_VERSION, ClipSpec, make_clip, to_json
 
 HALVES = ("tune", "report")
 DURATION_S = 40.0
@@ -313,7 +314,7 @@ def build(out_dir: Path, cases: Sequence[Case], workers: int = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m streamer.synthetic_matrix",
+    ap = argparse.ArgumentParser(prog="python -m wellmon.streamer.synthetic_matrix",
                                  description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out_dir", nargs="?", type=Path, help="where NAME.mp4 / NAME.json go")

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from models.asr import (
+from wellmon.models.asr import (
     PocketsphinxRecognizer,
     Recognizer,
     RecognizerError,
@@ -29,7 +28,7 @@ from models.asr import (
     VoskRecognizer,
     make_recognizer,
 )
-from models.sentiment import NEUTRAL_BAND, sentiment
+from wellmon.models.sentiment import NEUTRAL_BAND, sentiment
 
 SR = 16_000
 NS = 1_000_000_000

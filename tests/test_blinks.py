@@ -15,9 +15,9 @@ import math
 import cv2
 import numpy as np
 import pytest
+from wellmon.models import facemesh
+from wellmon.models.behaviour import BehaviourTracker, camera_matrix, matrix_from_euler
 
-from models import facemesh
-from models.behaviour import BehaviourTracker, camera_matrix, matrix_from_euler
 from wellmon.benchmarks.blinks import match_onsets
 
 SIZE = (320, 240)

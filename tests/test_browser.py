@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from wellmon.dashboard.auth import login_url
+from wellmon.dashboard.store import open_store
 
-from dashboard.auth import login_url
-from dashboard.store import open_store
 from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, TOKEN
 from wellmon.harness import URL_PATTERN, LocalPipeline
 

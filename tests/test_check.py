@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-
-from models import check
+from wellmon.models import check
 
 NEUTRAL = {"angry": 0.01, "disgust": 0.01, "fear": 0.01, "happy": 0.05, "sad": 0.02,
            "surprise": 0.02, "neutral": 0.88}

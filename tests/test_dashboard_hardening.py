@@ -18,9 +18,9 @@ import pytest
 import zmq
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
+from wellmon.dashboard.auth import LOGIN_CODE_S, Sessions, login_code
+from wellmon.dashboard.server import SECURITY_HEADERS
 
-from dashboard.auth import LOGIN_CODE_S, Sessions, login_code
-from dashboard.server import SECURITY_HEADERS
 from tests.helpers import (
     ADMIN_TOKEN,
     FAST_STATES,

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 import zmq
 import zmq.auth
+from wellmon.streamer.exposure import beyond_loopback
+from wellmon.streamer.protocol import VideoFrame, encode_media
 
-from streamer.exposure import beyond_loopback
-from streamer.protocol import VideoFrame, encode_media
 from tests.test_curve import make_keys
 from wellmon.harness import free_tcp_port
 

@@ -11,9 +11,9 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch not installed: the fusion model trains in it")
 
-from models.fusion import spec  # noqa: E402
-from models.fusion.export import build_default, expert_network, export_onnx  # noqa: E402
-from models.fusion.features import (  # noqa: E402
+from wellmon.models.fusion import spec  # noqa: E402
+from wellmon.models.fusion.export import build_default, expert_network, export_onnx  # noqa: E402
+from wellmon.models.fusion.features import (  # noqa: E402
     FusionInput,
     audio_steps,
     empty_context,
@@ -23,10 +23,10 @@ from models.fusion.features import (  # noqa: E402
     text_steps,
     visual_steps,
 )
-from models.fusion.network import FusionNetwork, example_inputs  # noqa: E402
-from models.fusion.serving import DEFAULT_FILE, FusionModel  # noqa: E402
-from models.runtime import ModelError  # noqa: E402
-from models.stress import WEIGHTS, Baseline, score  # noqa: E402
+from wellmon.models.fusion.network import FusionNetwork, example_inputs  # noqa: E402
+from wellmon.models.fusion.serving import DEFAULT_FILE, FusionModel  # noqa: E402
+from wellmon.models.runtime import ModelError  # noqa: E402
+from wellmon.models.stress import WEIGHTS, Baseline, score  # noqa: E402
 
 MASKED_INPUTS = {"visual": "visual_mask", "audio": "audio_mask", "text": "text_mask",
                  "physio": "physio_mask", "stress_z": "stress_mask", "context": "context_mask"}
@@ -241,8 +241,9 @@ def test_stress_through_the_fusion_model_rises_with_pulse_and_pitch_and_is_never
     """The node's path: gate and baseline (models/stress.py), then the shipped model, then
     the score message. A raised pulse and pitch against a calm baseline minute raise the
     index; a missing face makes it inconclusive with the reason, not a number."""
-    from models.fusion.outputs import apply
-    from models.score import ScoreMessage
+    from wellmon.models.fusion.outputs import apply
+    from wellmon.models.score import ScoreMessage
+
     from tests.test_stress import after_baseline, calm_emotions, calm_signals, quality
 
     model = FusionModel(DEFAULT_FILE)

@@ -19,9 +19,9 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch not installed: training needs it")
 
-from models.fusion import spec  # noqa: E402
-from models.fusion.serving import FusionModel  # noqa: E402
-from streamer.synthetic import ClipSpec, make_clip  # noqa: E402
+from wellmon.models.fusion import spec  # noqa: E402
+from wellmon.models.fusion.serving import FusionModel  # noqa: E402
+from wellmon.streamer.synthetic import ClipSpec, make_clip  # noqa: E402
 
 CLASSES = {"sad": (5, 58.0), "neutral": (50, 75.0), "fear": (95, 110.0)}
 """label -> (espeak-ng pitch 0-99, pulse bpm)."""
@@ -81,7 +81,7 @@ def test_train_learns_the_classes_and_the_onnx_reproduces_it(labelled_set: Path,
     done = subprocess.run([sys.executable, "-m", "wellmon", "export", str(out / "fusion.pt"),
                            "--out", str(again)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    from models.fusion.network import example_inputs
+    from wellmon.models.fusion.network import example_inputs
 
     inputs = {n: t.numpy() for n, t in zip(spec.INPUT_NAMES, example_inputs(4, seed=1))}
     for a, b in zip(model.session.run(None, inputs),

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 import zmq
+from wellmon.dashboard.person_secrets import WRONG_SECRET
+from wellmon.streamer.protocol import encode_score
 
-from dashboard.person_secrets import WRONG_SECRET
-from streamer.protocol import encode_score
 from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, TOKEN, dashboard_ws_url, open_ws
 
 STREAM = "kiosk-1"

@@ -17,9 +17,8 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-
-from models import blazeface
-from models import convert as conv
+from wellmon.models import blazeface
+from wellmon.models import convert as conv
 
 ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = ROOT / "models" / "weights"

@@ -8,9 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-from dashboard import person_secrets as ps
-from dashboard.store import SQLiteStore
+from wellmon.dashboard import person_secrets as ps
+from wellmon.dashboard.store import SQLiteStore
 
 
 def test_the_hash_is_salted_scrypt_with_its_parameters() -> None:

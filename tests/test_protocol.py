@@ -8,8 +8,7 @@ import time
 import numpy as np
 import pytest
 import zmq
-
-from streamer.protocol import (
+from wellmon.streamer.protocol import (
     AudioChunk,
     Limits,
     Rejected,

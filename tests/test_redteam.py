@@ -17,8 +17,8 @@ from urllib.parse import quote, urlsplit
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
+from wellmon.dashboard.auth import login_code
 
-from dashboard.auth import login_code
 from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, TOKEN, sign_in
 
 ROLES = {"viewer": TOKEN, "kiosk": KIOSK_TOKEN, "admin": ADMIN_TOKEN}

@@ -11,8 +11,8 @@ import urllib.request
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
+from wellmon.dashboard.auth import login_code
 
-from dashboard.auth import login_code
 from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, TOKEN, http, self_signed_cert, sign_in
 from wellmon.harness import bearer
 

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from models.errors import ModelError
-from models.rppg_build import COMMAND, SPECS, default_path
-from models.rppg_learned import (
+from wellmon.models.errors import ModelError
+from wellmon.models.rppg_build import COMMAND, SPECS, default_path
+from wellmon.models.rppg_learned import (
     LearnedModel,
     LearnedPulse,
     box_of,
@@ -26,6 +25,7 @@ from models.rppg_learned import (
     learned_heart_rates,
     resolve,
 )
+
 from wellmon import cli
 from wellmon import config as config_mod
 from wellmon.config import ConfigError
@@ -176,7 +176,7 @@ def test_config_key_and_names(tmp_path: Path) -> None:
 
 
 def test_perception_with_missing_model_fails_with_the_command(tmp_path: Path) -> None:
-    from models.perception import Perception
+    from wellmon.models.perception import Perception
 
     cfg = config_mod.Config().replace({"perception.rppg_model": str(tmp_path / "m.onnx"),
                                        "perception.face": False, "asr.engine": "off"})
@@ -185,8 +185,8 @@ def test_perception_with_missing_model_fails_with_the_command(tmp_path: Path) ->
 
 
 def test_perception_reports_the_learned_fields(stand_in: LearnedModel) -> None:
-    from models.perception import Perception
-    from streamer.protocol import VideoFrame
+    from wellmon.models.perception import Perception
+    from wellmon.streamer.protocol import VideoFrame
 
     cfg = config_mod.Config().replace({"perception.rppg_model": str(stand_in.path),
                                        "asr.engine": "off"})
@@ -226,9 +226,8 @@ def facephys() -> LearnedModel:
 
 def _clip_rates(tmp: Path, model: LearnedModel, bpm: float | None, amp: float):
     import av
-
-    from models.face import FacePipeline
-    from streamer.synthetic import ClipSpec, make_clip
+    from wellmon.models.face import FacePipeline
+    from wellmon.streamer.synthetic import ClipSpec, make_clip
 
     path = tmp / f"clip_{bpm}_{amp}.mp4"
     make_clip(path, ClipSpec(duration_s=20, width=320, height=240, heart_rate_bpm=bpm,

@@ -15,8 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-from models.runtime import CPU, WEIGHTS, load_session
+from wellmon.models.runtime import CPU, WEIGHTS, load_session
 
 ROOT = Path(__file__).resolve().parent.parent
 LANDMARKS = WEIGHTS / "face_landmark.onnx"
@@ -26,7 +25,7 @@ BURST_PROBE = """
 import sys
 import numpy as np
 from pathlib import Path
-from models.runtime import CPU, load_session
+from wellmon.models.runtime import CPU, load_session
 
 def rss_bytes():
     return int(open("/proc/self/statm").read().split()[1]) * 4096

@@ -18,9 +18,8 @@ import cv2
 import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
-
-from streamer import synthetic
-from streamer.synthetic import ClipSpec, make_clip
+from wellmon.streamer import synthetic
+from wellmon.streamer.synthetic import ClipSpec, make_clip
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "streamer" / "sample"
 SAMPLE_MP4 = SAMPLE_DIR / "sample.mp4"
@@ -193,7 +192,8 @@ def test_sample_is_current() -> None:
     truth = json.loads(SAMPLE_JSON.read_text())
     assert truth["generator_version"] == synthetic.GENERATOR_VERSION
     expected = json.loads(json.dumps(dataclasses.asdict(ClipSpec())))
-    assert truth["spec"] == expected, "defaults changed: run python -m streamer.synthetic --sample"
+    assert truth["spec"] == expected, (
+        "defaults changed: run python -m wellmon.streamer.synthetic --sample")
 
 
 def test_sample_sha256() -> None:

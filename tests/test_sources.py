@@ -14,8 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
-from streamer import sources
+from wellmon.streamer import sources
 
 
 def _transcode(src: Path, dst: Path, video_codec: str | None, audio_codec: str | None) -> Path:

@@ -24,9 +24,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from dashboard import store as store_mod
-from dashboard.store import (
+from wellmon.dashboard import store as store_mod
+from wellmon.dashboard.store import (
     INTERRUPTED,
     MIGRATIONS,
     SQLiteStore,
@@ -358,7 +357,7 @@ BATCHES, BATCH_SIZE = 3, 30
 CHILD = """
 import sys, time
 sys.path.insert(0, {repo!r})
-from dashboard.store import SQLiteStore
+from wellmon.dashboard.store import SQLiteStore
 
 BATCHES, BATCH_SIZE = {batches}, {size}
 {payloads}

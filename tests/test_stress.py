@@ -12,8 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from models.stress import (
+from wellmon.models.stress import (
     FACE_INPUTS,
     INPUTS,
     MIN_FACE_PRESENT,

@@ -22,9 +22,8 @@ import av
 import cv2
 import numpy as np
 import pytest
-
-from streamer import synthetic, synthetic_matrix
-from streamer.synthetic import (
+from wellmon.streamer import synthetic, synthetic_matrix
+from wellmon.streamer.synthetic import (
     EYELIDS,
     GENERATOR_VERSION,
     SKIN_TONES,
@@ -34,7 +33,7 @@ from streamer.synthetic import (
     render_frames,
     to_json,
 )
-from streamer.synthetic_matrix import FACTORS, HALVES, Case, build, cases
+from wellmon.streamer.synthetic_matrix import FACTORS, HALVES, Case, build, cases
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "streamer" / "sample"
 # Small, static, clean clips: every pixel difference is caused by the factor under test.

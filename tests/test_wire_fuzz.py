@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from dashboard.server import ClientFault, Dashboard
-from dashboard.store import open_store
-from streamer.protocol import (
+from wellmon.dashboard.server import ClientFault, Dashboard
+from wellmon.dashboard.store import open_store
+from wellmon.streamer.protocol import (
     AudioChunk,
     Limits,
     Rejected,
@@ -25,6 +24,7 @@ from streamer.protocol import (
     decode_media,
     decode_score,
 )
+
 from wellmon.config import Config
 
 LIMITS = Limits(max_payload_bytes=1 << 16, max_clock_skew_s=3600)

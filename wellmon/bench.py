@@ -54,7 +54,7 @@ def bench_latency(config: Config, seconds: float, source: str) -> int:
 
 def _sample_frames(count: int) -> list[np.ndarray]:
     """The sample clip's frames at the analysis rate (640×480, 15 fps), decoded once."""
-    from streamer import sources
+    from wellmon.streamer import sources
 
     src = sources.parse_one("sample")
     frames = sources.video_frames(src, 15.0, 640, 480, loop=True,
@@ -70,7 +70,7 @@ def _ms(samples: list[float]) -> str:
 def bench_perception(frames_n: int = 300) -> int:
     """Per-frame cost of each face model and the whole face pipeline on one CPU thread,
     throughput at batch 1, 8 and 32, and the cost of the audio features."""
-    from models.face import FacePipeline
+    from wellmon.models.face import FacePipeline
 
     faces = FacePipeline(["CPUExecutionProvider"], threads=1)
     frames = _sample_frames(frames_n)
@@ -111,9 +111,9 @@ def bench_perception(frames_n: int = 300) -> int:
 def _bench_audio() -> None:
     """Voice features (with a window every 0.5 s, as the node asks) and speech-to-text,
     in ms of CPU per second of the sample clip's audio."""
-    from models.asr import PocketsphinxRecognizer
-    from models.voice import VoiceAnalyzer
-    from streamer import sources
+    from wellmon.models.asr import PocketsphinxRecognizer
+    from wellmon.models.voice import VoiceAnalyzer
+    from wellmon.streamer import sources
 
     blocks = list(sources.audio_blocks(sources.parse_one("sample"), 100, loop=False,
                                        pacer=sources.Pacer(0, realtime=False)))
@@ -139,8 +139,8 @@ def _bench_audio() -> None:
 def bench_fusion(model_path: str | Path | None, seconds: float = 3.0) -> int:
     """Fusion windows per second at batch 1, 8 and 64 on one onnxruntime thread, and the
     per-window latency at batch 1 (realistic masks: some steps and modalities missing)."""
-    from models.fusion.features import random_window
-    from models.fusion.serving import FusionModel
+    from wellmon.models.fusion.features import random_window
+    from wellmon.models.fusion.serving import FusionModel
 
     model = FusionModel(model_path, threads=1)
     rng = np.random.default_rng(0)

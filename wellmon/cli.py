@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from models.errors import ModelError
-from streamer.sources import SourceError
 from wellmon import config as config_mod
 from wellmon.config import Config, ConfigError
+from wellmon.models.errors import ModelError
+from wellmon.streamer.sources import SourceError
 
 EXIT_USAGE = 2
 
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, config: Config) -> int:
-    from streamer.lifecycle import stop_on_signals
+    from wellmon.streamer.lifecycle import stop_on_signals
     from wellmon.supervisor import die_with_parent
 
     if args.command == "run":
@@ -205,7 +205,7 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 
         return run(config)
     if args.command == "replay":
-        from models.replay import replay
+        from wellmon.models.replay import replay
 
         report = replay(config, args.file, args.out, progress=not args.no_progress)
         print(f"wellmon: {report['windows']} windows written to {args.out} "
@@ -246,41 +246,41 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
     if args.command == "login":
         return _login(args, config)
     if args.command == "keys":
-        from streamer.security import make_keys
+        from wellmon.streamer.security import make_keys
 
         print(f"wellmon: keys in {make_keys(args.directory)}; set wire.curve_dir to it")
         return 0
     if args.command == "models":
         if any(a == "--rppg" or a.startswith("--rppg=") for a in args.rest):
-            from models.rppg_build import main as build_rppg
+            from wellmon.models.rppg_build import main as build_rppg
 
             return build_rppg(args.rest)
-        from models.convert import main as build_models
+        from wellmon.models.convert import main as build_models
 
         return build_models(args.rest)
     die_with_parent()
     stop = stop_on_signals()
     if args.command == "capture":
-        from streamer.capture import capture
+        from wellmon.streamer.capture import capture
 
         return capture(args.modality, config, stop, epoch_ns=args.epoch_ns)
     if args.command == "infer":
-        from models.node import serve
+        from wellmon.models.node import serve
 
         return serve(config, stop)
     if args.command == "proxy":
         from wellmon.proxy import serve_proxy
 
         return serve_proxy(config, stop)
-    from dashboard.auth import resolve_tokens
-    from dashboard.server import serve_dashboard
+    from wellmon.dashboard.auth import resolve_tokens
+    from wellmon.dashboard.server import serve_dashboard
 
     return serve_dashboard(config, resolve_tokens(config.dashboard), stop)
 
 
 def _train(args: argparse.Namespace, config: Config) -> int:
-    from models.fusion.datasets import DatasetError
-    from models.fusion.train import TrainSettings, train
+    from wellmon.models.fusion.datasets import DatasetError
+    from wellmon.models.fusion.train import TrainSettings, train
 
     settings = TrainSettings(epochs=args.epochs, patience=args.patience, lr=args.lr,
                              batch=args.batch, seed=args.seed)
@@ -298,7 +298,7 @@ def _train(args: argparse.Namespace, config: Config) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from models.fusion import export
+    from wellmon.models.fusion import export
 
     if args.expert_defaults:
         path = export.build_default(args.out or export.DEFAULT_FILE)
@@ -323,7 +323,7 @@ def _export(args: argparse.Namespace) -> int:
 def _login(args: argparse.Namespace, config: Config) -> int:
     """A sign-in link for ``args.role``, made with the role's token where the dashboard
     reads it (environment or token file), so no request to the dashboard is needed."""
-    from dashboard.auth import login_url, resolve_tokens
+    from wellmon.dashboard.auth import login_url, resolve_tokens
 
     cfg = config.dashboard
     base = args.url

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from streamer.lifecycle import READY_PREFIX
+from wellmon.streamer.lifecycle import READY_PREFIX
 from wellmon.supervisor import DASHBOARD_LINE
 
 URL_PATTERN = re.compile(re.escape(DASHBOARD_LINE) + r"(http://\S+?)\?code=(\S+)")

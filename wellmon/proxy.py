@@ -13,10 +13,10 @@ from collections import Counter
 
 import zmq
 
-from streamer import exposure, routes
-from streamer.lifecycle import announce_ready, log
-from streamer.security import Curve
 from wellmon.config import Config
+from wellmon.streamer import exposure, routes
+from wellmon.streamer.lifecycle import announce_ready, log
+from wellmon.streamer.security import Curve
 
 ROLE = "proxy"
 

@@ -24,11 +24,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dashboard.auth import LOGIN_CODE_S, TOKEN_ENVS, login_url, resolve_tokens
-from streamer import exposure, routes, sources
-from streamer.lifecycle import READY_PREFIX, die_with, stop_on_signals
 from wellmon import config as config_mod
 from wellmon.config import Config
+from wellmon.dashboard.auth import LOGIN_CODE_S, TOKEN_ENVS, login_url, resolve_tokens
+from wellmon.streamer import exposure, routes, sources
+from wellmon.streamer.lifecycle import READY_PREFIX, die_with, stop_on_signals
 
 PARENT_ENV = "WELLMON_PARENT_PID"
 DASHBOARD_LINE = "Dashboard: "

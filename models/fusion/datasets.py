@@ -29,10 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from wellmon.models.face import EMOTIONS
 
-from models.face import EMOTIONS
-
-log = logging.getLogger("models.fusion.datasets")
+log = logging.getLogger("wellmon.models.fusion.datasets")
 
 KINDS = ("auto", "ravdess", "crema-d", "iemocap", "manifest")
 

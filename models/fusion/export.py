@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from models.fusion import spec
-from models.fusion.network import FusionNetwork, example_inputs
-from models.fusion.serving import DEFAULT_FILE
+from wellmon.models.fusion import spec
+from wellmon.models.fusion.network import FusionNetwork, example_inputs
+from wellmon.models.fusion.serving import DEFAULT_FILE
 
 OPSET = 17
 CHECKPOINT_VERSION = 1

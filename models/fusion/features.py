@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from models.fusion import spec
-from models.stress import StressResult
+from wellmon.models.fusion import spec
+from wellmon.models.stress import StressResult
 
 N_EMOTIONS = len(spec.EMOTIONS)
 _V = {name: i for i, name in enumerate(spec.VISUAL_FEATURES)}

@@ -32,10 +32,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-
-from models.fusion import spec
-from models.fusion.gaam import MultiHeadGaussianAdaptiveAttention
-from models.fusion.layers import (
+from wellmon.models.fusion import spec
+from wellmon.models.fusion.gaam import MultiHeadGaussianAdaptiveAttention
+from wellmon.models.fusion.layers import (
     AttentionPooling,
     CausalContextGraph,
     CrossModalAttention,

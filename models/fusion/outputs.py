@@ -19,12 +19,11 @@ import math
 from typing import Any
 
 import numpy as np
-
-from models.fusion import spec
-from models.fusion.features import FusionInput
-from models.fusion.serving import FusionOutput
-from models.score import ScoreMessage
-from models.stress import StressResult, logistic_map
+from wellmon.models.fusion import spec
+from wellmon.models.fusion.features import FusionInput
+from wellmon.models.fusion.serving import FusionOutput
+from wellmon.models.score import ScoreMessage
+from wellmon.models.stress import StressResult, logistic_map
 
 NOTHING = "nothing to fuse in the window (no face, audio, words or pulse)"
 

@@ -12,9 +12,9 @@ modality misses (no face, silence) is simply masked.
 
 from __future__ import annotations
 
-from models.face import EMOTIONS
-from models.stress import INPUTS as STRESS_INPUTS
-from models.stress import LOGISTIC_SLOPE, WEIGHTS
+from wellmon.models.face import EMOTIONS
+from wellmon.models.stress import INPUTS as STRESS_INPUTS
+from wellmon.models.stress import LOGISTIC_SLOPE, WEIGHTS
 
 STEPS = 8
 """Steps per window; the exported graph accepts any number, the node uses this one."""

@@ -31,14 +31,14 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm import tqdm
+from wellmon.models.fusion import card, spec
+from wellmon.models.fusion.datasets import Sample, Split, detect_kind, load_dataset, speaker_split
+from wellmon.models.fusion.export import export_onnx, save_checkpoint
+from wellmon.models.fusion.features import FusionInput
+from wellmon.models.fusion.network import FusionNetwork
+from wellmon.models.fusion.serving import FusionModel
+from wellmon.models.replay import windows
 
-from models.fusion import card, spec
-from models.fusion.datasets import Sample, Split, detect_kind, load_dataset, speaker_split
-from models.fusion.export import export_onnx, save_checkpoint
-from models.fusion.features import FusionInput
-from models.fusion.network import FusionNetwork
-from models.fusion.serving import FusionModel
-from models.replay import windows
 from wellmon.config import Config
 
 TRAINED = "trained"

@@ -105,7 +105,7 @@ def match_onsets(found: Iterable[float], truth: Iterable[float], tol_s: float = 
 
 
 def _frames(path: Path, fps: float) -> Iterable[tuple[float, np.ndarray]]:
-    from streamer import sources
+    from wellmon.streamer import sources
 
     src = sources.Source("file", str(path), live=False)
     for t_ns, image in sources.video_frames(src, fps, 10_000, 10_000, loop=False,
@@ -137,7 +137,7 @@ def clip_landmarks(path: Path, fps: float, faces: Any = None, cache_dir: Path | 
 
 
 def default_faces() -> Any:
-    from models.face import FacePipeline
+    from wellmon.models.face import FacePipeline
 
     return FacePipeline(["CPUExecutionProvider"], threads=1)
 
@@ -145,7 +145,7 @@ def default_faces() -> Any:
 def run_tracker(path: Path, fps: float, landmarks: Sequence[np.ndarray | None],
                 make_tracker: Callable[[], Any] | None = None) -> Any:
     """Feed the clip's frames and landmarks to a fresh BehaviourTracker; return it."""
-    from models.behaviour import BehaviourTracker
+    from wellmon.models.behaviour import BehaviourTracker
 
     tracker = (make_tracker or BehaviourTracker)()
     for (t_s, image), points in zip(_frames(path, fps), landmarks):
@@ -191,7 +191,7 @@ def _builtin_cases(half: str) -> list[tuple[str, Any]]:
     tones, face shape, motion), for when ``streamer.synthetic_matrix`` is not there: 30 s
     clips, 640x480, 30 fps, crf 20, noise 2, 12 blinks of 150-300 ms at random times; seeds
     and variant combinations differ between the halves."""
-    from streamer.synthetic import ClipSpec
+    from wellmon.streamer.synthetic import ClipSpec
 
     fields = {f.name for f in dataclasses.fields(ClipSpec)}
     rng = np.random.default_rng(0 if half == "tune" else 1)
@@ -214,7 +214,7 @@ def _builtin_cases(half: str) -> list[tuple[str, Any]]:
 
 def _matrix() -> Any:
     try:
-        from streamer import synthetic_matrix
+        from wellmon.streamer import synthetic_matrix
     except ImportError:
         return None
     return synthetic_matrix
@@ -232,7 +232,7 @@ def cases(half: str, builtin: bool = False) -> list[tuple[str, Any]]:
 def build(out_dir: Path, named: Sequence[tuple[str, Any]]) -> list[tuple[str, Path, dict]]:
     """Make each clip (once) and its truth JSON under out_dir: through
     ``synthetic_matrix.build`` (its cache, two worker processes) for matrix cases."""
-    from streamer.synthetic import make_clip, to_json
+    from wellmon.streamer.synthetic import make_clip, to_json
 
     matrix = _matrix()
     if matrix is not None:

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from models.runtime import WEIGHTS
 from wellmon.benchmarks import (
     Fleet,
     ScoreClient,
@@ -37,6 +36,7 @@ from wellmon.benchmarks import (
     stolen_text,
 )
 from wellmon.config import Config
+from wellmon.models.runtime import WEIGHTS
 
 WARMUP_S = 15.0
 P99_LIMIT_MS = 250.0

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from models import rppg
+from wellmon.models import rppg
 
 TRACE_VERSION = "5"  # bump when what a trace holds or how it is made changes
 HOP_S = 1.0
@@ -55,8 +55,8 @@ class ClipTrace:
 
 def trace_clip(path: Path) -> ClipTrace:
     """Decode a clip as the node does and keep the skin traces of every analysed frame."""
-    from models.face import FacePipeline
-    from streamer import sources
+    from wellmon.models.face import FacePipeline
+    from wellmon.streamer import sources
 
     faces = FacePipeline(["CPUExecutionProvider"], threads=1)
     sampler = rppg.SkinSampler()
@@ -174,9 +174,9 @@ METHODS: dict[str, Callable[[ClipTrace, Sequence[float]], list[Estimate]]] = {
 def learned_rates(path: Path, model: Path, ends: Sequence[float]) -> list[Estimate]:
     """The learned model (models/rppg_learned.py) over a clip decoded as the node sees it,
     fed the face pipeline's landmarks; an estimate at each end time."""
-    from models.face import FacePipeline
-    from models.rppg_learned import learned_heart_rates
-    from streamer import sources
+    from wellmon.models.face import FacePipeline
+    from wellmon.models.rppg_learned import learned_heart_rates
+    from wellmon.streamer import sources
 
     faces = FacePipeline(["CPUExecutionProvider"], threads=1)
     frames = []
@@ -284,7 +284,7 @@ def default_clips_dir() -> Path:
 
 def bench_rppg(half: str, clips_dir: Path, workers: int = 2) -> int:
     """Build (or reuse) the matrix's clips, trace them, print each method's figures."""
-    from streamer import synthetic_matrix
+    from wellmon.streamer import synthetic_matrix
 
     chosen = synthetic_matrix.cases(None if half == "all" else half)
     print(f"bench rppg: {len(chosen)} generated clips ({half} half of "
@@ -339,7 +339,7 @@ def bench_rppg(half: str, clips_dir: Path, workers: int = 2) -> int:
 
 def learned_model() -> Path | None:
     """The learned rPPG model if `wellmon models build --rppg facephys` has made it."""
-    from models.rppg_build import default_path
+    from wellmon.models.rppg_build import default_path
 
     path = Path(os.environ.get("WELLMON_RPPG_ONNX") or default_path("facephys"))
     return path if path.exists() else None
