@@ -129,9 +129,11 @@ class Child:
 
 class LocalPipeline:
     def __init__(self, source: str, token: str, state_dir: Path, *, extra_env: dict | None = None,
-                 args: tuple[str, ...] = (), start_timeout_s: float = 120.0) -> None:
+                 args: tuple[str, ...] = (), start_timeout_s: float = 120.0,
+                 python: str = sys.executable, cwd: Path | None = None) -> None:
         self.env = {**os.environ, **loopback_env(token, state_dir), **(extra_env or {})}
-        self.argv = [sys.executable, "-m", "wellmon", "run", "--source", source, *args]
+        self.argv = [python, "-m", "wellmon", "run", "--source", source, *args]
+        self.cwd = cwd
         self.start_timeout_s = start_timeout_s
         self.output: deque[str] = deque(maxlen=2000)
         self.url = ""
@@ -142,7 +144,7 @@ class LocalPipeline:
     def __enter__(self) -> LocalPipeline:
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, text=True, env=self.env,
-                                     start_new_session=True)
+                                     cwd=self.cwd, start_new_session=True)
         threading.Thread(target=self._read, daemon=True).start()
         deadline = time.monotonic() + self.start_timeout_s
         while not self._url_seen.wait(0.1):
