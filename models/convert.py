@@ -630,7 +630,7 @@ FUSION_NOTE = [
     "(models/fusion/network.py) at its documented start, which computes the expert fusion "
     "exactly and has learned nothing from any data. Built by `wellmon export "
     "--expert-defaults`; `tests/test_fusion_network.py` checks it against a rebuild and "
-    "against the documented fusion. README, \"Fusion\", says what it computes.",
+    "against the documented fusion. docs/fusion.md says what it computes.",
     "",
 ]
 

@@ -3,7 +3,7 @@
 One message per stream per hop. Model outputs that do not exist yet are None
 (JSON null), never invented. Times `t_start`, `t_end` and `t_last_frame` are
 capture-clock seconds since the epoch (seconds from the file's start in
-replay). README documents every key; extend this, do not break it.
+replay). docs/dashboard-api.md documents every key; extend this, do not break it.
 """
 
 from __future__ import annotations

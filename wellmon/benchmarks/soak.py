@@ -217,7 +217,7 @@ class RssReadings:
     rises with a burst of big batches, and at rest it saws by about 10 MiB as its sessions
     hand memory back every 10 s and the next runs take it again (models/runtime.py). A
     shorter median lands on either level: in one run, medians of 35 s at rest spread over
-    6 % within four minutes and ended where they began (README, "Soak and capacity")."""
+    6 % within four minutes and ended where they began (docs/benchmarks.md, "Soak")."""
 
     def __init__(self, processes: dict[str, Any]) -> None:
         self.processes = processes
