@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.resources
 import math
 import os
 from dataclasses import dataclass, field
@@ -273,17 +274,24 @@ def _describe(f: dataclasses.Field) -> str:
 
 def _apply(config: Config, overrides: dict[str, Any], origin: str,
            from_text: bool = False) -> Config:
+    """``config`` with one layer of ``overrides``; any error names the layer (``origin``:
+    the file's path, environment, command line) before the key."""
+    try:
+        return _apply_layer(config, overrides, from_text)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+
+
+def _apply_layer(config: Config, overrides: dict[str, Any], from_text: bool) -> Config:
     sections = _sections()
     changed: dict[str, dict[str, Any]] = {}
     for dotted, value in overrides.items():
         section, _, key = dotted.partition(".")
         if section not in sections:
-            raise ConfigError(f"{origin}: unknown section '{section}'"
-                              + _suggest(section, list(sections)))
+            raise ConfigError(f"unknown section '{section}'" + _suggest(section, list(sections)))
         fields = {f.name: f for f in dataclasses.fields(sections[section])}
         if key not in fields:
-            raise ConfigError(f"{origin}: unknown key '{dotted}'"
-                              + _suggest(key, list(fields)))
+            raise ConfigError(f"unknown key '{dotted}'" + _suggest(key, list(fields)))
         changed.setdefault(section, {})[key] = _coerce(dotted, fields[key], value, from_text)
     new = {name: dataclasses.replace(getattr(config, name), **changed.get(name, {}))
            for name in sections}
@@ -371,7 +379,7 @@ def load(path: str | Path | None = None, environ: dict[str, str] | None = None,
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+            raise ConfigError(_yaml_error(path, exc)) from None
         config = _apply(config, _flatten_file(data, path), origin=str(path))
     env = env_overrides(environ)
     if env:
@@ -380,6 +388,23 @@ def load(path: str | Path | None = None, environ: dict[str, str] | None = None,
         config = _apply(config, {k: v for k, v in flags.items() if v is not None},
                         origin="command line")
     return config
+
+
+def _yaml_error(path: Path, exc: yaml.YAMLError) -> str:
+    """PyYAML's error in one line, with the file's name where PyYAML says <unicode string>."""
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return f"{path}: not valid YAML: {' '.join(str(exc).split())}"
+    where = f"{path}, line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}"
+    context = ""
+    if exc.context and exc.context_mark is not None:
+        context = f" ({exc.context}, from line {exc.context_mark.line + 1})"
+    return f"{where}: not valid YAML: {exc.problem}{context}"
+
+
+def example() -> str:
+    """The commented settings template: the repository's config.yaml, shipped in the
+    package as wellmon/config.example.yaml (`wellmon config --example`)."""
+    return (importlib.resources.files("wellmon") / "config.example.yaml").read_text()
 
 
 def default_path(environ: dict[str, str] | None = None) -> Path | None:
