@@ -26,6 +26,7 @@ from wellmon.streamer import sources
 from wellmon.streamer.protocol import AudioChunk, Media, VideoFrame
 
 from wellmon.config import Config
+from wellmon.outputs import output_file
 
 
 def _arrivals(config: Config, path: str, stream: str) -> Iterator[tuple[int, Media]]:
@@ -70,16 +71,24 @@ def windows(config: Config, path: str, progress: bool = False
 
 
 def replay(config: Config, path: str, out: Path, progress: bool = True) -> dict[str, Any]:
-    """Write the score messages of `path` to `out` (JSONL); return the summary report."""
+    """Write the score messages of `path` to `out` (JSONL) and the summary report beside it;
+    return the report. Both files appear only when the whole run succeeded (a failed run
+    leaves existing ones as they were), and an unreadable `path` fails before either is
+    touched."""
+    sources.plan(path)
     scores: list[ScoreMessage] = []
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w") as sink:
+    with output_file(out) as sink, output_file(report_path(out)) as report_sink:
         for score, _ in windows(config, path, progress):
             sink.write(json.dumps(score.to_dict(), allow_nan=False) + "\n")
             scores.append(score)
-    report = summarize(path, scores)
-    out.with_suffix(".report.json").write_text(json.dumps(report, indent=2) + "\n")
+        report = summarize(path, scores)
+        report_sink.write(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def report_path(out: Path) -> Path:
+    """Where the summary report of a replay into `out` goes."""
+    return out.with_suffix(".report.json")
 
 
 def _duration_s(path: str) -> float | None:

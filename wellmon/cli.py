@@ -1,115 +1,165 @@
 """The `wellmon` command: one entry point, a subcommand per role.
 
 Settings come from config.yaml (or --config / WELLMON_CONFIG), then
-WELLMON_<SECTION>_<KEY> variables, then the flags here. A bad setting or an
-unusable source ends the command with status 2 and a message that names it.
+WELLMON_<SECTION>_<KEY> variables, then the flags here. Every mistake of the
+user (a bad flag, setting, source, file or port) ends the command with one line
+on stderr and exit status 2 (`wellmon.errors.fail`); docs/cli.md lists them.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from wellmon import config as config_mod
 from wellmon.config import Config, ConfigError
+from wellmon.errors import UsageError, fail
 from wellmon.models.errors import ModelError
 from wellmon.streamer.sources import SourceError
 
-EXIT_USAGE = 2
+USER_ERRORS = (UsageError, SourceError, ModelError)
+TRAIN_PACKAGES = ("torch", "onnx")
+"""What `pip install 'wellmon[train]'` brings for `train` and `export`."""
+CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose mistakes are one line naming the culprit, not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("wellmon").strip()
+        raise UsageError(f"{command + ': ' if command else ''}{message} "
+                         f"(see {self.prog} --help)")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="wellmon",
         description="Real-time audio-visual stress and emotion monitor "
-                    "(a wellness indicator, not a diagnosis).")
+                    "(a wellness indicator, not a diagnosis).",
+        epilog="Exit status: 0 done, 2 a mistake in the command or a setting (one line on "
+               "stderr), anything else a bug. More in docs/cli.md.")
     parser.add_argument("--config", type=Path, default=None,
+                        help="settings file (default: $WELLMON_CONFIG, else ./config.yaml); "
+                             "also accepted after the command")
+    parser.add_argument("--version", action="version",
+                        version=f"wellmon {importlib.metadata.version('wellmon')}")
+    # After a command, --config must not reset the one given before it: SUPPRESS sets the
+    # attribute only when the flag is there.
+    common = _Parser(add_help=False)
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS,
                         help="settings file (default: $WELLMON_CONFIG, else ./config.yaml)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(group: argparse._SubParsersAction, name: str, summary: str,
+                **kwargs: Any) -> argparse.ArgumentParser:
+        kwargs.setdefault("description", summary[0].upper() + summary[1:] + ".")
+        parsed = group.add_parser(name, help=summary, parents=[common], **kwargs)
+        parsed.set_defaults(parser=parsed)  # the innermost command's, to name it in errors
+        return parsed
 
     def source_flags(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--source", help="webcam:N, mic[:NAME], a file or URL, or sample "
-                                        "(capture.source)")
+        p.add_argument("--source", help="webcam:N, mic[:NAME], a file or URL, or sample; two "
+                                        "joined by +, e.g. webcam:0+mic (capture.source; "
+                                        "see wellmon devices)")
         p.add_argument("--stream", help="stream id (capture.stream)")
         p.add_argument("--fast", action="store_const", const=True,
                        help="do not pace file sources at real time (capture.fast)")
 
-    run = sub.add_parser("run", help="everything on this machine: capture, node, dashboard")
+    run = command(sub, "run", "everything on this machine: capture, node, dashboard")
     source_flags(run)
     run.add_argument("--port", type=int, help="dashboard port (dashboard.port)")
     run.add_argument("--no-browser", dest="open_browser", action="store_const", const=False,
                      help="do not open a browser (run.open_browser)")
 
-    capture = sub.add_parser("capture", help="one capture process (one modality of a source)")
+    capture = command(sub, "capture", "one capture process (one modality of a source)")
     source_flags(capture)
-    capture.add_argument("--modality", choices=("video", "audio"), required=True)
+    capture.add_argument("--modality", choices=("video", "audio"), required=True,
+                         help="which half of the source this process sends")
     capture.add_argument("--epoch-ns", type=int, default=None,
-                         help="capture time of a file's start (aligns video and audio)")
+                         help=argparse.SUPPRESS)  # set by `wellmon run`: aligns video, audio
 
-    sub.add_parser("infer", help="the inference node")
-    sub.add_parser("proxy", help="the ZeroMQ proxy that lets several nodes share streams "
-                                 "(wire.proxy)")
-    keys = sub.add_parser("keys", help="make a CURVE key directory for wire.curve_dir")
-    keys.add_argument("directory", type=Path)
+    command(sub, "infer", "the inference node: scores windows of the captures' streams "
+                          "(node.input, node.output)")
+    command(sub, "proxy", "the ZeroMQ proxy that lets several nodes share streams "
+                          "(wire.proxy)")
+    keys = command(sub, "keys", "make a CURVE key directory for wire.curve_dir")
+    keys.add_argument("directory", type=Path, help="folder to create the keys in")
 
-    dash = sub.add_parser("dashboard", help="the web dashboard")
+    dash = command(sub, "dashboard", "the web dashboard: live page, kiosk and operator pages "
+                                     "(dashboard.*)")
     dash.add_argument("--port", type=int, help="dashboard port (dashboard.port)")
 
-    login = sub.add_parser("login", help="print a one-time sign-in link to a dashboard page",
-                           description="Print a link that signs one browser in as ROLE: it "
-                           "works once, within five minutes, on a dashboard that is already "
-                           "running. The browser then holds a session cookie "
-                           "(dashboard.session_hours); the link in its history opens nothing.")
+    login = command(sub, "login", "print a one-time sign-in link to a dashboard page",
+                    description="Print a link that signs one browser in as ROLE: it works "
+                    "once, within five minutes, on a dashboard that is already running. The "
+                    "browser then holds a session cookie (dashboard.session_hours); the link "
+                    "in its history opens nothing.")
     login.add_argument("role", choices=("viewer", "kiosk", "admin"),
                        help="viewer: the live page; kiosk: the check page; admin: the "
                             "operator page")
     login.add_argument("--url", help="the dashboard's address, e.g. https://host:8765/ "
                                      "(default: from dashboard.host, port and tls_cert)")
 
-    replay = sub.add_parser("replay", help="score a file offline, faster than real time")
+    replay = command(sub, "replay", "score a file offline, faster than real time")
     replay.add_argument("file", help="a media file PyAV can open, or sample")
-    replay.add_argument("--out", type=Path, required=True, help="JSONL output file")
+    replay.add_argument("--out", type=Path, required=True,
+                        help="JSONL output file (replaced only when the run succeeds; the "
+                             "report goes beside it as NAME.report.json)")
     replay.add_argument("--stream", help="stream id (capture.stream)")
     replay.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    bench = sub.add_parser("bench", help="measure the pipeline")
-    bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
-    latency = bench_sub.add_parser("latency", help="capture-to-browser latency percentiles")
-    latency.add_argument("--seconds", type=float, default=60.0)
-    latency.add_argument("--source", default="sample")
-    perception = bench_sub.add_parser("perception",
-                                      help="face model and audio feature costs per frame")
-    perception.add_argument("--frames", type=int, default=300)
+    command(sub, "devices", "list cameras and microphones with their --source")
+    config = command(sub, "config", "the settings file: its commented template")
+    config.add_argument("--example", nargs="?", const="-", required=True, metavar="PATH",
+                        help="print the commented template of every setting, or write it to "
+                             "PATH (never over an existing file)")
 
-    fusion = bench_sub.add_parser("fusion", help="fusion model windows per second and latency")
+    bench = command(sub, "bench", "measure the pipeline")
+    bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
+    latency = command(bench_sub, "latency", "capture-to-browser latency percentiles")
+    latency.add_argument("--seconds", type=float, default=60.0,
+                         help="seconds measured after a 5 s warm-up")
+    latency.add_argument("--source", default="sample", help="source to measure with")
+    perception = command(bench_sub, "perception",
+                         "face model and audio feature costs per frame")
+    perception.add_argument("--frames", type=int, default=300,
+                            help="frames of the sample clip to time")
+
+    fusion = command(bench_sub, "fusion", "fusion model windows per second and latency")
     fusion.add_argument("--model", type=Path, default=None,
                         help="fusion ONNX file (default: perception.fusion_model)")
     fusion.add_argument("--seconds", type=float, default=3.0,
                         help="seconds of runs per batch size")
-    soak = bench_sub.add_parser("soak", help="a long run: memory growth, drops and latency "
-                                             "drift with several sample streams")
+    soak = command(bench_sub, "soak", "a long run: memory growth, drops and latency drift "
+                                      "with several sample streams")
     soak.add_argument("--minutes", type=float, default=30.0,
                       help="minutes measured after a 60 s warm-up")
     soak.add_argument("--streams", type=int, default=4, help="capture pairs of the sample clip")
-    capacity = bench_sub.add_parser("capacity", help="real-time streams this machine carries; "
-                                                     "FLOPs arithmetic for a GPU node")
-    capacity.add_argument("--max-streams", type=int, default=8)
+    capacity = command(bench_sub, "capacity", "real-time streams this machine carries; FLOPs "
+                                              "arithmetic for a GPU node")
+    capacity.add_argument("--max-streams", type=int, default=8,
+                          help="the most streams tried")
     capacity.add_argument("--seconds", type=float, default=60.0,
                           help="seconds measured per number of streams, after warm-up")
     capacity.add_argument("--gpu-tflops", type=float, default=10.0,
                           help="effective TFLOPS of the GPU in the arithmetic")
-    rppg_bench = bench_sub.add_parser("rppg", help="heart rate on generated faces: wellmon's "
-                                                   "methods beside a textbook POS")
+    rppg_bench = command(bench_sub, "rppg", "heart rate on generated faces: wellmon's methods "
+                                            "beside a textbook POS")
     rppg_bench.add_argument("--half", choices=("report", "tune", "all"), default="report",
                             help="which half of streamer.synthetic_matrix (tune: the one the "
                                  "thresholds were chosen on)")
     rppg_bench.add_argument("--clips", type=Path, default=None,
                             help="folder for the generated clips and traces (kept between "
                                  "runs; default: ~/.cache/wellmon/rppg-matrix)")
-    blinks_bench = bench_sub.add_parser("blinks", help="blink F1 within 200 ms and onset "
-                                                       "error on generated faces")
+    blinks_bench = command(bench_sub, "blinks", "blink F1 within 200 ms and onset error on "
+                                                "generated faces")
     blinks_bench.add_argument("--half", choices=("report", "tune", "both"), default="report",
                               help="which half of streamer.synthetic_matrix")
     blinks_bench.add_argument("--fps", type=float, nargs="+", default=[15.0],
@@ -117,8 +167,8 @@ def _parser() -> argparse.ArgumentParser:
     blinks_bench.add_argument("--clips", type=Path, default=None,
                               help="folder of the generated clips (shared with bench rppg; "
                                    "default: ~/.cache/wellmon/rppg-matrix)")
-    dash_load = bench_sub.add_parser("dashboard", help="/healthz and live-score latency, quiet "
-                                                       "and with a flood of idle sockets")
+    dash_load = command(bench_sub, "dashboard", "/healthz and live-score latency, quiet and "
+                                                "with a flood of idle sockets")
     dash_load.add_argument("--idle", type=int, default=500,
                            help="idle viewer WebSockets opened in the second period")
     dash_load.add_argument("--seconds", type=float, default=20.0,
@@ -127,14 +177,15 @@ def _parser() -> argparse.ArgumentParser:
                            help="seconds of scores before measuring: the history each new "
                                 "socket is sent grows with it (dashboard.history_s at most)")
 
-    train = sub.add_parser("train", help="fit the fusion model on labelled clips "
-                                         "(needs pip install .[train])")
+    train = command(sub, "train", "fit the fusion model on labelled clips (needs "
+                                  "pip install 'wellmon[train]')")
     train.add_argument("data", type=Path, help="a RAVDESS, CREMA-D or IEMOCAP folder, or a "
                                                "manifest (.csv or .jsonl: file,label,...)")
     train.add_argument("--out", type=Path, required=True,
                        help="folder for fusion.onnx, fusion.pt and MODEL_CARD.md")
     train.add_argument("--kind", default="auto",
-                       choices=("auto", "ravdess", "crema-d", "iemocap", "manifest"))
+                       choices=("auto", "ravdess", "crema-d", "iemocap", "manifest"),
+                       help="the data's layout (auto: recognised from its files)")
     train.add_argument("--epochs", type=int, default=60, help="at most this many epochs")
     train.add_argument("--patience", type=int, default=10,
                        help="stop after this many epochs in which neither the validation "
@@ -144,8 +195,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="split and initialisation seed")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    export = sub.add_parser("export", help="write a fusion checkpoint (or the expert "
-                                           "defaults) as ONNX (needs pip install .[train])")
+    export = command(sub, "export", "write a fusion checkpoint (or the expert defaults) as "
+                                    "ONNX (needs pip install 'wellmon[train]')")
     what = export.add_mutually_exclusive_group(required=True)
     what.add_argument("checkpoint", type=Path, nargs="?", help="fusion.pt from wellmon train")
     what.add_argument("--expert-defaults", action="store_true",
@@ -154,13 +205,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="ONNX file to write (default for --expert-defaults: the "
                              "shipped file)")
 
-    models = sub.add_parser("models", help="the model weights")
+    models = command(sub, "models", "the model weights")
     models_sub = models.add_subparsers(dest="models", required=True, metavar="ACTION")
-    models_sub.add_parser("build", add_help=False,
-                                  help="convert the source models to ONNX "
-                                       "(needs pip install .[convert]); with --rppg NAME, "
-                                       "a learned rPPG model of open-rppg into the data "
-                                       "folder (in a throwaway build environment)")
+    command(models_sub, "build", "convert the source models to ONNX (needs pip install "
+                                 "'wellmon[convert]'); with --rppg NAME, a learned rPPG model "
+                                 "of open-rppg into the data folder (in a throwaway build "
+                                 "environment)", add_help=False)
     return parser
 
 
@@ -179,19 +229,27 @@ def load_config(args: argparse.Namespace) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "models":  # `models build` passes its own flags on
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    args.rest = extra
     try:
-        config = load_config(args)
-        return _dispatch(args, config)
+        args, extra = parser.parse_known_args(argv)
+        if extra and args.command != "models":  # `models build` passes its own flags on
+            getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
+        if args.command is None:
+            parser.print_help()
+            return 0
+        args.rest = extra
+        # These two read no setting: a broken config.yaml must not stop them (`config
+        # --example` is how one starts a new file).
+        if args.command == "devices":
+            from wellmon.devices import report
+
+            return report()
+        if args.command == "config":
+            return _config_example(args.example)
+        return _dispatch(args, load_config(args))
     except ConfigError as exc:
-        print(f"wellmon: config error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (SourceError, ModelError) as exc:
-        print(f"wellmon: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(f"config error: {exc}")
+    except USER_ERRORS as exc:
+        return fail(exc)
     except KeyboardInterrupt:
         return 130
 
@@ -205,11 +263,11 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 
         return run(config)
     if args.command == "replay":
-        from wellmon.models.replay import replay
+        from wellmon.models.replay import replay, report_path
 
         report = replay(config, args.file, args.out, progress=not args.no_progress)
         print(f"wellmon: {report['windows']} windows written to {args.out} "
-              f"(report: {args.out.with_suffix('.report.json')})")
+              f"(report: {report_path(args.out)})")
         return 0
     if args.command == "bench":
         from wellmon import bench
@@ -240,9 +298,11 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
                                       args.seconds)
         return bench.bench_latency(config, seconds=args.seconds, source=args.source)
     if args.command == "train":
-        return _train(args, config)
+        with _train_extra("train"):
+            return _train(args, config)
     if args.command == "export":
-        return _export(args)
+        with _train_extra("export"):
+            return _export(args)
     if args.command == "login":
         return _login(args, config)
     if args.command == "keys":
@@ -278,6 +338,49 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
     return serve_dashboard(config, resolve_tokens(config.dashboard), stop)
 
 
+@contextmanager
+def _train_extra(command: str) -> Iterator[None]:
+    """A missing package of the `train` extra as the line that installs it."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        package = (exc.name or "").partition(".")[0]
+        if package not in TRAIN_PACKAGES:
+            raise
+        cpu = ""
+        if package == "torch":
+            cpu = (f" (CPU-only machine: first pip install '{_pinned('torch', 'train')}' "
+                   f"--index-url {CPU_TORCH_INDEX})")
+        raise UsageError(f"{command} needs {package}, which is not installed: "
+                         f"pip install 'wellmon[train]'{cpu}") from None
+
+
+def _pinned(package: str, extra: str) -> str:
+    """``package`` as ``extra`` pins it in wellmon's metadata (e.g. torch==2.13.0), so that
+    the CPU build installed first is the version the extra then accepts."""
+    for requirement in importlib.metadata.requires("wellmon") or []:
+        spec, _, marker = requirement.partition(";")
+        if re.search(rf"extra\s*==\s*['\"]{extra}['\"]", marker) and re.match(
+                rf"{package}\s*[=<>!~]", spec.strip()):
+            return spec.strip().replace(" ", "")
+    return package
+
+
+def _config_example(path: str) -> int:
+    """Print the commented settings template, or write it to ``path`` (never over a file)."""
+    from wellmon.outputs import output_file
+
+    text = config_mod.example()
+    if path == "-":
+        sys.stdout.write(text)
+        return 0
+    with output_file(Path(path), overwrite=False) as sink:
+        sink.write(text)
+    print(f"wellmon: wrote {path}; use it with --config {path} (or name it config.yaml in "
+          f"the folder you run wellmon from)")
+    return 0
+
+
 def _train(args: argparse.Namespace, config: Config) -> int:
     from wellmon.models.fusion.datasets import DatasetError
     from wellmon.models.fusion.train import TrainSettings, train
@@ -288,8 +391,7 @@ def _train(args: argparse.Namespace, config: Config) -> int:
         metrics = train(config, args.data, args.out, args.kind, settings,
                         progress=not args.no_progress)
     except DatasetError as exc:
-        print(f"wellmon: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(str(exc)) from None
     test, windows = metrics["test"], metrics["test_windows"]
     print(f"wellmon: test speakers: clip accuracy WA {test['wa']:.3f} UA {test['ua']:.3f}, "
           f"window WA {windows['wa']:.3f}; wrote {args.out / 'fusion.onnx'} and "
@@ -304,20 +406,16 @@ def _export(args: argparse.Namespace) -> int:
         path = export.build_default(args.out or export.DEFAULT_FILE)
     else:
         if args.out is None:
-            print("wellmon: export needs --out for a checkpoint", file=sys.stderr)
-            return EXIT_USAGE
+            raise UsageError("export needs --out for a checkpoint")
         try:
             net, extra = export.load_checkpoint(args.checkpoint)
         except (FileNotFoundError, ValueError) as exc:
-            print(f"wellmon: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            raise UsageError(str(exc)) from None
         path = export.export_onnx(net, args.out, "trained",
                                   {"wellmon.trained_on": f"{extra.get('kind')}:"
                                                          f"{extra.get('data')}"})
     print(f"wellmon: wrote {path}")
     return 0
-
-
 
 
 def _login(args: argparse.Namespace, config: Config) -> int:
