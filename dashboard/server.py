@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import errno
 import http
 import json
 import mimetypes
+import os
 import re
 import ssl
 import threading
@@ -46,6 +48,7 @@ from wellmon.streamer.lifecycle import announce_ready, log
 from wellmon.streamer.protocol import Rejected, RejectionCounter, decode_score
 from wellmon.streamer.security import Curve
 
+from wellmon import ports
 from wellmon.config import Config, ConfigError
 
 ROLE = "dashboard"
@@ -650,11 +653,20 @@ class Dashboard:
             self.metrics = metrics.DashboardMetrics(self)
             served = metrics.start(self.metrics.registry, self.config.metrics,
                                    self.config.metrics.dashboard_port)
-        async with serve(self.handle, cfg.host, cfg.port, process_request=self.process_request,
-                         process_response=self.process_response,
-                         max_size=MAX_CLIENT_MESSAGE, write_limit=WRITE_LIMIT,
-                         ping_interval=20, ssl=tls,
-                         server_header="wellmon") as server:
+        server = serve(self.handle, cfg.host, cfg.port, process_request=self.process_request,
+                       process_response=self.process_response,
+                       max_size=MAX_CLIENT_MESSAGE, write_limit=WRITE_LIMIT,
+                       ping_interval=20, ssl=tls, server_header="wellmon")
+        try:
+            await server  # the bind, so that only its failure becomes a setting's error
+        except OSError as exc:
+            setting = ("dashboard.port, flag --port" if exc.errno == errno.EADDRINUSE
+                       else "dashboard.host and dashboard.port")
+            shown = ports.tcp_listener(setting, cfg.host, cfg.port).shown
+            # asyncio's strerror repeats the address; the system's text alone is enough
+            reason = os.strerror(exc.errno) if (exc.errno or 0) > 0 else str(exc)
+            raise ports.cannot_listen(setting, shown, exc.errno, reason) from None
+        async with server:
             host, port = next(iter(server.sockets)).getsockname()[:2]
             self.url = f"{'https' if tls else 'http'}://{_url_host(host)}:{port}/"
             receiver = asyncio.create_task(self.receive_scores())

@@ -82,7 +82,8 @@ def _refuse_or_warn(key: str, problem: str, remedy: str, insecure: str, allowed:
                        f"to fix: {remedy}")
 
 
-def _wire_setting(config: Config, address: str) -> str:
+def wire_setting(config: Config, address: str) -> str:
+    """The settings that hold ``address`` (to name them in a message)."""
     names = [name for name in WIRE_SETTINGS
              if getattr(getattr(config, name.split(".")[0]), name.split(".")[1]) == address]
     return "/".join(names) or "a ZeroMQ address"
@@ -94,7 +95,7 @@ def check_wire(config: Config, address: str, warn: bool = True) -> None:
     if config.wire.curve_dir or not beyond_loopback(address):
         return
     _refuse_or_warn(f"wire {address}",
-                    f"{_wire_setting(config, address)} is {address}, beyond loopback, and "
+                    f"{wire_setting(config, address)} is {address}, beyond loopback, and "
                     f"wire.curve_dir is null (anyone who reaches it could inject streams "
                     f"and read every score)", KEYS_HINT, "wire.insecure", config.wire.insecure,
                     warn)

@@ -16,7 +16,8 @@ import zmq
 from wellmon.streamer import exposure
 from wellmon.streamer.security import Curve
 
-from wellmon.config import Config
+from wellmon import ports
+from wellmon.config import Config, ConfigError
 
 
 @dataclass(frozen=True)
@@ -29,14 +30,23 @@ def attach(sock: zmq.Socket, endpoint: Endpoint, curve: Curve) -> None:
     """Bind or connect ``sock``, as a CURVE server or client when keys are configured.
 
     Every wellmon socket goes through here, so this is where an address beyond loopback
-    without keys is refused (or, opted in, warned about): `exposure.check_wire`.
+    without keys is refused (or, opted in, warned about): `exposure.check_wire`, and where a
+    failed bind or connect becomes a one-line error naming the setting.
     """
     exposure.check_wire(curve.config, endpoint.address)
     curve.secure(sock, endpoint.bind)
-    if endpoint.bind:
-        sock.bind(endpoint.address)
-    else:
-        sock.connect(endpoint.address)
+    try:
+        if endpoint.bind:
+            sock.bind(endpoint.address)
+        else:
+            sock.connect(endpoint.address)
+    except zmq.ZMQError as exc:
+        setting = exposure.wire_setting(curve.config, endpoint.address)
+        if endpoint.bind:
+            raise ports.cannot_listen(setting, endpoint.address, exc.errno,
+                                      exc.strerror) from None
+        raise ConfigError(f"cannot connect to {endpoint.address} ({setting}): "
+                          f"{exc.strerror}") from None
 
 
 def capture_media(config: Config) -> str:

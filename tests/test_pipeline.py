@@ -117,9 +117,8 @@ def test_supervisor_killed_leaves_no_orphans(clip, tmp_path) -> None:
     assert not alive, f"orphans left: {[p.pid for p in alive]}"
 
 
-@pytest.mark.parametrize("blocker", ["node"])
-def test_wellmon_run_exits_non_zero_with_the_reason_when_a_child_cannot_start(
-        clip, tmp_path, wellmon_env, blocker) -> None:
+def test_wellmon_run_refuses_a_taken_node_port_before_starting_a_child(
+        clip, tmp_path, wellmon_env) -> None:
     import socket
     import subprocess
     import sys
@@ -131,9 +130,10 @@ def test_wellmon_run_exits_non_zero_with_the_reason_when_a_child_cannot_start(
         taken.listen()
         result = subprocess.run([sys.executable, "-m", "wellmon", "run", "--source", str(path)],
                                 env=wellmon_env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1
-    assert f"{blocker} failed to start" in result.stderr
-    assert "Address already in use" in result.stderr
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert f"already in use: tcp://127.0.0.1:{port} (node.input)" in result.stderr
+    assert "ready" not in result.stdout  # refused before any child started
 
 
 def test_captures_survive_the_node_going_away_and_resume_when_it_returns(processes,

@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wellmon import config as config_mod
+from wellmon import ports
 from wellmon.config import Config
 from wellmon.dashboard.auth import LOGIN_CODE_S, TOKEN_ENVS, login_url, resolve_tokens
+from wellmon.errors import EXIT_USAGE
 from wellmon.streamer import exposure, routes, sources
 from wellmon.streamer.lifecycle import READY_PREFIX, die_with, stop_on_signals
 
@@ -128,9 +130,12 @@ class Supervisor:
             code = child.proc.poll()
             if code is not None:
                 time.sleep(0.2)  # let the forwarding threads collect the last lines
-                reason = "; ".join(line for line in child.errors if line.strip()) or "no output"
-                raise StartError(f"{child.name} failed to start (exit status {code}): {reason}",
-                                 2 if code == 2 else 1)
+                lines = [line for line in child.errors if line.strip()]
+                if code == EXIT_USAGE and lines:  # a user error: the child's own one line
+                    reason = lines[-1].removeprefix("wellmon: ")
+                    raise StartError(f"{child.name} failed to start: {reason}", EXIT_USAGE)
+                raise StartError(f"{child.name} failed to start (exit status {code}): "
+                                 f"{'; '.join(lines) or 'no output'}", 1)
             if stop.is_set():
                 raise StartError("interrupted while starting", 130)
             if time.monotonic() > deadline:
@@ -197,10 +202,28 @@ class Supervisor:
         self._dir.cleanup()
 
 
+def listeners(config: Config) -> list[ports.Listener | None]:
+    """The TCP ports the children of `wellmon run` listen on, each with its setting."""
+    found = []
+    if config.dashboard.port:
+        found.append(ports.tcp_listener("dashboard.port, flag --port", config.dashboard.host,
+                                        config.dashboard.port))
+    if not config.wire.proxy:
+        found += [ports.zmq_listener("node.input", config.node.input),
+                  ports.zmq_listener("node.output", config.node.output)]
+    if config.metrics.enabled:
+        for name in ("node_port", "dashboard_port", "capture_port"):
+            if getattr(config.metrics, name):
+                found.append(ports.tcp_listener(f"metrics.{name}", config.metrics.host,
+                                                getattr(config.metrics, name)))
+    return found
+
+
 def run(config: Config) -> int:
-    # One line before any child starts: an exposed address would stop each child anyway.
-    # The children give the warnings (they give them on every restart too).
+    # One line before any child starts: an exposed address or a port that another program
+    # holds would stop a child anyway. The children give the warnings (on every restart too).
     exposure.check(config, routes.addresses(config), dashboard=True, warn=False)
+    ports.check_free(listeners(config))
     stop = stop_on_signals(exit_grace_s=None)
     supervisor = Supervisor(config)
     supervisor.say(f"wellmon: starting stream '{supervisor.plan.stream}' from "
