@@ -55,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--config", type=Path, default=argparse.SUPPRESS,
                         help="settings file (default: $WELLMON_CONFIG, else ./config.yaml)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                help="what to do (wellmon COMMAND --help: its options)")
 
     def command(group: argparse._SubParsersAction, name: str, summary: str,
                 **kwargs: Any) -> argparse.ArgumentParser:
@@ -122,7 +123,8 @@ def _parser() -> argparse.ArgumentParser:
                              "PATH (never over an existing file)")
 
     bench = command(sub, "bench", "measure the pipeline")
-    bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
+    bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK",
+                                      help="what to measure")
     latency = command(bench_sub, "latency", "capture-to-browser latency percentiles")
     latency.add_argument("--seconds", type=float, default=60.0,
                          help="seconds measured after a 5 s warm-up")
@@ -206,7 +208,8 @@ def _parser() -> argparse.ArgumentParser:
                              "shipped file)")
 
     models = command(sub, "models", "the model weights")
-    models_sub = models.add_subparsers(dest="models", required=True, metavar="ACTION")
+    models_sub = models.add_subparsers(dest="models", required=True, metavar="ACTION",
+                                        help="what to do with them")
     command(models_sub, "build", "convert the source models to ONNX (needs pip install "
                                  "'wellmon[convert]'); with --rppg NAME, a learned rPPG model "
                                  "of open-rppg into the data folder (in a throwaway build "
