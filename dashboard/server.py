@@ -660,7 +660,7 @@ class Dashboard:
         try:
             await server  # the bind, so that only its failure becomes a setting's error
         except OSError as exc:
-            setting = ("dashboard.port, flag --port" if exc.errno == errno.EADDRINUSE
+            setting = (ports.DASHBOARD_PORT if exc.errno == errno.EADDRINUSE
                        else "dashboard.host and dashboard.port")
             shown = ports.tcp_listener(setting, cfg.host, cfg.port).shown
             # asyncio's strerror repeats the address; the system's text alone is enough

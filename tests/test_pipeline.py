@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import psutil
-import pytest
 
 from tests.helpers import FAST_STATES, TOKEN, dashboard_ws_url, open_ws, scores_until
 from wellmon.harness import LocalPipeline

@@ -16,6 +16,10 @@ from dataclasses import dataclass
 
 from wellmon.config import ConfigError
 
+DASHBOARD_PORT = "dashboard.port, flag --port"
+"""The dashboard's port as a message names it: `wellmon run` and `wellmon dashboard` both
+take --port."""
+
 
 @dataclass(frozen=True)
 class Listener:

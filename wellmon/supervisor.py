@@ -206,7 +206,7 @@ def listeners(config: Config) -> list[ports.Listener | None]:
     """The TCP ports the children of `wellmon run` listen on, each with its setting."""
     found = []
     if config.dashboard.port:
-        found.append(ports.tcp_listener("dashboard.port, flag --port", config.dashboard.host,
+        found.append(ports.tcp_listener(ports.DASHBOARD_PORT, config.dashboard.host,
                                         config.dashboard.port))
     if not config.wire.proxy:
         found += [ports.zmq_listener("node.input", config.node.input),
