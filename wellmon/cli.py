@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="dashboard port (dashboard.port)")
     run.add_argument("--no-browser", dest="open_browser", action="store_const", const=False,
                      help="do not open a browser (run.open_browser)")
+    run.add_argument("--parts", help="start only these, comma-separated: capture, node, "
+                                     "dashboard (run.parts; e.g. captures on one host, "
+                                     "node,dashboard on another)")
 
     capture = command(sub, "capture", "one capture process (one modality of a source)")
     source_flags(capture)
@@ -219,7 +222,7 @@ def _parser() -> argparse.ArgumentParser:
 
 FLAG_KEYS = {
     "source": "capture.source", "stream": "capture.stream", "fast": "capture.fast",
-    "port": "dashboard.port", "open_browser": "run.open_browser",
+    "port": "dashboard.port", "open_browser": "run.open_browser", "parts": "run.parts",
 }
 
 

@@ -161,6 +161,8 @@ class DashboardConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
+    parts: str = _setting("capture,node,dashboard", "which processes `wellmon run` starts on "
+                          "this host: capture, node, dashboard, comma-separated")
     open_browser: bool = _setting(True, "open the page in a browser when a display exists")
     restart_children: bool = _setting(True, "restart a child process that dies after start")
     start_timeout_s: float = _setting(60.0, "a child not ready after this has failed to start",
@@ -305,6 +307,16 @@ def _apply_layer(config: Config, overrides: dict[str, Any], from_text: bool) -> 
 RPPG_MODELS = ("facephys",)
 
 
+RUN_PARTS = ("node", "dashboard", "capture")
+"""What `wellmon run` can start (``run.parts``), in the order it starts them: receivers first."""
+
+
+def run_parts(config: Config) -> tuple[str, ...]:
+    """The parts ``run.parts`` names, in start order."""
+    named = {p.strip() for p in config.run.parts.split(",")}
+    return tuple(p for p in RUN_PARTS if p in named)
+
+
 def _check_consistency(config: Config) -> None:
     rppg_model = config.perception.rppg_model
     if rppg_model is not None and rppg_model not in RPPG_MODELS and not (
@@ -312,6 +324,10 @@ def _check_consistency(config: Config) -> None:
         raise ConfigError(f"perception.rppg_model: expected null, a model name "
                           f"({', '.join(RPPG_MODELS)}) or the path of an .onnx file, "
                           f"got {rppg_model!r}")
+    parts = [p.strip() for p in config.run.parts.split(",")]
+    if not all(parts) or set(parts) - set(RUN_PARTS) or len(set(parts)) != len(parts):
+        raise ConfigError(f"run.parts: expected one or more of {', '.join(RUN_PARTS)}, "
+                          f"comma-separated, got {config.run.parts!r}")
     node = config.node
     if node.hop_s > node.window_s:
         raise ConfigError(f"node.hop_s: expected at most node.window_s ({node.window_s:g}), "

@@ -65,19 +65,22 @@ class Supervisor:
     def __init__(self, config: Config, out=sys.stdout) -> None:
         self.config = config
         self.out = out
-        self.tokens = resolve_tokens(config.dashboard)
+        self.parts = config_mod.run_parts(config)
+        self.tokens = resolve_tokens(config.dashboard) if "dashboard" in self.parts else {}
         self._dir = tempfile.TemporaryDirectory(prefix="wellmon-")
         self.config_path = Path(self._dir.name) / "effective.yaml"
         config_mod.dump(config, self.config_path)
         self.plan = sources.plan(config.capture.source, config.capture.stream)
-        for src in {self.plan.video, self.plan.audio} - {None}:
-            sources.check_available(src)
-        self.children = [Child("node", ["infer"]), Child("dashboard", ["dashboard"])]
-        for modality in ("video", "audio"):
-            if getattr(self.plan, modality) is not None:
-                self.children.append(Child(f"capture-{modality}",
-                                           ["capture", "--modality", modality],
-                                           restartable_on_success=False))
+        self.children = [Child(part, [command]) for part, command in
+                         (("node", "infer"), ("dashboard", "dashboard")) if part in self.parts]
+        if "capture" in self.parts:
+            for src in {self.plan.video, self.plan.audio} - {None}:
+                sources.check_available(src)
+            for modality in ("video", "audio"):
+                if getattr(self.plan, modality) is not None:
+                    self.children.append(Child(f"capture-{modality}",
+                                               ["capture", "--modality", modality],
+                                               restartable_on_success=False))
         self.url = ""
         self._print_lock = threading.Lock()
 
@@ -203,16 +206,19 @@ class Supervisor:
 
 
 def listeners(config: Config) -> list[ports.Listener | None]:
-    """The TCP ports the children of `wellmon run` listen on, each with its setting."""
+    """The TCP ports the children of `wellmon run` (its ``run.parts``) listen on, each with
+    its setting. The captures only connect: a capture host's node.input is the node's."""
+    parts = config_mod.run_parts(config)
     found = []
-    if config.dashboard.port:
+    if config.dashboard.port and "dashboard" in parts:
         found.append(ports.tcp_listener(ports.DASHBOARD_PORT, config.dashboard.host,
                                         config.dashboard.port))
-    if not config.wire.proxy:
+    if not config.wire.proxy and "node" in parts:
         found += [ports.zmq_listener("node.input", config.node.input),
                   ports.zmq_listener("node.output", config.node.output)]
     if config.metrics.enabled:
-        for name in ("node_port", "dashboard_port", "capture_port"):
+        for part in parts:
+            name = f"{part}_port"
             if getattr(config.metrics, name):
                 found.append(ports.tcp_listener(f"metrics.{name}", config.metrics.host,
                                                 getattr(config.metrics, name)))
@@ -222,21 +228,28 @@ def listeners(config: Config) -> list[ports.Listener | None]:
 def run(config: Config) -> int:
     # One line before any child starts: an exposed address or a port that another program
     # holds would stop a child anyway. The children give the warnings (on every restart too).
-    exposure.check(config, routes.addresses(config), dashboard=True, warn=False)
+    parts = config_mod.run_parts(config)
+    exposure.check(config, routes.addresses(config), dashboard="dashboard" in parts,
+                   warn=False)
     ports.check_free(listeners(config))
     stop = stop_on_signals(exit_grace_s=None)
     supervisor = Supervisor(config)
-    supervisor.say(f"wellmon: starting stream '{supervisor.plan.stream}' from "
-                   f"{config.capture.source}")
+    if "capture" in parts:
+        where = "" if "node" in parts else f", sending to {routes.capture_media(config)}"
+        supervisor.say(f"wellmon: starting stream '{supervisor.plan.stream}' from "
+                       f"{config.capture.source}{where}")
+    else:
+        supervisor.say(f"wellmon: starting {', '.join(parts)} (no capture on this host)")
     try:
         supervisor.start(stop)
-        supervisor.say(f"{DASHBOARD_LINE}{supervisor.dashboard_url()}")
-        supervisor.say(f"Kiosk:     {supervisor.dashboard_url('kiosk')}")
-        supervisor.say("Operator:  run `wellmon login admin` for a sign-in link")
-        supervisor.say(f"(each link signs in one browser, within {LOGIN_CODE_S // 60} minutes; "
-                       "`wellmon login viewer|kiosk|admin` makes a new one)")
+        if "dashboard" in parts:
+            supervisor.say(f"{DASHBOARD_LINE}{supervisor.dashboard_url()}")
+            supervisor.say(f"Kiosk:     {supervisor.dashboard_url('kiosk')}")
+            supervisor.say("Operator:  run `wellmon login admin` for a sign-in link")
+            supervisor.say(f"(each link signs in one browser, within {LOGIN_CODE_S // 60} "
+                           "minutes; `wellmon login viewer|kiosk|admin` makes a new one)")
         supervisor.say("A wellness indicator, not a diagnosis. Press Ctrl-C to stop.")
-        if config.run.open_browser and _has_display():
+        if "dashboard" in parts and config.run.open_browser and _has_display():
             webbrowser.open(supervisor.dashboard_url())
         supervisor.watch(stop)
     except StartError as exc:
