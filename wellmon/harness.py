@@ -29,6 +29,8 @@ from wellmon.supervisor import DASHBOARD_LINE
 
 URL_PATTERN = re.compile(re.escape(DASHBOARD_LINE) + r"(http://\S+?)\?code=(\S+)")
 """The viewer's sign-in link that `wellmon run` prints: the dashboard's base URL and a code."""
+CHILD_READY = re.compile(r"\s+(\S+)\s+pid (\d+)\s+ready")
+"""The status line `wellmon run` prints when a child is ready: its name and process id."""
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -128,18 +130,27 @@ class Child:
 
 
 class LocalPipeline:
+    """`wellmon run --source SOURCE ARGS` on free loopback ports (``extra_env`` adds settings;
+    a None value removes one), started by ``python`` in ``cwd``; entered once the run
+    printed the viewer's sign-in link, or, for a run without the dashboard (``--parts``),
+    once child ``ready_child`` is ready."""
+
     def __init__(self, source: str, token: str, state_dir: Path, *, extra_env: dict | None = None,
                  args: tuple[str, ...] = (), start_timeout_s: float = 120.0,
-                 python: str = sys.executable, cwd: Path | None = None) -> None:
-        self.env = {**os.environ, **loopback_env(token, state_dir), **(extra_env or {})}
+                 python: str = sys.executable, cwd: Path | None = None,
+                 ready_child: str | None = None) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **loopback_env(token, state_dir), **(extra_env or {})}
+        self.env = {k: v for k, v in env.items() if v is not None}
         self.argv = [python, "-m", "wellmon", "run", "--source", source, *args]
         self.cwd = cwd
+        self.ready_child = ready_child
         self.start_timeout_s = start_timeout_s
         self.output: deque[str] = deque(maxlen=2000)
         self.url = ""
         self.token = token
         self.proc: subprocess.Popen | None = None
-        self._url_seen = threading.Event()
+        self._started = threading.Event()
 
     def __enter__(self) -> LocalPipeline:
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -147,7 +158,7 @@ class LocalPipeline:
                                      cwd=self.cwd, start_new_session=True)
         threading.Thread(target=self._read, daemon=True).start()
         deadline = time.monotonic() + self.start_timeout_s
-        while not self._url_seen.wait(0.1):
+        while not self._started.wait(0.1):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.close()
                 raise RuntimeError("wellmon run did not start:\n" + "\n".join(self.output))
@@ -159,7 +170,10 @@ class LocalPipeline:
             match = URL_PATTERN.search(line)
             if match:
                 self.url = match.group(1)
-                self._url_seen.set()
+            ready = CHILD_READY.match(line)
+            if (match and self.ready_child is None) or (
+                    ready and ready.group(1) == self.ready_child):
+                self._started.set()
 
     @property
     def ws_url(self) -> str:
@@ -170,7 +184,7 @@ class LocalPipeline:
         """Child process ids by name, from the status lines `wellmon run` printed."""
         pids = {}
         for line in list(self.output):
-            match = re.match(r"\s+(\S+)\s+pid (\d+)\s+ready", line)
+            match = CHILD_READY.match(line)
             if match:
                 pids[match.group(1)] = int(match.group(2))
             match = re.match(r"\[supervisor\] restarted (\S+) \(pid (\d+)\)", line)
