@@ -43,12 +43,11 @@ from wellmon.dashboard.checks import ID_RULE, KioskChecks, valid_person
 from wellmon.dashboard.kiosk_socket import KioskSocket
 from wellmon.dashboard.person_secrets import PersonSecrets
 from wellmon.dashboard.store import STATUSES, Store, StoreError, open_store
-from wellmon.streamer import routes
+from wellmon.streamer import ports, routes
 from wellmon.streamer.lifecycle import announce_ready, log
 from wellmon.streamer.protocol import Rejected, RejectionCounter, decode_score
 from wellmon.streamer.security import Curve
 
-from wellmon import ports
 from wellmon.config import Config, ConfigError
 
 ROLE = "dashboard"

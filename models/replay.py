@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 from wellmon.models.fusion.features import FusionInput
 from wellmon.models.fusion.serving import load_fusion
+from wellmon.models.outputs import output_file
 from wellmon.models.perception import Perception
 from wellmon.models.score import ScoreMessage
 from wellmon.models.windows import Windower
@@ -26,7 +27,6 @@ from wellmon.streamer import sources
 from wellmon.streamer.protocol import AudioChunk, Media, VideoFrame
 
 from wellmon.config import Config
-from wellmon.outputs import output_file
 
 
 def _arrivals(config: Config, path: str, stream: str) -> Iterator[tuple[int, Media]]:

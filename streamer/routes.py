@@ -13,10 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import zmq
-from wellmon.streamer import exposure
+from wellmon.streamer import exposure, ports
 from wellmon.streamer.security import Curve
 
-from wellmon import ports
 from wellmon.config import Config, ConfigError
 
 

@@ -21,9 +21,10 @@ from wellmon import config as config_mod
 from wellmon.config import Config, ConfigError
 from wellmon.errors import UsageError, fail
 from wellmon.models.errors import ModelError
+from wellmon.models.outputs import OutputError
 from wellmon.streamer.sources import SourceError
 
-USER_ERRORS = (UsageError, SourceError, ModelError)
+USER_ERRORS = (UsageError, SourceError, ModelError, OutputError)
 TRAIN_PACKAGES = ("torch", "onnx")
 """What `pip install 'wellmon[train]'` brings for `train` and `export`."""
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -374,7 +375,7 @@ def _pinned(package: str, extra: str) -> str:
 
 def _config_example(path: str) -> int:
     """Print the commented settings template, or write it to ``path`` (never over a file)."""
-    from wellmon.outputs import output_file
+    from wellmon.models.outputs import output_file
 
     text = config_mod.example()
     if path == "-":

@@ -25,11 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wellmon import config as config_mod
-from wellmon import ports
 from wellmon.config import Config
 from wellmon.dashboard.auth import LOGIN_CODE_S, TOKEN_ENVS, login_url, resolve_tokens
 from wellmon.errors import EXIT_USAGE
-from wellmon.streamer import exposure, routes, sources
+from wellmon.streamer import exposure, ports, routes, sources
 from wellmon.streamer.lifecycle import READY_PREFIX, die_with, stop_on_signals
 
 PARENT_ENV = "WELLMON_PARENT_PID"

@@ -16,21 +16,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-from wellmon.errors import UsageError
+
+class OutputError(ValueError):
+    """An output path that cannot be written; the message names it and why."""
+
 
 
 def _target(path: Path, overwrite: bool) -> Path:
     """The file that ``path`` names, symlinks followed (the file they point to is the one
     the user means), refused when it is a folder or, without ``overwrite``, exists."""
     if path.is_dir():
-        raise UsageError(f"cannot write {path}: it is a folder (give a file path)")
+        raise OutputError(f"cannot write {path}: it is a folder (give a file path)")
     if not overwrite and (path.exists() or path.is_symlink()):
         raise _exists(path)
     return path.resolve()
 
 
-def _exists(path: Path) -> UsageError:
-    return UsageError(f"{path} already exists; not overwritten (remove it or give another "
+def _exists(path: Path) -> OutputError:
+    return OutputError(f"{path} already exists; not overwritten (remove it or give another "
                       f"path)")
 
 
@@ -54,7 +57,7 @@ def output_file(path: Path, overwrite: bool = True) -> Iterator[TextIO]:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
         except FileExistsError as exc:
-            raise UsageError(f"cannot write {path}: {exc.filename} is not a folder") from None
+            raise OutputError(f"cannot write {path}: {exc.filename} is not a folder") from None
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(descriptor, "w") as sink:
@@ -76,8 +79,8 @@ def output_file(path: Path, overwrite: bool = True) -> Iterator[TextIO]:
 @contextmanager
 def _reported(path: Path) -> Iterator[None]:
     """An OSError of the file system (a missing permission, a file where a folder should
-    be) as the one-line UsageError naming ``path``."""
+    be) as the one-line OutputError naming ``path``."""
     try:
         yield
     except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
