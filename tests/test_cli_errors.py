@@ -125,8 +125,8 @@ MISTAKES = [
             rf"{CONFIG_ERROR}bad\.yaml: unknown key 'dashboard\.prot' \(did you mean 'port'\?\)",
             files={"bad.yaml": "dashboard:\n  prot: 1\n"}),
     Mistake("run-unknown-part", ("run", "--parts", "capture,gpu"),
-            rf"{CONFIG_ERROR}command line: run\.parts: expected one or more of node, dashboard, capture, "
-            r"comma-separated, got 'capture,gpu'$"),
+            rf"{CONFIG_ERROR}command line: run\.parts: expected one or more of node, "
+            r"dashboard, capture, comma-separated, got 'capture,gpu'$"),
     Mistake("config-missing-given-by-flag", ("--config", "nope.yaml", "login", "viewer"),
             rf"{CONFIG_ERROR}config file not found: nope\.yaml$"),
     Mistake("config-missing-given-after-the-command", ("login", "viewer", "--config",
