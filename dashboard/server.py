@@ -38,6 +38,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from wellmon.config import Config, ConfigError
 from wellmon.dashboard.auth import COOKIES, ROLES, SECURE_COOKIE_PREFIX, Sessions, role_of
 from wellmon.dashboard.checks import ID_RULE, KioskChecks, valid_person
 from wellmon.dashboard.kiosk_socket import KioskSocket
@@ -47,8 +49,6 @@ from wellmon.streamer import ports, routes
 from wellmon.streamer.lifecycle import announce_ready, log
 from wellmon.streamer.protocol import Rejected, RejectionCounter, decode_score
 from wellmon.streamer.security import Curve
-
-from wellmon.config import Config, ConfigError
 
 ROLE = "dashboard"
 STATIC = Path(__file__).parent / "static"

@@ -17,6 +17,7 @@ import signal
 from typing import Any
 
 import numpy as np
+
 from wellmon.models.asr import RecognizerError, Utterance, check_vosk_model_dir, make_recognizer
 from wellmon.streamer.lifecycle import die_with
 

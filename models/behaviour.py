@@ -45,6 +45,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
 from wellmon.models import facemesh
 
 LOOK_AWAY_YAW_DEG = 25.0

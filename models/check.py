@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
 from wellmon.models.stress import INPUTS, MIN_FACE_PRESENT, Baseline, extract_inputs, score
 
 ABOVE_USUAL = 75.0

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from wellmon.models import blazeface
 from wellmon.models.runtime import WEIGHTS, load_session, provider_of
 

@@ -16,6 +16,8 @@ from collections import Counter
 from typing import Any
 
 import zmq
+
+from wellmon.config import Config, ConfigError
 from wellmon.models.fusion.serving import load_fusion
 from wellmon.models.perception import Perception
 from wellmon.models.score import ScoreMessage
@@ -33,8 +35,6 @@ from wellmon.streamer.protocol import (
     encode_score,
 )
 from wellmon.streamer.security import Curve
-
-from wellmon.config import Config, ConfigError
 
 ROLE = "node"
 HEARTBEAT_TOPIC = b"h."

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from wellmon.config import AsrConfig, PerceptionConfig
 from wellmon.models import behaviour, rppg
 from wellmon.models.asr import Recognizer, Utterance, make_recognizer
 from wellmon.models.asr_worker import AsrWorker
@@ -29,8 +31,6 @@ from wellmon.models.signals import measure_frame
 from wellmon.models.stress import StressIndex, StressResult
 from wellmon.models.voice import VoiceAnalyzer
 from wellmon.streamer.protocol import AudioChunk, VideoFrame
-
-from wellmon.config import AsrConfig, PerceptionConfig
 
 NS = 1_000_000_000
 TRANSCRIPT_KEEP_S = 120.0

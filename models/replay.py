@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 from tqdm import tqdm
+
+from wellmon.config import Config
 from wellmon.models.fusion.features import FusionInput
 from wellmon.models.fusion.serving import load_fusion
 from wellmon.models.outputs import output_file
@@ -25,8 +27,6 @@ from wellmon.models.score import ScoreMessage
 from wellmon.models.windows import Windower
 from wellmon.streamer import sources
 from wellmon.streamer.protocol import AudioChunk, Media, VideoFrame
-
-from wellmon.config import Config
 
 
 def _arrivals(config: Config, path: str, stream: str) -> Iterator[tuple[int, Media]]:

@@ -96,6 +96,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
 from wellmon.models import facemesh
 
 HR_BAND_HZ = (0.7, 3.5)

@@ -44,6 +44,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+
 from wellmon.models.errors import ModelError
 from wellmon.models.rppg import bandpass, spectral_peak
 from wellmon.models.rppg_build import COMMAND, SPECS, default_path

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
+
 from wellmon.models.errors import ModelError
 
 WEIGHTS = Path(__file__).parent / "weights"

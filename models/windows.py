@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from wellmon.config import NodeConfig
 from wellmon.models.fusion import outputs
 from wellmon.models.fusion.features import FusionInput
 from wellmon.models.fusion.serving import FusionModel
@@ -39,8 +41,6 @@ from wellmon.models.score import ScoreMessage
 from wellmon.models.signals import level_db, measure_chunk
 from wellmon.models.stress import StressResult
 from wellmon.streamer.protocol import AudioChunk, Media, VideoFrame
-
-from wellmon.config import NodeConfig
 
 NS = 1_000_000_000
 MODALITIES = ("video", "audio")

@@ -13,12 +13,12 @@ import time
 from collections import Counter
 
 import zmq
+
+from wellmon.config import Config
 from wellmon.streamer import exposure, routes, sources
 from wellmon.streamer.lifecycle import announce_ready, log
 from wellmon.streamer.protocol import AudioChunk, VideoFrame, encode_media
 from wellmon.streamer.security import Curve
-
-from wellmon.config import Config
 
 STATS_EVERY_S = 30.0
 

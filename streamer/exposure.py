@@ -25,9 +25,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from wellmon.streamer.lifecycle import log
-
 from wellmon.config import Config, ConfigError, DashboardConfig, MetricsConfig
+from wellmon.streamer.lifecycle import log
 
 LOCAL_TRANSPORTS = ("ipc://", "inproc://")
 WIRE_SETTINGS = ("node.input", "node.output", "proxy.media_in", "proxy.media_out",

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import zmq
-from wellmon.streamer import exposure, ports
-from wellmon.streamer.security import Curve
 
 from wellmon.config import Config, ConfigError
+from wellmon.streamer import exposure, ports
+from wellmon.streamer.security import Curve
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from wellmon.streamer.synthetic import ClipSpec, make_clip
 
 from tests.helpers import ROLE_TOKENS, TOKEN, Processes
 from wellmon.harness import loopback_env
+from wellmon.streamer.synthetic import ClipSpec, make_clip
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 

@@ -15,8 +15,8 @@ from email.message import Message
 from pathlib import Path
 
 from websockets.sync.client import ClientConnection
-from wellmon.dashboard.auth import login_url
 
+from wellmon.dashboard.auth import login_url
 from wellmon.harness import Child, open_dashboard_ws
 
 TOKEN = "test-token-0123456789"

@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from wellmon.dashboard.auth import login_url
-from wellmon.dashboard.store import open_store
 
 from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, TOKEN
+from wellmon.dashboard.auth import login_url
+from wellmon.dashboard.store import open_store
 from wellmon.harness import URL_PATTERN, LocalPipeline
 
 SAMPLE = str(Path(__file__).resolve().parents[1] / "streamer/sample/sample.mp4")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from wellmon.models import check
 
 NEUTRAL = {"angry": 0.01, "disgust": 0.01, "fear": 0.01, "happy": 0.05, "sad": 0.02,

@@ -18,8 +18,6 @@ import pytest
 import zmq
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
-from wellmon.dashboard.auth import LOGIN_CODE_S, Sessions, login_code
-from wellmon.dashboard.server import SECURITY_HEADERS
 
 from tests.helpers import (
     ADMIN_TOKEN,
@@ -33,6 +31,8 @@ from tests.helpers import (
     self_signed_cert,
     sign_in,
 )
+from wellmon.dashboard.auth import LOGIN_CODE_S, Sessions, login_code
+from wellmon.dashboard.server import SECURITY_HEADERS
 from wellmon.harness import bearer, get_json, open_dashboard_ws
 
 TOKENS = {"viewer": TOKEN, "kiosk": KIOSK_TOKEN, "admin": ADMIN_TOKEN}

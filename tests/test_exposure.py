@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 import zmq
 import zmq.auth
-from wellmon.streamer.exposure import beyond_loopback
-from wellmon.streamer.protocol import VideoFrame, encode_media
 
 from tests.test_curve import make_keys
 from wellmon.harness import free_tcp_port
+from wellmon.streamer.exposure import beyond_loopback
+from wellmon.streamer.protocol import VideoFrame, encode_media
 
 ROOT = Path(__file__).resolve().parent.parent
 WARNING = "wellmon: warning:"

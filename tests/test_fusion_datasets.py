@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from wellmon.models.face import EMOTIONS
 from wellmon.models.fusion.card import (
     accuracy_report,

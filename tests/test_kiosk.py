@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from wellmon.dashboard.store import open_store
 
 from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, dashboard_ws_url, open_ws
+from wellmon.dashboard.store import open_store
 from wellmon.harness import get_json
 
 STREAM = "kiosk-1"

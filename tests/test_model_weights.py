@@ -17,6 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+
 from wellmon.models import blazeface
 from wellmon.models import convert as conv
 

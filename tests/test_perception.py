@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from wellmon.config import AsrConfig, PerceptionConfig
 from wellmon.models.perception import Perception
 from wellmon.streamer import sources
 from wellmon.streamer.protocol import VideoFrame
 from wellmon.streamer.synthetic import ClipSpec, make_clip
-
-from wellmon.config import AsrConfig, PerceptionConfig
 
 SAMPLE_TRUTH = json.loads((sources.SAMPLE_CLIP.with_suffix(".json")).read_text())
 FPS = 15.0
@@ -93,6 +93,7 @@ def test_the_sample_clip_face_is_found_in_95_percent_of_frames_and_reads_happy()
 def test_lfw_faces_are_detected_at_4x_upscale() -> None:
     data = pytest.importorskip("skimage.data", reason="scikit-image ships the LFW subset")
     import cv2
+
     from wellmon.models.face import FacePipeline
 
     faces = data.lfw_subset()[:100]  # the first 100 are faces, the rest are not

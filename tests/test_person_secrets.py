@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from wellmon.dashboard import person_secrets as ps
 from wellmon.dashboard.store import SQLiteStore
 

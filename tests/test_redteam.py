@@ -17,9 +17,9 @@ from urllib.parse import quote, urlsplit
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
-from wellmon.dashboard.auth import login_code
 
 from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, TOKEN, sign_in
+from wellmon.dashboard.auth import login_code
 
 ROLES = {"viewer": TOKEN, "kiosk": KIOSK_TOKEN, "admin": ADMIN_TOKEN}
 PAGES_OF = {"/": {"viewer", "admin"}, "/index.html": {"viewer", "admin"},

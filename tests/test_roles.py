@@ -11,9 +11,9 @@ import urllib.request
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
-from wellmon.dashboard.auth import login_code
 
 from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, TOKEN, http, self_signed_cert, sign_in
+from wellmon.dashboard.auth import login_code
 from wellmon.harness import bearer
 
 TOKENS = {"viewer": TOKEN, "kiosk": KIOSK_TOKEN, "admin": ADMIN_TOKEN}

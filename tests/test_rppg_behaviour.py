@@ -21,6 +21,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+
 from wellmon.models import facemesh
 from wellmon.models.behaviour import (
     BehaviourTracker,

@@ -14,6 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from wellmon import cli
+from wellmon import config as config_mod
+from wellmon.config import ConfigError
 from wellmon.models.errors import ModelError
 from wellmon.models.rppg_build import COMMAND, SPECS, default_path
 from wellmon.models.rppg_learned import (
@@ -25,10 +29,6 @@ from wellmon.models.rppg_learned import (
     learned_heart_rates,
     resolve,
 )
-
-from wellmon import cli
-from wellmon import config as config_mod
-from wellmon.config import ConfigError
 
 ENV_MODEL = "WELLMON_TEST_RPPG_ONNX"
 
@@ -226,6 +226,7 @@ def facephys() -> LearnedModel:
 
 def _clip_rates(tmp: Path, model: LearnedModel, bpm: float | None, amp: float):
     import av
+
     from wellmon.models.face import FacePipeline
     from wellmon.streamer.synthetic import ClipSpec, make_clip
 

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 from wellmon.models.runtime import CPU, WEIGHTS, load_session
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
+
 from wellmon.streamer import synthetic
 from wellmon.streamer.synthetic import ClipSpec, make_clip
 

@@ -9,10 +9,10 @@ import time
 from contextlib import ExitStack
 
 import pytest
-from wellmon.models.sharding import rendezvous
 
 from tests.helpers import FAST_STATES, dashboard_ws_url, open_ws
 from wellmon.harness import free_tcp_port
+from wellmon.models.sharding import rendezvous
 
 
 def split_ids() -> tuple[list[str], list[str]]:

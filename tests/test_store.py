@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from wellmon.dashboard import store as store_mod
 from wellmon.dashboard.store import (
     INTERRUPTED,

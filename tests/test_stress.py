@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from wellmon.models.stress import (
     FACE_INPUTS,
     INPUTS,

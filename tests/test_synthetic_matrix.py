@@ -22,6 +22,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+
 from wellmon.streamer import synthetic, synthetic_matrix
 from wellmon.streamer.synthetic import (
     EYELIDS,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from wellmon.models.voice import BATCH_S, HOP_S, NS, VoiceAnalyzer, VoiceWindow
 
 SR = 16_000

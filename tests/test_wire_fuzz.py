@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from wellmon.config import Config
 from wellmon.dashboard.server import ClientFault, Dashboard
 from wellmon.dashboard.store import open_store
 from wellmon.streamer.protocol import (
@@ -24,8 +26,6 @@ from wellmon.streamer.protocol import (
     decode_media,
     decode_score,
 )
-
-from wellmon.config import Config
 
 LIMITS = Limits(max_payload_bytes=1 << 16, max_clock_skew_s=3600)
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats()

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from wellmon.models.face import EMOTIONS
 
 log = logging.getLogger("wellmon.models.fusion.datasets")

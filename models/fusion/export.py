@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from wellmon.models.fusion import spec
 from wellmon.models.fusion.network import FusionNetwork, example_inputs
 from wellmon.models.fusion.serving import DEFAULT_FILE

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from wellmon.models.fusion import spec
 from wellmon.models.stress import StressResult
 

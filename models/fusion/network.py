@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
 from wellmon.models.fusion import spec
 from wellmon.models.fusion.gaam import MultiHeadGaussianAdaptiveAttention
 from wellmon.models.fusion.layers import (

@@ -19,6 +19,7 @@ import math
 from typing import Any
 
 import numpy as np
+
 from wellmon.models.fusion import spec
 from wellmon.models.fusion.features import FusionInput
 from wellmon.models.fusion.serving import FusionOutput

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+
+from wellmon.config import PerceptionConfig
 from wellmon.models.fusion import spec
 from wellmon.models.fusion.features import FusionInput, empty_context, stack
 from wellmon.models.runtime import ModelError, choose_providers, load_session, provider_of
-
-from wellmon.config import PerceptionConfig
 
 DEFAULT_FILE = Path(__file__).resolve().parents[1] / "weights" / "fusion_default.onnx"
 

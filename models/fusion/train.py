@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm import tqdm
+
+from wellmon.config import Config
 from wellmon.models.fusion import card, spec
 from wellmon.models.fusion.datasets import Sample, Split, detect_kind, load_dataset, speaker_split
 from wellmon.models.fusion.export import export_onnx, save_checkpoint
@@ -38,8 +40,6 @@ from wellmon.models.fusion.features import FusionInput
 from wellmon.models.fusion.network import FusionNetwork
 from wellmon.models.fusion.serving import FusionModel
 from wellmon.models.replay import windows
-
-from wellmon.config import Config
 
 TRAINED = "trained"
 NEXT_CONTEXT = spec.OUTPUT_NAMES.index("next_context")
