@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wellmon.dashboard.store import Store
-from wellmon.models import check as check_model
+from wellmon.models.stress import verdict as check_model
 
 PERSON = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,64}")
 """A person ID, matched whole (``fullmatch``: no trailing newline slips through); "." and

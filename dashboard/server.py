@@ -26,6 +26,7 @@ import threading
 import time
 import weakref
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -45,10 +46,10 @@ from wellmon.dashboard.checks import ID_RULE, KioskChecks, valid_person
 from wellmon.dashboard.kiosk_socket import KioskSocket
 from wellmon.dashboard.person_secrets import PersonSecrets
 from wellmon.dashboard.store import STATUSES, Store, StoreError, open_store
-from wellmon.streamer import ports, routes
 from wellmon.streamer.lifecycle import announce_ready, log
-from wellmon.streamer.protocol import Rejected, RejectionCounter, decode_score
-from wellmon.streamer.security import Curve
+from wellmon.streamer.wire import ports, routes
+from wellmon.streamer.wire.protocol import Rejected, RejectionCounter, decode_score
+from wellmon.streamer.wire.security import Curve
 
 ROLE = "dashboard"
 STATIC = Path(__file__).parent / "static"
@@ -642,16 +643,12 @@ class Dashboard:
                 self.kiosk_clients.discard(client)
                 client.connection.transport.abort()
 
-    async def run(self, stop: threading.Event) -> None:
+    async def run(self, stop: threading.Event,
+                  observe: Callable[[Dashboard], str] | None = None) -> None:
+        """Serve until ``stop``; ``observe`` as in `serve_dashboard`."""
         cfg = self.config.dashboard
         tls = _tls_context(cfg.tls_cert, cfg.tls_key)
-        served = ""
-        if self.config.metrics.enabled:
-            from wellmon import metrics
-
-            self.metrics = metrics.DashboardMetrics(self)
-            served = metrics.start(self.metrics.registry, self.config.metrics,
-                                   self.config.metrics.dashboard_port)
+        served = observe(self) if observe is not None else ""
         server = serve(self.handle, cfg.host, cfg.port, process_request=self.process_request,
                        process_response=self.process_response,
                        max_size=MAX_CLIENT_MESSAGE, write_limit=WRITE_LIMIT,
@@ -749,14 +746,19 @@ def _file_response(path: Path) -> Response:
     return _response(200, path.read_bytes(), content_type)
 
 
-def serve_dashboard(config: Config, tokens: dict[str, str], stop: threading.Event) -> int:
-    from wellmon.streamer import exposure  # refuse plain HTTP, clear links, open metrics off-host
+def serve_dashboard(config: Config, tokens: dict[str, str], stop: threading.Event,
+                    observe: Callable[[Dashboard], str] | None = None) -> int:
+    """Run the dashboard until ``stop``; ``observe`` (the metrics endpoint, when the command
+    line turns it on) gets it before it listens and returns what its READY line adds."""
+    from wellmon.streamer.wire import (
+        exposure,  # refuse plain HTTP, clear links, open metrics off-host
+    )
 
     exposure.check(config, [routes.dashboard_scores(config)], dashboard=True)
     store = open_store(config.dashboard.store,
                        keep_series_days=config.dashboard.retention_days)
     try:
-        asyncio.run(Dashboard(config, tokens, store).run(stop))
+        asyncio.run(Dashboard(config, tokens, store).run(stop, observe))
     finally:
         store.close()
     return 0

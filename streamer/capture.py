@@ -11,14 +11,16 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import zmq
 
 from wellmon.config import Config
-from wellmon.streamer import exposure, routes, sources
+from wellmon.streamer import sources
 from wellmon.streamer.lifecycle import announce_ready, log
-from wellmon.streamer.protocol import AudioChunk, VideoFrame, encode_media
-from wellmon.streamer.security import Curve
+from wellmon.streamer.wire import exposure, routes
+from wellmon.streamer.wire.protocol import AudioChunk, VideoFrame, encode_media
+from wellmon.streamer.wire.security import Curve
 
 STATS_EVERY_S = 30.0
 
@@ -35,8 +37,11 @@ def make_sender(context: zmq.Context, address: str, hwm: int, curve: Curve) -> z
 
 
 def capture(modality: str, config: Config, stop: threading.Event,
-            epoch_ns: int | None = None) -> int:
-    """Read the configured source's `modality` and send it until the source ends or `stop`."""
+            epoch_ns: int | None = None,
+            observe: Callable[[Config, str, str, Counter], str] | None = None) -> int:
+    """Read the configured source's `modality` and send it until the source ends or `stop`.
+    ``observe`` (the metrics endpoint, when turned on) gets the stream, the modality and the
+    counts it may read, and returns what the READY line adds."""
     cap = config.capture
     plan = sources.plan(cap.source, cap.stream)
     src = plan.video if modality == "video" else plan.audio
@@ -57,13 +62,7 @@ def capture(modality: str, config: Config, stop: threading.Event,
     counts: Counter = Counter()  # sent (read by the metrics endpoint)
     last_stats = time.monotonic()
     try:
-        served = ""
-        if config.metrics.enabled:
-            from wellmon import metrics
-
-            served = metrics.start(metrics.CaptureMetrics(plan.stream, modality,
-                                                          counts).registry,
-                                   config.metrics, config.metrics.capture_port)
+        served = observe(config, plan.stream, modality, counts) if observe else ""
         announce_ready(f"{role} from {src.describe()} to {address}{served}")
         for seq, (t_ns, array) in enumerate(items):
             if stop.is_set():

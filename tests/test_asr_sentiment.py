@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wellmon.models.asr import (
+from wellmon.models.perception.asr import (
     PocketsphinxRecognizer,
     Recognizer,
     RecognizerError,
@@ -29,7 +29,7 @@ from wellmon.models.asr import (
     VoskRecognizer,
     make_recognizer,
 )
-from wellmon.models.sentiment import NEUTRAL_BAND, sentiment
+from wellmon.models.perception.sentiment import NEUTRAL_BAND, sentiment
 
 SR = 16_000
 NS = 1_000_000_000

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from wellmon.benchmarks.blinks import match_onsets
-from wellmon.models import facemesh
-from wellmon.models.behaviour import BehaviourTracker, camera_matrix, matrix_from_euler
+from wellmon.models.perception import facemesh
+from wellmon.models.perception.behaviour import BehaviourTracker, camera_matrix, matrix_from_euler
 
 SIZE = (320, 240)
 BLINKS = ((2.0, 0.2), (4.3, 0.15), (6.1, 0.3), (8.4, 0.25), (10.2, 0.2), (12.9, 0.3))

@@ -1,10 +1,10 @@
-"""The kiosk check's verdict (models/check.py) on synthetic windows and histories."""
+"""The kiosk check's verdict (models/stress/verdict.py) on synthetic windows and histories."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from wellmon.models import check
+from wellmon.models.stress import verdict as check
 
 NEUTRAL = {"angry": 0.01, "disgust": 0.01, "fear": 0.01, "happy": 0.05, "sad": 0.02,
            "surprise": 0.02, "neutral": 0.88}

@@ -14,8 +14,8 @@ import zmq.auth
 
 from tests.helpers import TOKEN, dashboard_ws_url, open_ws, scores_until
 from wellmon.harness import get_json
-from wellmon.models.node import STATS_EVERY_S
-from wellmon.streamer.protocol import VideoFrame, encode_media
+from wellmon.models.node.service import STATS_EVERY_S
+from wellmon.streamer.wire.protocol import VideoFrame, encode_media
 
 SAMPLE = str(Path(__file__).resolve().parents[1] / "streamer/sample/sample.mp4")
 

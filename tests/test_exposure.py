@@ -23,8 +23,8 @@ import zmq.auth
 
 from tests.test_curve import make_keys
 from wellmon.harness import free_tcp_port
-from wellmon.streamer.exposure import beyond_loopback
-from wellmon.streamer.protocol import VideoFrame, encode_media
+from wellmon.streamer.wire.exposure import beyond_loopback
+from wellmon.streamer.wire.protocol import VideoFrame, encode_media
 
 ROOT = Path(__file__).resolve().parent.parent
 WARNING = "wellmon: warning:"

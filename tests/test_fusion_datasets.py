@@ -14,14 +14,14 @@ import cv2
 import numpy as np
 import pytest
 
-from wellmon.models.face import EMOTIONS
-from wellmon.models.fusion.card import (
+from wellmon.models.perception.face import EMOTIONS
+from wellmon.models.training.card import (
     accuracy_report,
     confusion_matrix,
     confusion_png,
     write_model_card,
 )
-from wellmon.models.fusion.datasets import (
+from wellmon.models.training.datasets import (
     DatasetError,
     Sample,
     load_crema_d,
@@ -181,7 +181,7 @@ def _iemocap(root: Path) -> Path:
 def test_iemocap_labels_speakers_and_dimensions(tmp_path: Path,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     root = _iemocap(tmp_path)
-    with caplog.at_level(logging.INFO, logger="wellmon.models.fusion.datasets"):
+    with caplog.at_level(logging.INFO, logger="wellmon.models.training.datasets"):
         samples = load_iemocap(root)
     by_name = {s.path.stem: s for s in samples}
     assert set(by_name) == {"Ses01F_impro01_F000", "Ses01F_impro01_M001",

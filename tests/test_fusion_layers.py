@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch not installed: the fusion model trains in it")
 
-from wellmon.models.fusion.layers import (  # noqa: E402
+from wellmon.models.training.layers import (  # noqa: E402
     AttentionPooling,
     CausalContextGraph,
     CrossModalAttention,

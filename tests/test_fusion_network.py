@@ -12,7 +12,6 @@ import pytest
 torch = pytest.importorskip("torch", reason="torch not installed: the fusion model trains in it")
 
 from wellmon.models.fusion import spec  # noqa: E402
-from wellmon.models.fusion.export import build_default, expert_network, export_onnx  # noqa: E402
 from wellmon.models.fusion.features import (  # noqa: E402
     FusionInput,
     audio_steps,
@@ -23,10 +22,11 @@ from wellmon.models.fusion.features import (  # noqa: E402
     text_steps,
     visual_steps,
 )
-from wellmon.models.fusion.network import FusionNetwork, example_inputs  # noqa: E402
 from wellmon.models.fusion.serving import DEFAULT_FILE, FusionModel  # noqa: E402
-from wellmon.models.runtime import ModelError  # noqa: E402
-from wellmon.models.stress import WEIGHTS, Baseline, score  # noqa: E402
+from wellmon.models.perception.runtime import ModelError  # noqa: E402
+from wellmon.models.stress.index import WEIGHTS, Baseline, score  # noqa: E402
+from wellmon.models.training.export import build_default, expert_network, export_onnx  # noqa: E402
+from wellmon.models.training.network import FusionNetwork, example_inputs  # noqa: E402
 
 MASKED_INPUTS = {"visual": "visual_mask", "audio": "audio_mask", "text": "text_mask",
                  "physio": "physio_mask", "stress_z": "stress_mask", "context": "context_mask"}
@@ -153,7 +153,7 @@ def _window(rng: np.random.Generator, frames: list[tuple[float, dict]], start: f
 def test_shipped_defaults_compute_the_documented_expert_fusion() -> None:
     """Emotion: the confidence-weighted mean of the frames' expression distributions;
     valence and arousal: its PAD expectation, valence mixed 0.7/0.3 with the text sentiment;
-    stress: models/stress.py's number, for random windows and random baselines."""
+    stress: models/stress/index.py's number, for random windows and random baselines."""
     model = FusionModel(DEFAULT_FILE)
     assert model.expert
     rng = np.random.default_rng(0)
@@ -238,12 +238,12 @@ def test_a_stream_with_two_due_windows_gets_them_in_order() -> None:
 
 
 def test_stress_through_the_fusion_model_rises_with_pulse_and_pitch_and_is_never_zero() -> None:
-    """The node's path: gate and baseline (models/stress.py), then the shipped model, then
+    """The node's path: gate and baseline (models/stress/index.py), then the shipped model, then
     the score message. A raised pulse and pitch against a calm baseline minute raise the
     index; a missing face makes it inconclusive with the reason, not a number."""
     from tests.test_stress import after_baseline, calm_emotions, calm_signals, quality
     from wellmon.models.fusion.outputs import apply
-    from wellmon.models.score import ScoreMessage
+    from wellmon.streamer.wire.score import ScoreMessage
 
     model = FusionModel(DEFAULT_FILE)
     index, rng, t = after_baseline()

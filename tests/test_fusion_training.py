@@ -81,7 +81,7 @@ def test_train_learns_the_classes_and_the_onnx_reproduces_it(labelled_set: Path,
     done = subprocess.run([sys.executable, "-m", "wellmon", "export", str(out / "fusion.pt"),
                            "--out", str(again)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    from wellmon.models.fusion.network import example_inputs
+    from wellmon.models.training.network import example_inputs
 
     inputs = {n: t.numpy() for n, t in zip(spec.INPUT_NAMES, example_inputs(4, seed=1))}
     for a, b in zip(model.session.run(None, inputs),

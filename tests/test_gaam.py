@@ -14,7 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch not installed: the fusion model trains in it")
 
-from wellmon.models.fusion.gaam import MultiHeadGaussianAdaptiveAttention  # noqa: E402
+from wellmon.models.training.gaam import MultiHeadGaussianAdaptiveAttention  # noqa: E402
 
 TOL = 1e-5
 

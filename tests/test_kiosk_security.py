@@ -22,7 +22,7 @@ import zmq
 
 from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, TOKEN, dashboard_ws_url, open_ws
 from wellmon.dashboard.person_secrets import WRONG_SECRET
-from wellmon.streamer.protocol import encode_score
+from wellmon.streamer.wire.protocol import encode_score
 
 STREAM = "kiosk-1"
 CHECK_S = 6.0

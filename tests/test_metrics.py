@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, TOKEN, dashboard_ws_url, open_ws, scores_until
 from wellmon.harness import free_tcp_port
-from wellmon.models.asr_worker import QUEUE_CHUNKS
+from wellmon.models.perception.asr_worker import QUEUE_CHUNKS
 
 METRICS_URL = re.compile(r"metrics=(http://\S+)")
 

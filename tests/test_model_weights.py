@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 import pytest
 
-from wellmon.models import blazeface
-from wellmon.models import convert as conv
+from wellmon.models.perception import blazeface
+from wellmon.models.tools import convert as conv
 
 ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = ROOT / "models" / "weights"

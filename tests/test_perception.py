@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from wellmon.config import AsrConfig, PerceptionConfig
-from wellmon.models.perception import Perception
+from wellmon.models.perception.pipeline import Perception
 from wellmon.streamer import sources
-from wellmon.streamer.protocol import VideoFrame
 from wellmon.streamer.synthetic import ClipSpec, make_clip
+from wellmon.streamer.wire.protocol import VideoFrame
 
 SAMPLE_TRUTH = json.loads((sources.SAMPLE_CLIP.with_suffix(".json")).read_text())
 FPS = 15.0
@@ -94,7 +94,7 @@ def test_lfw_faces_are_detected_at_4x_upscale() -> None:
     data = pytest.importorskip("skimage.data", reason="scikit-image ships the LFW subset")
     import cv2
 
-    from wellmon.models.face import FacePipeline
+    from wellmon.models.perception.face import FacePipeline
 
     faces = data.lfw_subset()[:100]  # the first 100 are faces, the rest are not
     pipeline = FacePipeline(["CPUExecutionProvider"])
@@ -111,7 +111,7 @@ def test_landmarks_of_a_still_face_do_not_jump_when_the_detector_runs_again() ->
     """The detector runs every `detect_every` frames; on the face it is already tracking it
     only confirms the track. (It used to re-seed the landmarks from its coarser box: a jump of
     up to 2 px at that cadence, a ~1.4 Hz saw-tooth inside the heart-rate band.)"""
-    from wellmon.models.face import FacePipeline
+    from wellmon.models.perception.face import FacePipeline
 
     image = next(iter(sources.video_frames(sources.parse_one("sample"), 15.0, 640, 480,
                                            loop=False,

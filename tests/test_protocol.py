@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import zmq
 
-from wellmon.streamer.protocol import (
+from wellmon.streamer.wire.protocol import (
     AudioChunk,
     Limits,
     Rejected,

@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 import pytest
 
-from wellmon.models import facemesh
-from wellmon.models.behaviour import (
+from wellmon.models.perception import facemesh
+from wellmon.models.perception.behaviour import (
     BehaviourTracker,
     BlinkDetector,
     brow_raise,
@@ -34,7 +34,7 @@ from wellmon.models.behaviour import (
     matrix_from_euler,
     mouth_opening,
 )
-from wellmon.models.rppg import (
+from wellmon.models.perception.rppg import (
     REGIONS,
     STABLE_RELAX_DB,
     PulseEstimator,
@@ -153,7 +153,7 @@ def test_skin_regions_avoid_eyes_brows_nostrils_and_lips() -> None:
     """On the sample's face, as the landmark model places the points: no eye, brow, lip or
     nostril point lies on a sampled pixel, nor within a few pixels of one, and the skin is
     split over most of the grid's regions."""
-    from wellmon.models.face import FacePipeline
+    from wellmon.models.perception.face import FacePipeline
 
     image = next(av.open(str(sources.SAMPLE_CLIP)).decode(video=0)).to_ndarray(format="bgr24")
     points = FacePipeline(["CPUExecutionProvider"]).process([("s", image)])[0].landmarks[:, :2]
@@ -178,7 +178,7 @@ def test_skin_regions_avoid_eyes_brows_nostrils_and_lips() -> None:
 
 def decode_skin(path: Path) -> tuple[np.ndarray, list[SkinSample | None]]:
     """The skin colour of each frame as the node takes it: landmarks, then face_skin."""
-    from wellmon.models.face import FacePipeline
+    from wellmon.models.perception.face import FacePipeline
 
     faces = FacePipeline(["CPUExecutionProvider"], threads=1)
     sampler = SkinSampler()
@@ -258,7 +258,7 @@ def _weak_pulse_estimates(amplitude: float, seeds: range, from_s: float = 0.0,
                           **kw: Any) -> list[tuple[Any, float]]:
     """(estimate, POS SNR) of one 20 s window per seed: a 78 bpm pulse in the green channel
     of relative amplitude ``amplitude`` from ``from_s`` on, white noise 0.2 % per channel."""
-    from wellmon.models.rppg import spectral_peak
+    from wellmon.models.perception.rppg import spectral_peak
 
     t = np.arange(0.0, 20.0, 1.0 / FPS)
     pulse = np.sin(2 * np.pi * 1.3 * t) * (t >= from_s)
@@ -321,7 +321,7 @@ def test_landmark_path_face_skin_feeds_the_same_estimator() -> None:
     little): the facial skin pulses (72 bpm); the eyes, brows and lips carry a stronger
     in-band flicker of another rate and the background is not skin-coloured: neither may
     count."""
-    from wellmon.models.face import FacePipeline
+    from wellmon.models.perception.face import FacePipeline
 
     image = next(av.open(str(sources.SAMPLE_CLIP)).decode(video=0)).to_ndarray(format="bgr24")
     base = FacePipeline(["CPUExecutionProvider"]).process([("s", image)])[0].landmarks

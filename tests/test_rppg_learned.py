@@ -1,4 +1,5 @@
-"""Learned rPPG (models/rppg_learned.py, models/rppg_build.py, perception.rppg_model).
+"""Learned rPPG (models/perception/rppg_learned.py, models/tools/rppg_build.py,
+perception.rppg_model).
 
 The streaming stage, its crop, gate and errors are tested on a tiny stand-in ONNX graph
 with the converted model's interface (its pulse is the crop's mean brightness). The real
@@ -19,8 +20,7 @@ from wellmon import cli
 from wellmon import config as config_mod
 from wellmon.config import ConfigError
 from wellmon.models.errors import ModelError
-from wellmon.models.rppg_build import COMMAND, SPECS, default_path
-from wellmon.models.rppg_learned import (
+from wellmon.models.perception.rppg_learned import (
     LearnedModel,
     LearnedPulse,
     box_of,
@@ -29,6 +29,7 @@ from wellmon.models.rppg_learned import (
     learned_heart_rates,
     resolve,
 )
+from wellmon.models.tools.rppg_build import COMMAND, SPECS, default_path
 
 ENV_MODEL = "WELLMON_TEST_RPPG_ONNX"
 
@@ -176,7 +177,7 @@ def test_config_key_and_names(tmp_path: Path) -> None:
 
 
 def test_perception_with_missing_model_fails_with_the_command(tmp_path: Path) -> None:
-    from wellmon.models.perception import Perception
+    from wellmon.models.perception.pipeline import Perception
 
     cfg = config_mod.Config().replace({"perception.rppg_model": str(tmp_path / "m.onnx"),
                                        "perception.face": False, "asr.engine": "off"})
@@ -185,8 +186,8 @@ def test_perception_with_missing_model_fails_with_the_command(tmp_path: Path) ->
 
 
 def test_perception_reports_the_learned_fields(stand_in: LearnedModel) -> None:
-    from wellmon.models.perception import Perception
-    from wellmon.streamer.protocol import VideoFrame
+    from wellmon.models.perception.pipeline import Perception
+    from wellmon.streamer.wire.protocol import VideoFrame
 
     cfg = config_mod.Config().replace({"perception.rppg_model": str(stand_in.path),
                                        "asr.engine": "off"})
@@ -227,7 +228,7 @@ def facephys() -> LearnedModel:
 def _clip_rates(tmp: Path, model: LearnedModel, bpm: float | None, amp: float):
     import av
 
-    from wellmon.models.face import FacePipeline
+    from wellmon.models.perception.face import FacePipeline
     from wellmon.streamer.synthetic import ClipSpec, make_clip
 
     path = tmp / f"clip_{bpm}_{amp}.mp4"

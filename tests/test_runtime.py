@@ -16,17 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
-from wellmon.models.runtime import CPU, WEIGHTS, load_session
+from wellmon.models import WEIGHTS
+from wellmon.models.perception.runtime import CPU, load_session
 
 ROOT = Path(__file__).resolve().parent.parent
 LANDMARKS = WEIGHTS / "face_landmark.onnx"
-BURST = 16  # the node's largest face batch (models/node.py MAX_FRAMES)
+BURST = 16  # the node's largest face batch (models/node/service.py MAX_FRAMES)
 MB = 2**20
 BURST_PROBE = """
 import sys
 import numpy as np
 from pathlib import Path
-from wellmon.models.runtime import CPU, load_session
+from wellmon.models.perception.runtime import CPU, load_session
 
 def rss_bytes():
     return int(open("/proc/self/statm").read().split()[1]) * 4096

@@ -12,7 +12,7 @@ import pytest
 
 from tests.helpers import FAST_STATES, dashboard_ws_url, open_ws
 from wellmon.harness import free_tcp_port
-from wellmon.models.sharding import rendezvous
+from wellmon.models.node.sharding import rendezvous
 
 
 def split_ids() -> tuple[list[str], list[str]]:

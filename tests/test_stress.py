@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from wellmon.models.stress import (
+from wellmon.models.stress.index import (
     FACE_INPUTS,
     INPUTS,
     MIN_FACE_PRESENT,

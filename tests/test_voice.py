@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wellmon.models.voice import BATCH_S, HOP_S, NS, VoiceAnalyzer, VoiceWindow
+from wellmon.models.perception.voice import BATCH_S, HOP_S, NS, VoiceAnalyzer, VoiceWindow
 
 SR = 16_000
 T0 = 1_700_000_000 * NS  # an arbitrary capture clock, as the node sees it

@@ -11,10 +11,10 @@ import pytest
 
 from wellmon.config import AsrConfig, NodeConfig, PerceptionConfig
 from wellmon.models.fusion.serving import load_fusion
-from wellmon.models.perception import Perception
-from wellmon.models.score import ScoreMessage
-from wellmon.models.windows import Windower
-from wellmon.streamer.protocol import AudioChunk, VideoFrame
+from wellmon.models.node.windowing import Windower
+from wellmon.models.perception.pipeline import Perception
+from wellmon.streamer.wire.protocol import AudioChunk, VideoFrame
+from wellmon.streamer.wire.score import ScoreMessage
 
 NS = 1_000_000_000
 FPS = 15

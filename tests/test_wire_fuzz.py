@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from wellmon.config import Config
 from wellmon.dashboard.server import ClientFault, Dashboard
 from wellmon.dashboard.store import open_store
-from wellmon.streamer.protocol import (
+from wellmon.streamer.wire.protocol import (
     AudioChunk,
     Limits,
     Rejected,

@@ -70,7 +70,7 @@ def _ms(samples: list[float]) -> str:
 def bench_perception(frames_n: int = 300) -> int:
     """Per-frame cost of each face model and the whole face pipeline on one CPU thread,
     throughput at batch 1, 8 and 32, and the cost of the audio features."""
-    from wellmon.models.face import FacePipeline
+    from wellmon.models.perception.face import FacePipeline
 
     faces = FacePipeline(["CPUExecutionProvider"], threads=1)
     frames = _sample_frames(frames_n)
@@ -111,8 +111,8 @@ def bench_perception(frames_n: int = 300) -> int:
 def _bench_audio() -> None:
     """Voice features (with a window every 0.5 s, as the node asks) and speech-to-text,
     in ms of CPU per second of the sample clip's audio."""
-    from wellmon.models.asr import PocketsphinxRecognizer
-    from wellmon.models.voice import VoiceAnalyzer
+    from wellmon.models.perception.asr import PocketsphinxRecognizer
+    from wellmon.models.perception.voice import VoiceAnalyzer
     from wellmon.streamer import sources
 
     blocks = list(sources.audio_blocks(sources.parse_one("sample"), 100, loop=False,

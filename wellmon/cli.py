@@ -21,7 +21,7 @@ from wellmon import config as config_mod
 from wellmon.config import Config, ConfigError
 from wellmon.errors import UsageError, fail
 from wellmon.models.errors import ModelError
-from wellmon.models.outputs import OutputError
+from wellmon.models.node.outputs import OutputError
 from wellmon.streamer.sources import SourceError
 
 USER_ERRORS = (UsageError, SourceError, ModelError, OutputError)
@@ -270,7 +270,7 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 
         return run(config)
     if args.command == "replay":
-        from wellmon.models.replay import replay, report_path
+        from wellmon.models.node.replay import replay, report_path
 
         report = replay(config, args.file, args.out, progress=not args.no_progress)
         print(f"wellmon: {report['windows']} windows written to {args.out} "
@@ -313,28 +313,30 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
     if args.command == "login":
         return _login(args, config)
     if args.command == "keys":
-        from wellmon.streamer.security import make_keys
+        from wellmon.streamer.wire.security import make_keys
 
         print(f"wellmon: keys in {make_keys(args.directory)}; set wire.curve_dir to it")
         return 0
     if args.command == "models":
         if any(a == "--rppg" or a.startswith("--rppg=") for a in args.rest):
-            from wellmon.models.rppg_build import main as build_rppg
+            from wellmon.models.tools.rppg_build import main as build_rppg
 
             return build_rppg(args.rest)
-        from wellmon.models.convert import main as build_models
+        from wellmon.models.tools.convert import main as build_models
 
         return build_models(args.rest)
     die_with_parent()
     stop = stop_on_signals()
+    metrics = _metrics(config)
     if args.command == "capture":
         from wellmon.streamer.capture import capture
 
-        return capture(args.modality, config, stop, epoch_ns=args.epoch_ns)
+        return capture(args.modality, config, stop, epoch_ns=args.epoch_ns,
+                       observe=metrics and metrics.observe_capture)
     if args.command == "infer":
-        from wellmon.models.node import serve
+        from wellmon.models.node.service import serve
 
-        return serve(config, stop)
+        return serve(config, stop, observe=metrics and metrics.observe_node)
     if args.command == "proxy":
         from wellmon.proxy import serve_proxy
 
@@ -342,7 +344,18 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
     from wellmon.dashboard.auth import resolve_tokens
     from wellmon.dashboard.server import serve_dashboard
 
-    return serve_dashboard(config, resolve_tokens(config.dashboard), stop)
+    return serve_dashboard(config, resolve_tokens(config.dashboard), stop,
+                           observe=metrics and metrics.observe_dashboard)
+
+
+def _metrics(config: Config) -> Any:
+    """wellmon.metrics when ``metrics.enabled`` (prometheus_client loads only then), else
+    None: the processes take their endpoint from here rather than import it."""
+    if not config.metrics.enabled:
+        return None
+    from wellmon import metrics
+
+    return metrics
 
 
 @contextmanager
@@ -375,7 +388,7 @@ def _pinned(package: str, extra: str) -> str:
 
 def _config_example(path: str) -> int:
     """Print the commented settings template, or write it to ``path`` (never over a file)."""
-    from wellmon.models.outputs import output_file
+    from wellmon.models.node.outputs import output_file
 
     text = config_mod.example()
     if path == "-":
@@ -389,8 +402,8 @@ def _config_example(path: str) -> int:
 
 
 def _train(args: argparse.Namespace, config: Config) -> int:
-    from wellmon.models.fusion.datasets import DatasetError
-    from wellmon.models.fusion.train import TrainSettings, train
+    from wellmon.models.training.datasets import DatasetError
+    from wellmon.models.training.train import TrainSettings, train
 
     settings = TrainSettings(epochs=args.epochs, patience=args.patience, lr=args.lr,
                              batch=args.batch, seed=args.seed)
@@ -407,7 +420,7 @@ def _train(args: argparse.Namespace, config: Config) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from wellmon.models.fusion import export
+    from wellmon.models.training import export
 
     if args.expert_defaults:
         path = export.build_default(args.out or export.DEFAULT_FILE)

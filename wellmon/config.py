@@ -302,7 +302,7 @@ def _apply_layer(config: Config, overrides: dict[str, Any], from_text: bool) -> 
     return result
 
 
-# Names `wellmon models build --rppg` builds (models/rppg_build.py SPECS; a test keeps them
+# Names `wellmon models build --rppg` builds (models/tools/rppg_build.py SPECS; a test keeps them
 # equal without importing the model layer here).
 RPPG_MODELS = ("facephys",)
 

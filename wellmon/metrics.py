@@ -3,7 +3,7 @@ prometheus_client.
 
 Each process makes its metrics on its own `CollectorRegistry` and serves them with
 `serve()` in a daemon thread on `metrics.host` (127.0.0.1 by default; anything beyond
-loopback needs `metrics.insecure`, see streamer/exposure.py); it then names the
+loopback needs `metrics.insecure`, see streamer/wire/exposure.py); it then names the
 address in its READY line (`metrics=http://HOST:PORT/metrics`). Counts that a process
 keeps anyway (the node's received and rejected messages, the dashboard's faults...) are
 read by a collector when Prometheus scrapes, so the hot paths do not change; only the
@@ -29,7 +29,7 @@ from prometheus_client.exposition import start_http_server
 from prometheus_client.registry import Collector
 
 from wellmon.config import ConfigError, MetricsConfig
-from wellmon.streamer import exposure
+from wellmon.streamer.wire import exposure
 
 PREFIX = "wellmon"
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5,
@@ -231,6 +231,26 @@ class CaptureMetrics:
         yield _counter("capture_sent_messages", "messages handed to ZeroMQ for the node "
                        "(its PUB socket drops, uncounted, what a down or slow node cannot "
                        "take)", dict(self.counts).get("sent", 0))
+
+
+def observe_node(node: Any) -> str:
+    """Serve the inference node's metrics (``metrics.node_port``); what its READY line adds.
+    The CLI hands this to the node, which imports nothing of wellmon/ but its config."""
+    node.metrics = NodeMetrics(node)
+    return start(node.metrics.registry, node.config.metrics, node.config.metrics.node_port)
+
+
+def observe_dashboard(dashboard: Any) -> str:
+    """Serve the dashboard's metrics (``metrics.dashboard_port``); as `observe_node`."""
+    dashboard.metrics = DashboardMetrics(dashboard)
+    return start(dashboard.metrics.registry, dashboard.config.metrics,
+                 dashboard.config.metrics.dashboard_port)
+
+
+def observe_capture(config: Any, stream: str, modality: str, counts: Mapping[str, int]) -> str:
+    """Serve a capture process's metrics (``metrics.capture_port``); as `observe_node`."""
+    return start(CaptureMetrics(stream, modality, counts).registry, config.metrics,
+                 config.metrics.capture_port)
 
 
 class ProxyMetrics:

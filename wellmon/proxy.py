@@ -14,9 +14,9 @@ from collections import Counter
 import zmq
 
 from wellmon.config import Config
-from wellmon.streamer import exposure, routes
 from wellmon.streamer.lifecycle import announce_ready, log
-from wellmon.streamer.security import Curve
+from wellmon.streamer.wire import exposure, routes
+from wellmon.streamer.wire.security import Curve
 
 ROLE = "proxy"
 

@@ -28,8 +28,9 @@ from wellmon import config as config_mod
 from wellmon.config import Config
 from wellmon.dashboard.auth import LOGIN_CODE_S, TOKEN_ENVS, login_url, resolve_tokens
 from wellmon.errors import EXIT_USAGE
-from wellmon.streamer import exposure, ports, routes, sources
+from wellmon.streamer import sources
 from wellmon.streamer.lifecycle import READY_PREFIX, die_with, stop_on_signals
+from wellmon.streamer.wire import exposure, ports, routes
 
 PARENT_ENV = "WELLMON_PARENT_PID"
 DASHBOARD_LINE = "Dashboard: "

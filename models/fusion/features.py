@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from wellmon.models.fusion import spec
-from wellmon.models.stress import StressResult
+from wellmon.models.stress.index import StressResult
 
 N_EMOTIONS = len(spec.EMOTIONS)
 _V = {name: i for i, name in enumerate(spec.VISUAL_FEATURES)}

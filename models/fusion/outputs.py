@@ -2,7 +2,7 @@
 
 The shipped expert defaults can only speak where the expert rule has its inputs: emotion
 and arousal need a face, valence a face or finished words, stress the quality gate and the
-baseline (models/stress.py). A trained model may read emotion from any modality it was
+baseline (models/stress/index.py). A trained model may read emotion from any modality it was
 trained on, so its emotion, valence and arousal need only something to fuse; its stress
 still goes through the gate, which no training data here can replace.
 
@@ -23,8 +23,8 @@ import numpy as np
 from wellmon.models.fusion import spec
 from wellmon.models.fusion.features import FusionInput
 from wellmon.models.fusion.serving import FusionOutput
-from wellmon.models.score import ScoreMessage
-from wellmon.models.stress import StressResult, logistic_map
+from wellmon.models.stress.index import StressResult, logistic_map
+from wellmon.streamer.wire.score import ScoreMessage
 
 NOTHING = "nothing to fuse in the window (no face, audio, words or pulse)"
 
@@ -60,7 +60,7 @@ def apply(score: ScoreMessage, output: FusionOutput | None, inputs: FusionInput,
 
 
 def band(value: float, z_se: float | None) -> list[float] | None:
-    """[low, high]: the index at its combined z -+ one standard error (models/stress.py),
+    """[low, high]: the index at its combined z -+ one standard error (models/stress/index.py),
     around the model's own value so that it brackets what the message shows."""
     if z_se is None or not 0.0 < value < 100.0:
         return None

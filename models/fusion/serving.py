@@ -17,11 +17,17 @@ import numpy as np
 import onnxruntime as ort
 
 from wellmon.config import PerceptionConfig
+from wellmon.models import WEIGHTS
 from wellmon.models.fusion import spec
 from wellmon.models.fusion.features import FusionInput, empty_context, stack
-from wellmon.models.runtime import ModelError, choose_providers, load_session, provider_of
+from wellmon.models.perception.runtime import (
+    ModelError,
+    choose_providers,
+    load_session,
+    provider_of,
+)
 
-DEFAULT_FILE = Path(__file__).resolve().parents[1] / "weights" / "fusion_default.onnx"
+DEFAULT_FILE = WEIGHTS / "fusion_default.onnx"
 
 
 @dataclass(frozen=True)

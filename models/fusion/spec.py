@@ -12,9 +12,9 @@ modality misses (no face, silence) is simply masked.
 
 from __future__ import annotations
 
-from wellmon.models.face import EMOTIONS
-from wellmon.models.stress import INPUTS as STRESS_INPUTS
-from wellmon.models.stress import LOGISTIC_SLOPE, WEIGHTS
+from wellmon.models.perception.face import EMOTIONS
+from wellmon.models.stress.index import INPUTS as STRESS_INPUTS
+from wellmon.models.stress.index import LOGISTIC_SLOPE, WEIGHTS
 
 STEPS = 8
 """Steps per window; the exported graph accepts any number, the node uses this one."""
@@ -120,7 +120,7 @@ OUTPUT_NAMES: tuple[str, ...] = (
 # ----------------------------------------------------------------- the documented expert fusion
 
 STRESS_LOG_WEIGHTS: tuple[float, ...] = tuple(WEIGHTS[name] for name in STRESS_INPUTS)
-"""The stress head starts at models/stress.py: weights renormalised over the inputs present
+"""The stress head starts at models/stress/index.py: weights renormalised over the inputs present
 (a masked softmax over log weights), times signed clipped z, logistic with ``LOGISTIC_SLOPE``."""
 STRESS_SLOPE = LOGISTIC_SLOPE
 

@@ -137,7 +137,7 @@ def clip_landmarks(path: Path, fps: float, faces: Any = None, cache_dir: Path | 
 
 
 def default_faces() -> Any:
-    from wellmon.models.face import FacePipeline
+    from wellmon.models.perception.face import FacePipeline
 
     return FacePipeline(["CPUExecutionProvider"], threads=1)
 
@@ -145,7 +145,7 @@ def default_faces() -> Any:
 def run_tracker(path: Path, fps: float, landmarks: Sequence[np.ndarray | None],
                 make_tracker: Callable[[], Any] | None = None) -> Any:
     """Feed the clip's frames and landmarks to a fresh BehaviourTracker; return it."""
-    from wellmon.models.behaviour import BehaviourTracker
+    from wellmon.models.perception.behaviour import BehaviourTracker
 
     tracker = (make_tracker or BehaviourTracker)()
     for (t_s, image), points in zip(_frames(path, fps), landmarks):

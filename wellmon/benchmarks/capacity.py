@@ -36,7 +36,7 @@ from wellmon.benchmarks import (
     stolen_text,
 )
 from wellmon.config import Config
-from wellmon.models.runtime import WEIGHTS
+from wellmon.models import WEIGHTS
 
 WARMUP_S = 15.0
 P99_LIMIT_MS = 250.0

@@ -10,7 +10,7 @@ gates can be compared without decoding again. Then, every ``HOP_S`` from 10 s on
 * **wellmon**: ``PulseEstimator`` as the node runs it (quality gate included);
 * **textbook POS**: Wang et al.'s POS on the box trace, largest peak in 0.7-3.5 Hz, no gate;
 * **learned** (when ``wellmon models build --rppg facephys`` has made it, or
-  ``WELLMON_RPPG_ONNX`` names a file): models/rppg_learned.py on the decoded frames.
+  ``WELLMON_RPPG_ONNX`` names a file): models/perception/rppg_learned.py on the decoded frames.
 
 Per method: median absolute error and coverage (windows with a value) on clips with a pulse,
 and the share of windows wrongly given a value on no-pulse clips, by pulse amplitude and
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from wellmon.models import rppg
+from wellmon.models.perception import rppg
 
 TRACE_VERSION = "5"  # bump when what a trace holds or how it is made changes
 HOP_S = 1.0
@@ -55,7 +55,7 @@ class ClipTrace:
 
 def trace_clip(path: Path) -> ClipTrace:
     """Decode a clip as the node does and keep the skin traces of every analysed frame."""
-    from wellmon.models.face import FacePipeline
+    from wellmon.models.perception.face import FacePipeline
     from wellmon.streamer import sources
 
     faces = FacePipeline(["CPUExecutionProvider"], threads=1)
@@ -172,10 +172,10 @@ METHODS: dict[str, Callable[[ClipTrace, Sequence[float]], list[Estimate]]] = {
 
 
 def learned_rates(path: Path, model: Path, ends: Sequence[float]) -> list[Estimate]:
-    """The learned model (models/rppg_learned.py) over a clip decoded as the node sees it,
-    fed the face pipeline's landmarks; an estimate at each end time."""
-    from wellmon.models.face import FacePipeline
-    from wellmon.models.rppg_learned import learned_heart_rates
+    """The learned model (models/perception/rppg_learned.py) over a clip decoded as the node
+    sees it, fed the face pipeline's landmarks; an estimate at each end time."""
+    from wellmon.models.perception.face import FacePipeline
+    from wellmon.models.perception.rppg_learned import learned_heart_rates
     from wellmon.streamer import sources
 
     faces = FacePipeline(["CPUExecutionProvider"], threads=1)
@@ -339,7 +339,7 @@ def bench_rppg(half: str, clips_dir: Path, workers: int = 2) -> int:
 
 def learned_model() -> Path | None:
     """The learned rPPG model if `wellmon models build --rppg facephys` has made it."""
-    from wellmon.models.rppg_build import default_path
+    from wellmon.models.tools.rppg_build import default_path
 
     path = Path(os.environ.get("WELLMON_RPPG_ONNX") or default_path("facephys"))
     return path if path.exists() else None

@@ -215,7 +215,7 @@ class RssReadings:
     """Every process's RSS every few seconds. Growth compares medians of a latency slice's
     length of readings (5 minutes in a 30-minute run), not single readings: the node's memory
     rises with a burst of big batches, and at rest it saws by about 10 MiB as its sessions
-    hand memory back every 10 s and the next runs take it again (models/runtime.py). A
+    hand memory back every 10 s and the next runs take it again (models/perception/runtime.py). A
     shorter median lands on either level: in one run, medians of 35 s at rest spread over
     6 % within four minutes and ended where they began (docs/benchmarks.md, "Soak")."""
 

@@ -6,7 +6,7 @@ complete check leaves a summary (median heart rate, HRV, blink rate, pitch, jitt
 negative affect over its good windows), and the summaries of the person's last
 ``HISTORY_CHECKS`` checks form a ``models.stress.Baseline``. Today's summary is scored
 against it with the same weights, signs, floors and quality gate as the live index
-(models/stress.py), so "your usual" means the same thing on both screens.
+(models/stress/index.py), so "your usual" means the same thing on both screens.
 
 Verdicts: ``usual`` (index below ``ABOVE_USUAL``), ``above`` (at or above it) or
 ``inconclusive`` with the reason and what to do. The first ``MIN_CHECKS`` checks of a
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from wellmon.models.stress import INPUTS, MIN_FACE_PRESENT, Baseline, extract_inputs, score
+from wellmon.models.stress.index import INPUTS, MIN_FACE_PRESENT, Baseline, extract_inputs, score
 
 ABOVE_USUAL = 75.0
 """Index at which a check reads "above your usual range": a weighted mean deviation of

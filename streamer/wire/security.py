@@ -9,7 +9,7 @@ authenticator), a socket that connects is a client. A peer without an authorized
 gets no connection, so it receives nothing. Copy the directory to every host; give a
 host only the files it needs (a capture host needs no server secret). Without
 `wire.curve_dir` only loopback, ipc:// and inproc:// addresses are allowed (unless
-`wire.insecure`): `streamer/exposure.py`.
+`wire.insecure`): `streamer/wire/exposure.py`.
 """
 
 from __future__ import annotations

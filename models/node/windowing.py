@@ -32,15 +32,15 @@ from typing import Any
 
 import numpy as np
 
-from wellmon.config import NodeConfig
+from wellmon.config import Config, NodeConfig
 from wellmon.models.fusion import outputs
 from wellmon.models.fusion.features import FusionInput
-from wellmon.models.fusion.serving import FusionModel
-from wellmon.models.perception import Perception
-from wellmon.models.score import ScoreMessage
-from wellmon.models.signals import level_db, measure_chunk
-from wellmon.models.stress import StressResult
-from wellmon.streamer.protocol import AudioChunk, Media, VideoFrame
+from wellmon.models.fusion.serving import FusionModel, load_fusion
+from wellmon.models.perception.pipeline import Perception
+from wellmon.models.perception.signals import level_db, measure_chunk
+from wellmon.models.stress.index import StressResult
+from wellmon.streamer.wire.protocol import AudioChunk, Media, VideoFrame
+from wellmon.streamer.wire.score import ScoreMessage
 
 NS = 1_000_000_000
 MODALITIES = ("video", "audio")
@@ -149,6 +149,13 @@ class Windower:
         self.late_ns = int(cfg.late_after_s * NS)
         self.late_frames = 0  # over every stream since the start
         self.streams: dict[str, StreamWindows] = {}
+
+    @classmethod
+    def from_config(cls, config: Config, *, live: bool) -> Windower:
+        """The core as the node (``live``: speech-to-text in its own process, lateness judged
+        by the wall clock) or replay and training (in process, by the data's clock) run it."""
+        return cls(config.node, Perception(config.perception, config.asr, asr_process=live),
+                   load_fusion(config.perception), clock=time.time_ns if live else None)
 
     def insert(self, items: list[Media], now_ns: int) -> int:
         """Measure a batch of frames and chunks (from any streams, each in time order) that

@@ -13,19 +13,17 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import zmq
 
 from wellmon.config import Config, ConfigError
-from wellmon.models.fusion.serving import load_fusion
-from wellmon.models.perception import Perception
-from wellmon.models.score import ScoreMessage
-from wellmon.models.sharding import HEARTBEAT_S, Shard
-from wellmon.models.windows import Windower
-from wellmon.streamer import exposure, routes
+from wellmon.models.node.sharding import HEARTBEAT_S, Shard
+from wellmon.models.node.windowing import Windower
 from wellmon.streamer.lifecycle import announce_ready, log
-from wellmon.streamer.protocol import (
+from wellmon.streamer.wire import exposure, routes
+from wellmon.streamer.wire.protocol import (
     Limits,
     Media,
     Rejected,
@@ -34,7 +32,8 @@ from wellmon.streamer.protocol import (
     decode_media,
     encode_score,
 )
-from wellmon.streamer.security import Curve
+from wellmon.streamer.wire.score import ScoreMessage
+from wellmon.streamer.wire.security import Curve
 
 ROLE = "node"
 HEARTBEAT_TOPIC = b"h."
@@ -52,9 +51,9 @@ class InferenceNode:
         self.config = config
         self.context = context or zmq.Context.instance()
         self.limits = Limits(config.wire.max_payload_bytes, config.wire.max_clock_skew_s)
-        self.perception = Perception(config.perception, config.asr, asr_process=True)
-        self.fusion = load_fusion(config.perception)
-        self.windower = Windower(config.node, self.perception, self.fusion, clock=time.time_ns)
+        self.windower = Windower.from_config(config, live=True)
+        self.perception = self.windower.perception
+        self.fusion = self.windower.fusion
         self.rejected = RejectionCounter()
         self.received: Counter = Counter()
         self.published = 0
@@ -178,7 +177,7 @@ class InferenceNode:
 class Heartbeat:
     """A sharded node's liveness, in its own thread with its own sockets: a node busy with
     a long batch is slow, not dead, and must not lose its streams for it. Sends this node's
-    index every `HEARTBEAT_S` and records the peers' (models/sharding.py decides with them).
+    index every `HEARTBEAT_S` and records the peers' (models/node/sharding.py decides with them).
     """
 
     def __init__(self, context: zmq.Context, config: Config, shard: Shard,
@@ -230,20 +229,17 @@ class Heartbeat:
             self.listener.close()
 
 
-def serve(config: Config, stop: threading.Event) -> int:
+def serve(config: Config, stop: threading.Event,
+          observe: Callable[[InferenceNode], str] | None = None) -> int:
+    """Run the node until ``stop``; ``observe`` (the metrics endpoint, when the command line
+    turns it on) gets the node before it is ready and returns what its READY line adds."""
     media, scores = routes.node_media(config), routes.node_scores(config)
     # Refuse an exposed address before the models load, not seconds later at the bind.
     peers = routes.node_peers(config)
     exposure.check(config, [media.address, scores.address, *([peers] if peers else [])])
     node = InferenceNode(config)
     try:
-        served = ""
-        if config.metrics.enabled:
-            from wellmon import metrics
-
-            node.metrics = metrics.NodeMetrics(node)
-            served = metrics.start(node.metrics.registry, config.metrics,
-                                   config.metrics.node_port)
+        served = observe(node) if observe is not None else ""
         announce_ready(f"{ROLE} {config.node.name} in {media.address} out {scores.address} "
                        f"models on {node.perception.provider}, {node.fusion.describe()}"
                        f"{served}")

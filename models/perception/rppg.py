@@ -97,7 +97,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from wellmon.models import facemesh
+from wellmon.models.perception import facemesh
 
 HR_BAND_HZ = (0.7, 3.5)
 HR_EDGES_HZ = (0.2, 0.5)  # raised-cosine transition widths below and above the band

@@ -25,7 +25,6 @@ import onnxruntime as ort
 
 from wellmon.models.errors import ModelError
 
-WEIGHTS = Path(__file__).parent / "weights"
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 RELEASE_EVERY_S = 10.0

@@ -20,13 +20,11 @@ from tqdm import tqdm
 
 from wellmon.config import Config
 from wellmon.models.fusion.features import FusionInput
-from wellmon.models.fusion.serving import load_fusion
-from wellmon.models.outputs import output_file
-from wellmon.models.perception import Perception
-from wellmon.models.score import ScoreMessage
-from wellmon.models.windows import Windower
+from wellmon.models.node.outputs import output_file
+from wellmon.models.node.windowing import Windower
 from wellmon.streamer import sources
-from wellmon.streamer.protocol import AudioChunk, Media, VideoFrame
+from wellmon.streamer.wire.protocol import AudioChunk, Media, VideoFrame
+from wellmon.streamer.wire.score import ScoreMessage
 
 
 def _arrivals(config: Config, path: str, stream: str) -> Iterator[tuple[int, Media]]:
@@ -53,8 +51,7 @@ def windows(config: Config, path: str, progress: bool = False
     """Every window of `path` with its fusion inputs, as the live node would cut them."""
     stream = config.capture.stream or sources.stream_id_for(path)
     duration = _duration_s(path)
-    windower = Windower(config.node, Perception(config.perception, config.asr),
-                        load_fusion(config.perception))
+    windower = Windower.from_config(config, live=False)
     bar = tqdm(total=round(duration, 1) if duration else None, unit="s", disable=not progress,
                desc=f"replay {Path(path).name}", bar_format="{l_bar}{bar}| {n:.1f}/{total} s")
     try:

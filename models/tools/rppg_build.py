@@ -26,7 +26,7 @@ user's data folder (``data_dir()``, ``~/.local/share/wellmon`` by default):
    The figures go into the ONNX metadata and the printed report.
 
 The graph: inputs ``frame`` [N,36,36,3] float32 RGB 0..255 (the face crop, see
-models/rppg_learned.py), ``dt`` [1] seconds since the previous frame (open-rppg always
+models/perception/rppg_learned.py), ``dt`` [1] seconds since the previous frame (open-rppg always
 feeds 1/30 after resampling to 30 frames/s), ``reset`` [N] (1: start from the model's
 initial state, whatever ``state_in_*`` holds), ``state_in_0..K``; outputs ``bvp`` [N] (one
 pulse sample per frame) and ``state_out_0..K`` (feed back as ``state_in_*``).

@@ -1,16 +1,16 @@
 """Learned rPPG: open-rppg's FacePhys, converted to ONNX on the user's machine.
 
-``wellmon models build --rppg facephys`` (models/rppg_build.py) writes the ONNX file into
+``wellmon models build --rppg facephys`` (models/tools/rppg_build.py) writes the ONNX file into
 the user's data folder; ``perception.rppg_model`` turns this stage on. It runs beside the
-classic POS/GREEN estimator (models/rppg.py) and reports ``heart_rate_learned`` and
+classic POS/GREEN estimator (models/perception/rppg.py) and reports ``heart_rate_learned`` and
 ``pulse_learned_snr_db``; the classic ``heart_rate`` is untouched.
 
 Fed as open-rppg feeds it (``rppg/main.py``, version 0.1.1):
 
 * **Face box**: open-rppg takes BlazeFace's box (centre cx, cy, size w, h) and crops
   x in cx +- 0.45 w, y from cy - 0.6 h to cy + 0.5 h. wellmon has the face-mesh box of
-  each frame (models/face.py ``Face.box``) and applies the same proportions to it. The box
-  is smoothed per coordinate by open-rppg's 1-D Kalman filter (process noise 0.01,
+  each frame (models/perception/face.py ``Face.box``) and applies the same proportions to
+  it. The box is smoothed per coordinate by open-rppg's 1-D Kalman filter (process noise 0.01,
   measurement noise 0.5, time-scaled to 30 frames/s) and the crop only moves when the
   smoothed box's centre moved by more than 2 % of its size, so that landmark jitter does
   not shake the pixels the model sees.
@@ -46,9 +46,9 @@ import cv2
 import numpy as np
 
 from wellmon.models.errors import ModelError
-from wellmon.models.rppg import bandpass, spectral_peak
-from wellmon.models.rppg_build import COMMAND, SPECS, default_path
-from wellmon.models.runtime import CPU, Session, session_options
+from wellmon.models.perception.rppg import bandpass, spectral_peak
+from wellmon.models.perception.runtime import CPU, Session, session_options
+from wellmon.models.tools.rppg_build import COMMAND, SPECS, default_path
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
 # The learned pulse's SNR gate (dB; perception.pulse_snr_margin_db is added in the node).
@@ -162,7 +162,7 @@ class LearnedEstimate:
 
     t_end_s: float
     heart_rate_bpm: float | None
-    quality: float | None  # de Haan & Jeanne SNR (dB) of the window, as models/rppg.py
+    quality: float | None  # de Haan & Jeanne SNR (dB) of the window, as models/perception/rppg.py
     reason: str | None
     window_s: float = 0.0
 

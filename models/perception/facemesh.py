@@ -88,7 +88,7 @@ FACE_OVAL: tuple[int, ...] = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 3
 # the skin that rPPG samples (dark nostrils, the highlight on the tip).
 NOSTRILS: tuple[int, ...] = (98, 97, 2, 326, 327, 294, 278, 344, 440, 275, 45, 220, 115, 48,
                              64)
-# What rPPG cuts out of the face oval: eyes, brows, lips and nostrils (models/rppg.py).
+# What rPPG cuts out of the face oval: eyes, brows, lips and nostrils (models/perception/rppg.py).
 NOT_SKIN: tuple[tuple[int, ...], ...] = (
     RIGHT_EYE_CONTOUR, LEFT_EYE_CONTOUR,
     RIGHT_BROW_UPPER + RIGHT_BROW_LOWER[::-1], LEFT_BROW_UPPER + LEFT_BROW_LOWER[::-1],

@@ -18,7 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from wellmon.models.asr import RecognizerError, Utterance, check_vosk_model_dir, make_recognizer
+from wellmon.models.perception.asr import (
+    RecognizerError,
+    Utterance,
+    check_vosk_model_dir,
+    make_recognizer,
+)
 from wellmon.streamer.lifecycle import die_with
 
 QUEUE_CHUNKS = 600  # one minute of 100 ms chunks

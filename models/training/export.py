@@ -20,8 +20,8 @@ from typing import Any
 import torch
 
 from wellmon.models.fusion import spec
-from wellmon.models.fusion.network import FusionNetwork, example_inputs
 from wellmon.models.fusion.serving import DEFAULT_FILE
+from wellmon.models.training.network import FusionNetwork, example_inputs
 
 OPSET = 17
 CHECKPOINT_VERSION = 1

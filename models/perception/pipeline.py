@@ -19,18 +19,18 @@ from typing import Any
 import numpy as np
 
 from wellmon.config import AsrConfig, PerceptionConfig
-from wellmon.models import behaviour, rppg
-from wellmon.models.asr import Recognizer, Utterance, make_recognizer
-from wellmon.models.asr_worker import AsrWorker
-from wellmon.models.face import EMOTIONS, FacePipeline
 from wellmon.models.fusion import features, spec
 from wellmon.models.fusion.features import FusionInput
-from wellmon.models.runtime import choose_providers
-from wellmon.models.sentiment import sentiment
-from wellmon.models.signals import measure_frame
-from wellmon.models.stress import StressIndex, StressResult
-from wellmon.models.voice import VoiceAnalyzer
-from wellmon.streamer.protocol import AudioChunk, VideoFrame
+from wellmon.models.perception import behaviour, rppg
+from wellmon.models.perception.asr import Recognizer, Utterance, make_recognizer
+from wellmon.models.perception.asr_worker import AsrWorker
+from wellmon.models.perception.face import EMOTIONS, FacePipeline
+from wellmon.models.perception.runtime import choose_providers
+from wellmon.models.perception.sentiment import sentiment
+from wellmon.models.perception.signals import measure_frame
+from wellmon.models.perception.voice import VoiceAnalyzer
+from wellmon.models.stress.index import StressIndex, StressResult
+from wellmon.streamer.wire.protocol import AudioChunk, VideoFrame
 
 NS = 1_000_000_000
 TRANSCRIPT_KEEP_S = 120.0
@@ -67,7 +67,7 @@ class Perception:
         self.streams: dict[str, StreamPerception] = {}
         self.learned_model = None
         if cfg.rppg_model:
-            from wellmon.models.rppg_learned import LearnedModel, resolve
+            from wellmon.models.perception.rppg_learned import LearnedModel, resolve
 
             self.learned_model = LearnedModel(resolve(cfg.rppg_model),
                                               choose_providers(cfg.providers), cfg.threads)
@@ -90,7 +90,7 @@ class Perception:
                 stress=StressIndex(baseline_s=self.cfg.stress_baseline_s),
             )
             if self.learned_model is not None:
-                from wellmon.models.rppg_learned import MIN_SNR_DB, LearnedPulse
+                from wellmon.models.perception.rppg_learned import MIN_SNR_DB, LearnedPulse
 
                 self.streams[name].learned = LearnedPulse(
                     self.learned_model, window_s=self.cfg.pulse_window_s,
@@ -152,7 +152,7 @@ class Perception:
 
     def stress(self, name: str, signals: dict[str, Any], emotions: dict[str, float] | None,
                quality: dict[str, Any], end_ns: int) -> StressResult:
-        """The window's expert stress index, or why not (models/stress.py): its gate and
+        """The window's expert stress index, or why not (models/stress/index.py): its gate and
         z-scores are the fusion model's stress input."""
         return self.stream(name).stress.update(signals, emotions, quality, end_ns / NS)
 
@@ -213,7 +213,7 @@ class Perception:
         }
         if pulse.reason:
             reasons["heart_rate"] = pulse.reason
-        if state.learned is not None:  # perception.rppg_model (models/rppg_learned.py)
+        if state.learned is not None:  # perception.rppg_model (models/perception/rppg_learned.py)
             learned = state.learned.estimate(end_ns / NS)
             signals.update(heart_rate_learned=learned.heart_rate_bpm,
                            pulse_learned_snr_db=learned.quality)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import zmq
 
 from wellmon.config import Config, ConfigError
-from wellmon.streamer import exposure, ports
-from wellmon.streamer.security import Curve
+from wellmon.streamer.wire import exposure, ports
+from wellmon.streamer.wire.security import Curve
 
 
 @dataclass(frozen=True)

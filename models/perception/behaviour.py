@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from wellmon.models import facemesh
+from wellmon.models.perception import facemesh
 
 LOOK_AWAY_YAW_DEG = 25.0
 LOOK_AWAY_PITCH_DEG = 20.0

@@ -17,8 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from wellmon.models import blazeface
-from wellmon.models.runtime import WEIGHTS, load_session, provider_of
+from wellmon.models import WEIGHTS
+from wellmon.models.perception import blazeface
+from wellmon.models.perception.runtime import load_session, provider_of
 
 LANDMARK_SIZE = 192
 EXPRESSION_SIZE = 64

@@ -33,13 +33,14 @@ import torch
 from tqdm import tqdm
 
 from wellmon.config import Config
-from wellmon.models.fusion import card, spec
-from wellmon.models.fusion.datasets import Sample, Split, detect_kind, load_dataset, speaker_split
-from wellmon.models.fusion.export import export_onnx, save_checkpoint
+from wellmon.models.fusion import spec
 from wellmon.models.fusion.features import FusionInput
-from wellmon.models.fusion.network import FusionNetwork
 from wellmon.models.fusion.serving import FusionModel
-from wellmon.models.replay import windows
+from wellmon.models.node.replay import windows
+from wellmon.models.training import card
+from wellmon.models.training.datasets import Sample, Split, detect_kind, load_dataset, speaker_split
+from wellmon.models.training.export import export_onnx, save_checkpoint
+from wellmon.models.training.network import FusionNetwork
 
 TRAINED = "trained"
 NEXT_CONTEXT = spec.OUTPUT_NAMES.index("next_context")

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from wellmon.models.face import EMOTIONS
+from wellmon.models.perception.face import EMOTIONS
 
-log = logging.getLogger("wellmon.models.fusion.datasets")
+log = logging.getLogger("wellmon.models.training.datasets")
 
 KINDS = ("auto", "ravdess", "crema-d", "iemocap", "manifest")
 

@@ -24,7 +24,7 @@ Physiology (a window vector: rPPG needs 10 s or more) is projected. Then::
 ``Linear0`` layers, the cross-modal layers' output projections and the context graph's
 neighbour weights start at zero, the GMU gate and the pooling scores at zero (equal trust,
 uniform steps) and ``s`` at 1, so that with ``expert=True`` the network computes exactly the
-documented expert fusion (spec.py, models/stress.py); training moves away from it. Every
+documented expert fusion (spec.py, models/stress/index.py); training moves away from it. Every
 input has a mask and a masked value reaches no output (tests/test_fusion_network.py).
 """
 
@@ -34,8 +34,8 @@ import torch
 from torch import nn
 
 from wellmon.models.fusion import spec
-from wellmon.models.fusion.gaam import MultiHeadGaussianAdaptiveAttention
-from wellmon.models.fusion.layers import (
+from wellmon.models.training.gaam import MultiHeadGaussianAdaptiveAttention
+from wellmon.models.training.layers import (
     AttentionPooling,
     CausalContextGraph,
     CrossModalAttention,
@@ -184,7 +184,7 @@ class FusionNetwork(nn.Module):
 
     def _stress(self, g: torch.Tensor, z: torch.Tensor, mask: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """0-100 and each input's share of the combined z (models/stress.py at the start)."""
+        """0-100 and each input's share of the combined z (models/stress/index.py at the start)."""
         z = torch.where(mask, z, torch.zeros_like(z))
         share = masked_softmax(self.stress_log_weights + self.stress_attention(g), mask)
         contributions = share * z
