@@ -80,7 +80,7 @@ class InferenceNode:
 
     def step(self, timeout_ms: int) -> list[ScoreMessage]:
         """Receive what is waiting (up to a bound), then publish every window that is due."""
-        self._keep_in_touch()
+        self._drop_streams_served_elsewhere()
         drained = frames = 0
         items: list[Media] = []
         if self.inbox.poll(timeout_ms):
@@ -117,7 +117,7 @@ class InferenceNode:
         self.received["video" if isinstance(item, VideoFrame) else "audio"] += 1
         return item
 
-    def _keep_in_touch(self) -> None:
+    def _drop_streams_served_elsewhere(self) -> None:
         """Sharded nodes: drop the streams that another live node serves now."""
         if not self.shard.sharded:
             return

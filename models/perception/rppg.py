@@ -719,7 +719,7 @@ class PulseEstimator:
         None means no face or no usable skin in that frame.
 
         A sample not later than the previous one is ignored; so is one whose number of
-        regions differs from the previous frame's (another sampler: reset first).
+        regions differs from the previous frame's (another sampler needs another estimator).
         """
         if self._t and t_s <= self._t[-1]:
             return
@@ -754,13 +754,6 @@ class PulseEstimator:
             self._rgb.popleft()
             self._background.popleft()
             self._face.popleft()
-
-    def reset(self) -> None:
-        """Forget everything (e.g. another person in front of the camera)."""
-        self._t.clear()
-        self._rgb.clear()
-        self._background.clear()
-        self._face.clear()
 
     def estimate(self, t_end_s: float) -> PulseEstimate:
         """Heart rate, HRV and signal quality from the samples in (t_end_s - window, t_end_s]."""

@@ -67,7 +67,7 @@ articulation rate). A value that cannot be measured is None and
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -139,9 +139,6 @@ class VoiceWindow:
     speech_s: float = 0.0             # seconds of speech
     coverage: float = 0.0             # fraction of the window that was analysed
     reasons: dict[str, str] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, object]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)
