@@ -277,12 +277,14 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
               f"(report: {report_path(args.out)})")
         return 0
     if args.command == "bench":
-        from wellmon import bench
+        from wellmon.benchmarks import pipeline as bench
 
         if args.bench == "perception":
             return bench.bench_perception(args.frames)
         if args.bench == "soak":
-            return bench.bench_soak(config, args.minutes, args.streams)
+            from wellmon.benchmarks.soak import bench_soak
+
+            return bench_soak(config, minutes=args.minutes, streams=args.streams)
         if args.bench == "rppg":
             from wellmon.benchmarks.rppg import bench_rppg, default_clips_dir
 
@@ -299,7 +301,10 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 
             return bench_dashboard(config, args.idle, args.seconds, args.warmup)
         if args.bench == "capacity":
-            return bench.bench_capacity(config, args.max_streams, args.seconds, args.gpu_tflops)
+            from wellmon.benchmarks.capacity import bench_capacity
+
+            return bench_capacity(config, max_streams=args.max_streams, seconds=args.seconds,
+                                  gpu_tflops=args.gpu_tflops)
         if args.bench == "fusion":
             return bench.bench_fusion(args.model or config.perception.fusion_model,
                                       args.seconds)

@@ -1,4 +1,5 @@
-"""`wellmon bench ...`: figures printed, never asserted (the machines are shared and noisy)."""
+"""`wellmon bench latency`, `bench perception`, `bench fusion`: figures printed, never asserted
+(the machines are shared and noisy). The longer runs have modules of their own beside this."""
 
 from __future__ import annotations
 
@@ -160,18 +161,3 @@ def bench_fusion(model_path: str | Path | None, seconds: float = 3.0) -> int:
             line += f"   latency per window: {_ms(took)}"
         print(line)
     return 0
-
-
-def bench_soak(config: Config, minutes: float = 30.0, streams: int = 4) -> int:
-    """Memory growth, drops and latency drift over a long run (wellmon/benchmarks/soak.py)."""
-    from wellmon.benchmarks.soak import bench_soak as soak
-
-    return soak(config, minutes=minutes, streams=streams)
-
-
-def bench_capacity(config: Config, max_streams: int = 8, seconds: float = 60.0,
-                   gpu_tflops: float = 10.0) -> int:
-    """Streams this machine carries, and a GPU's by arithmetic (wellmon/benchmarks/capacity.py)."""
-    from wellmon.benchmarks.capacity import bench_capacity as capacity
-
-    return capacity(config, max_streams=max_streams, seconds=seconds, gpu_tflops=gpu_tflops)
