@@ -1,7 +1,9 @@
 """One window's fusion inputs, built from what perception measured (numpy, no torch).
 
-Live, replay and ``wellmon train`` all call :func:`window_input` through
-``Perception.fusion_input()``, so a model is trained on exactly the features it is served.
+Live, replay and ``wellmon train`` all build a window's ``FusionInput`` in
+``Perception.fusion_input()`` (models/perception/pipeline.py) from the functions here
+(``visual_steps``, ``audio_steps``, ``text_steps``, ``physio_vector``, ``stress_vector``), so
+a model is trained on exactly the features it is served.
 Layouts, normalisation and masks are defined in spec.py.
 """
 
