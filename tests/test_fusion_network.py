@@ -23,6 +23,7 @@ from wellmon.models.fusion.features import (  # noqa: E402
     visual_steps,
 )
 from wellmon.models.fusion.serving import DEFAULT_FILE, FusionModel  # noqa: E402
+from wellmon.models.perception.records import NS, FrameRecord, HeardUtterance  # noqa: E402
 from wellmon.models.perception.runtime import ModelError  # noqa: E402
 from wellmon.models.stress.index import WEIGHTS, Baseline, score  # noqa: E402
 from wellmon.models.training.export import build_default, expert_network, export_onnx  # noqa: E402
@@ -121,21 +122,22 @@ def test_onnx_matches_torch(exported: tuple[FusionNetwork, Path], batch: int,
 
 
 def _frames(rng: np.random.Generator, start: float, n: int = 60, face_from: int = 0
-            ) -> list[tuple[float, dict]]:
+            ) -> list[tuple[float, FrameRecord]]:
     frames = []
     for k in range(n):
         t = start + 4.0 * k / n
-        record = {"brightness": 0.5, "motion": 0.01, "face": k >= face_from}
-        if record["face"]:
-            record.update(face_confidence=float(rng.uniform(0.5, 1.0)),
-                          expression=rng.dirichlet(np.ones(7) * 0.5).tolist(), ear=0.3,
-                          yaw=5.0, pitch=-3.0, roll=1.0, mouth_open=0.05, brow_lowering=0.0)
+        record = FrameRecord(brightness=0.5, motion=0.01, face=k >= face_from)
+        if record.face:
+            record.face_confidence = float(rng.uniform(0.5, 1.0))
+            record.expression = rng.dirichlet(np.ones(7) * 0.5).tolist()
+            record.ear, record.yaw, record.pitch, record.roll = 0.3, 5.0, -3.0, 1.0
+            record.mouth_open, record.brow_lowering = 0.05, 0.0
         frames.append((t, record))
     return frames
 
 
-def _window(rng: np.random.Generator, frames: list[tuple[float, dict]], start: float,
-            utterances: list[dict], stress=None) -> FusionInput:
+def _window(rng: np.random.Generator, frames: list[tuple[float, FrameRecord]], start: float,
+            utterances: list[HeardUtterance], stress=None) -> FusionInput:
     visual, visual_mask = visual_steps(frames, [start + 1.1], start, start + 4.0)
     voice = np.zeros((spec.STEPS, 5))
     voice[:, 0] = 50
@@ -160,8 +162,8 @@ def test_shipped_defaults_compute_the_documented_expert_fusion() -> None:
     for trial in range(12):
         start = 100.0 + 4 * trial
         frames = _frames(rng, start, face_from=int(rng.integers(0, 50)))
-        utterances = ([{"final": True, "t_start": start + 0.5, "t_end": start + 2.0,
-                        "text": "a good day", "sentiment": float(rng.uniform(-1, 1))}]
+        utterances = ([HeardUtterance("a good day", True, round((start + 0.5) * NS),
+                                      round((start + 2.0) * NS), float(rng.uniform(-1, 1)))]
                       if trial % 2 else [])
         baseline = Baseline(min_samples=3)
         for _ in range(10):
@@ -175,15 +177,15 @@ def test_shipped_defaults_compute_the_documented_expert_fusion() -> None:
             inputs[name] = None
         expected_stress = score(inputs, {"face": {"present": 1.0}}, baseline)
         window = _window(rng, frames, start, utterances, expected_stress)
-        (out,) = model.run([(f"s{trial}", window)])
+        (out,) = model.run([(model.new_context(), window)])
 
-        faces = [r for _, r in frames if r["face"]]
-        conf = np.array([r["face_confidence"] for r in faces])
-        emotion = np.average([r["expression"] for r in faces], axis=0, weights=conf)
+        faces = [r for _, r in frames if r.face]
+        conf = np.array([r.face_confidence for r in faces])
+        emotion = np.average([r.expression for r in faces], axis=0, weights=conf)
         np.testing.assert_allclose(list(out.emotions.values()), emotion, atol=1e-5)
         face_v = float(emotion @ [spec.EMOTION_VALENCE[e] for e in spec.EMOTIONS])
         face_a = float(emotion @ [spec.EMOTION_AROUSAL[e] for e in spec.EMOTIONS])
-        valence = (0.7 * face_v + 0.3 * utterances[0]["sentiment"] if utterances else face_v)
+        valence = (0.7 * face_v + 0.3 * utterances[0].sentiment if utterances else face_v)
         assert out.valence == pytest.approx(valence, abs=1e-5)
         assert out.arousal == pytest.approx(face_a, abs=1e-5)
         assert expected_stress.value is not None
@@ -198,11 +200,12 @@ def test_defaults_ignore_the_past_until_trained() -> None:
     model = FusionModel(DEFAULT_FILE)
     rng = np.random.default_rng(1)
     window = _window(rng, _frames(rng, 0.0), 0.0, [])
-    (fresh,) = model.run([("a", window)])
+    (fresh,) = model.run([(model.new_context(), window)])
+    stream = model.new_context()
     for k in range(5):
-        model.run([("b", _window(rng, _frames(rng, 4.0 * k), 4.0 * k, []))])
-    (after,) = model.run([("b", window)])
-    assert model.contexts["b"][1].sum() == 6
+        model.run([(stream, _window(rng, _frames(rng, 4.0 * k), 4.0 * k, []))])
+    (after,) = model.run([(stream, window)])
+    assert stream.mask.sum() == 6
     np.testing.assert_allclose(list(after.emotions.values()), list(fresh.emotions.values()),
                                atol=1e-6)
 
@@ -230,9 +233,10 @@ def test_a_stream_with_two_due_windows_gets_them_in_order() -> None:
     rng = np.random.default_rng(2)
     w1, w2 = (_window(rng, _frames(rng, s), s, []) for s in (0.0, 0.5))
     other = _window(rng, _frames(rng, 0.0), 0.0, [])
-    outs = model.run([("a", w1), ("b", other), ("a", w2)])
+    a, b = model.new_context(), model.new_context()
+    outs = model.run([(a, w1), (b, other), (a, w2)])
     assert len(outs) == 3
-    assert model.contexts["a"][1].sum() == 2 and model.contexts["b"][1].sum() == 1
+    assert a.mask.sum() == 2 and b.mask.sum() == 1
     ctx, mask = empty_context()
     assert ctx.shape == (spec.CONTEXT_WINDOWS, spec.DIM) and not mask.any()
 
@@ -246,13 +250,14 @@ def test_stress_through_the_fusion_model_rises_with_pulse_and_pitch_and_is_never
     from wellmon.streamer.wire.score import ScoreMessage
 
     model = FusionModel(DEFAULT_FILE)
+    stream = model.new_context()
     index, rng, t = after_baseline()
     frames = _frames(rng, t)
 
     def scored(signals: dict, face: float) -> ScoreMessage:
         result = index.update(signals, calm_emotions(rng), quality(face=face), t + 0.5)
         window = _window(rng, frames if face > 0.5 else [], t - 3.5, [], result)
-        (out,) = model.run([("s", window)]) if any(window.present.values()) else (None,)
+        (out,) = model.run([(stream, window)]) if any(window.present.values()) else (None,)
         score = ScoreMessage("s", 1, t - 3.5, t + 0.5, "live", signals, {}, {})
         apply(score, out, window, result, expert=model.expert)
         if result.value is not None:

@@ -153,10 +153,11 @@ def test_skin_regions_avoid_eyes_brows_nostrils_and_lips() -> None:
     """On the sample's face, as the landmark model places the points: no eye, brow, lip or
     nostril point lies on a sampled pixel, nor within a few pixels of one, and the skin is
     split over most of the grid's regions."""
-    from wellmon.models.perception.face import FacePipeline
+    from wellmon.models.perception.face import FacePipeline, FaceTrack
 
     image = next(av.open(str(sources.SAMPLE_CLIP)).decode(video=0)).to_ndarray(format="bgr24")
-    points = FacePipeline(["CPUExecutionProvider"]).process([("s", image)])[0].landmarks[:, :2]
+    (face,) = FacePipeline(["CPUExecutionProvider"]).process([(FaceTrack(), image)])
+    points = face.landmarks[:, :2]
     found = skin_labels(image, points)
     assert found is not None
     x0, y0, labels = found
@@ -178,15 +179,16 @@ def test_skin_regions_avoid_eyes_brows_nostrils_and_lips() -> None:
 
 def decode_skin(path: Path) -> tuple[np.ndarray, list[SkinSample | None]]:
     """The skin colour of each frame as the node takes it: landmarks, then face_skin."""
-    from wellmon.models.perception.face import FacePipeline
+    from wellmon.models.perception.face import FacePipeline, FaceTrack
 
     faces = FacePipeline(["CPUExecutionProvider"], threads=1)
     sampler = SkinSampler()
     times, skin = [], []
+    track = FaceTrack()
     with av.open(str(path)) as c:
         for frame in c.decode(video=0):
             image = frame.to_ndarray(format="bgr24")
-            face = faces.process([("clip", image)])[0]
+            face = faces.process([(track, image)])[0]
             times.append(float(frame.time))
             skin.append(sampler.sample(image, face.landmarks if face.present else None))
     return np.array(times), skin
@@ -321,10 +323,10 @@ def test_landmark_path_face_skin_feeds_the_same_estimator() -> None:
     little): the facial skin pulses (72 bpm); the eyes, brows and lips carry a stronger
     in-band flicker of another rate and the background is not skin-coloured: neither may
     count."""
-    from wellmon.models.perception.face import FacePipeline
+    from wellmon.models.perception.face import FacePipeline, FaceTrack
 
     image = next(av.open(str(sources.SAMPLE_CLIP)).decode(video=0)).to_ndarray(format="bgr24")
-    base = FacePipeline(["CPUExecutionProvider"]).process([("s", image)])[0].landmarks
+    base = FacePipeline(["CPUExecutionProvider"]).process([(FaceTrack(), image)])[0].landmarks
     size = (image.shape[1], image.shape[0])
     bpm = 72.0
     times = frame_times(12.0, 3)

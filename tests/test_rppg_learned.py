@@ -196,10 +196,11 @@ def test_perception_reports_the_learned_fields(stand_in: LearnedModel) -> None:
     frames = [VideoFrame(stream="s", seq=i, t_capture_ns=int(t * 1e9), image=img,
                          fps=15.0)
               for i, (t, img) in enumerate(_frames(3, 15, 72))]
-    perception.measure_frames(frames)
-    out = perception.summarize("s", [], 0, int(3e9))
-    assert "heart_rate_learned" in out["signals"] and out["signals"]["heart_rate_learned"] is None
-    assert out["reasons"]["heart_rate_learned"]  # no face in these frames: a reason
+    stream = perception.open_stream("s")
+    perception.measure_frames([(stream, f) for f in frames])
+    out = stream.summarize([], [], 0, int(3e9))
+    assert "heart_rate_learned" in out.signals and out.signals["heart_rate_learned"] is None
+    assert out.reasons["heart_rate_learned"]  # no face in these frames: a reason
 
 
 def test_cli_build_rejects_an_unknown_model(capsys: pytest.CaptureFixture[str]) -> None:
@@ -228,7 +229,7 @@ def facephys() -> LearnedModel:
 def _clip_rates(tmp: Path, model: LearnedModel, bpm: float | None, amp: float):
     import av
 
-    from wellmon.models.perception.face import FacePipeline
+    from wellmon.models.perception.face import FacePipeline, FaceTrack
     from wellmon.streamer.synthetic import ClipSpec, make_clip
 
     path = tmp / f"clip_{bpm}_{amp}.mp4"
@@ -237,12 +238,13 @@ def _clip_rates(tmp: Path, model: LearnedModel, bpm: float | None, amp: float):
                              blink_times_s=(4.0, 12.0)))
     faces = FacePipeline(["CPUExecutionProvider"], threads=1)
     frames, boxes = [], []
+    track = FaceTrack()
     with av.open(str(path)) as container:
         for i, f in enumerate(container.decode(video=0)):
             if i % 2:  # wellmon analyses 15 frames/s (capture.video_fps)
                 continue
             img = f.to_ndarray(format="bgr24")
-            face = faces.process([("s", img)])[0]
+            face = faces.process([(track, img)])[0]
             frames.append((float(f.time), img))
             boxes.append(face.box if face.present else None)
     return learned_heart_rates(frames, boxes, model, hop_s=2.0)

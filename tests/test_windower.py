@@ -109,7 +109,9 @@ def test_two_interleaved_streams_get_their_own_windows(core: Windower) -> None:
     assert all(s.quality["video"]["state"] == "absent" for s in by_stream["b"])
     assert all(s.quality["video"]["present"] for s in by_stream["a"])
     core.forget("a")
-    assert set(core.streams) == {"b"} and "a" not in core.perception.streams
+    assert set(core.streams) == {"b"}
+    again = feed(core, media("a", START_NS + 6 * NS, 1.0, audio=False))
+    assert again and again[0].seq == 1, "a forgotten stream comes back as a new one"
 
 
 def test_an_audio_only_stream_follows_the_audio_clock(core: Windower) -> None:

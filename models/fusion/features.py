@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from wellmon.models.fusion import spec
+from wellmon.models.perception.records import NS, FrameRecord, HeardUtterance
 from wellmon.models.stress.index import StressResult
 
 N_EMOTIONS = len(spec.EMOTIONS)
@@ -57,12 +58,12 @@ def _step_of(t_s: float, start_s: float, end_s: float, steps: int) -> int:
     return min(steps - 1, max(0, int((t_s - start_s) * steps / (end_s - start_s))))
 
 
-def visual_steps(frames: Sequence[tuple[float, Mapping[str, Any]]],
+def visual_steps(frames: Sequence[tuple[float, FrameRecord]],
                  blink_times_s: Iterable[float], start_s: float, end_s: float,
                  steps: int = spec.STEPS) -> tuple[np.ndarray, np.ndarray]:
-    """``[steps, len(VISUAL_FEATURES)]`` and the mask, from (capture time, frame record)."""
+    """``[steps, len(VISUAL_FEATURES)]`` and the mask, from (capture time in s, record)."""
     out = np.zeros((steps, len(spec.VISUAL_FEATURES)), np.float32)
-    by_step: list[list[Mapping[str, Any]]] = [[] for _ in range(steps)]
+    by_step: list[list[FrameRecord]] = [[] for _ in range(steps)]
     for t_s, record in frames:
         by_step[_step_of(t_s, start_s, end_s, steps)].append(record)
     for t_s in blink_times_s:
@@ -72,22 +73,22 @@ def visual_steps(frames: Sequence[tuple[float, Mapping[str, Any]]],
     for i, records in enumerate(by_step):
         if records:
             out[i, _V["brightness"]] = _norm("brightness",
-                                             np.mean([r["brightness"] for r in records]))
-            motion = [r["motion"] for r in records if r.get("motion") is not None]
+                                             np.mean([r.brightness for r in records]))
+            motion = [r.motion for r in records if r.motion is not None]
             out[i, _V["motion"]] = _norm("motion", np.mean(motion) if motion else None)
-        faces = [r for r in records if r.get("face")]
+        faces = [r for r in records if r.face]
         if not faces:
             continue
         mask[i] = True
-        conf = np.array([r["face_confidence"] for r in faces], np.float64)
-        out[i, :N_EMOTIONS] = np.average(np.array([r["expression"] for r in faces]), axis=0,
+        conf = np.array([r.face_confidence for r in faces], np.float64)
+        out[i, :N_EMOTIONS] = np.average(np.array([r.expression for r in faces]), axis=0,
                                          weights=conf)
         out[i, _V["face_weight"]] = conf.sum() / spec.FACE_WEIGHT_SCALE
         out[i, _V["face_fraction"]] = len(faces) / len(records)
         for feature, key in (("eye_openness", "ear"), ("yaw", "yaw"), ("pitch", "pitch"),
                              ("roll", "roll"), ("mouth_open", "mouth_open"),
                              ("brow_lowering", "brow_lowering")):
-            values = [r[key] for r in faces if r.get(key) is not None]
+            values = [v for r in faces if (v := getattr(r, key)) is not None]
             out[i, _V[feature]] = _norm(feature, float(np.mean(values)) if values else None)
     out[:, _V["blinks"]] = np.where(mask, out[:, _V["blinks"]], 0.0)
     return out, mask
@@ -108,22 +109,21 @@ def audio_steps(per_step: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out, mask
 
 
-def text_steps(utterances: Iterable[Mapping[str, Any]], start_s: float, end_s: float,
+def text_steps(utterances: Iterable[HeardUtterance], start_s: float, end_s: float,
                steps: int = spec.STEPS) -> tuple[np.ndarray, np.ndarray]:
-    """Final utterances (``t_start``, ``t_end`` in s, ``text``, ``sentiment``) over the steps."""
+    """Finished utterances with a sentiment over the steps (window bounds in s)."""
     out = np.zeros((steps, len(spec.TEXT_FEATURES)), np.float32)
     sentiments: list[list[float]] = [[] for _ in range(steps)]
     step_s = (end_s - start_s) / steps
     for u in utterances:
-        if not u.get("final") or u.get("sentiment") is None:
+        if not u.final or u.sentiment is None:
             continue
-        t0, t1 = float(u["t_start"]), float(u["t_end"])
-        words = len(str(u.get("text", "")).split())
-        rate = words / max(t1 - t0, 0.1)
+        t0, t1 = u.t_start_ns / NS, u.t_end_ns / NS
+        rate = len(u.text.split()) / max(t1 - t0, 0.1)
         for i in range(steps):
             a, b = start_s + i * step_s, start_s + (i + 1) * step_s
             if t0 < b and t1 > a:
-                sentiments[i].append(float(u["sentiment"]))
+                sentiments[i].append(u.sentiment)
                 out[i, 1] = max(out[i, 1], _norm("words", rate))
     mask = np.array([bool(s) for s in sentiments])
     out[:, 0] = [float(np.mean(s)) if s else 0.0 for s in sentiments]

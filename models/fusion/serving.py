@@ -1,9 +1,9 @@
 """The fusion model at run time: onnxruntime, one call for every stream's due windows.
 
-The exported graph is stateless; this class keeps each stream's temporal context (the
-fused vectors of its last K windows) and passes it in and out, so windows of different
-streams share one batched call. A file that cannot be loaded or was exported for other
-features is a ``ModelError`` that names the file and the mismatch.
+The exported graph is stateless; each stream owns its temporal context (the fused vectors
+of its last K windows, a `FusionContext`), which `FusionModel.run` passes in and moves on,
+so windows of different streams share one batched call. A file that cannot be loaded or
+was exported for other features is a ``ModelError`` that names the file and the mismatch.
 """
 
 from __future__ import annotations
@@ -58,6 +58,15 @@ def _expected_shapes(dim: int, k_past: int) -> dict[str, tuple[int | None, ...]]
     }
 
 
+@dataclass
+class FusionContext:
+    """One stream's temporal context: the fused vectors of its last windows, and which of
+    them exist. Owned by the stream; `FusionModel.run` moves it on."""
+
+    context: np.ndarray
+    mask: np.ndarray
+
+
 class FusionModel:
     """Loads a fusion ONNX file, checks it against spec.py and runs batches of windows."""
 
@@ -75,7 +84,6 @@ class FusionModel:
         self.dim = int(meta.get("wellmon.dim", spec.DIM))
         self.k_past = int(meta.get("wellmon.context_windows", spec.CONTEXT_WINDOWS))
         self._check(meta)
-        self.contexts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def _check(self, meta: dict[str, str]) -> None:
         outputs = [o.name for o in self.session.get_outputs()]
@@ -107,11 +115,14 @@ class FusionModel:
         what = "expert defaults" if self.expert else self.kind
         return f"fusion {self.path.name} ({what}) on {self.provider}"
 
-    def forget(self, stream: str) -> None:
-        self.contexts.pop(stream, None)
+    def new_context(self) -> FusionContext:
+        """A stream's context before its first window (no past windows)."""
+        context, mask = empty_context(self.dim, self.k_past)
+        return FusionContext(context, mask)
 
-    def run(self, windows: Sequence[tuple[str, FusionInput]]) -> list[FusionOutput]:
-        """Fuse windows (stream, input) in one call; each stream's windows in time order."""
+    def run(self, windows: Sequence[tuple[FusionContext, FusionInput]]) -> list[FusionOutput]:
+        """Fuse windows (the stream's context, input) in one call; each stream's windows in
+        time order. Each context moves on past its windows."""
         if not windows:
             return []
         results: list[FusionOutput | None] = [None] * len(windows)
@@ -120,27 +131,26 @@ class FusionModel:
         pending = list(range(len(windows)))
         while pending:
             this_round: list[int] = []
-            streams: set[str] = set()
+            streams: set[int] = set()
             for i in pending:
-                if windows[i][0] not in streams:
-                    streams.add(windows[i][0])
+                if id(windows[i][0]) not in streams:
+                    streams.add(id(windows[i][0]))
                     this_round.append(i)
             pending = [i for i in pending if i not in this_round]
             self._run_round([(i, *windows[i]) for i in this_round], results)
         return [r for r in results if r is not None]
 
-    def _run_round(self, batch: list[tuple[int, str, FusionInput]],
+    def _run_round(self, batch: list[tuple[int, FusionContext, FusionInput]],
                    results: list[FusionOutput | None]) -> None:
-        contexts = [self.contexts.get(s) or empty_context(self.dim, self.k_past)
-                    for _, s, _ in batch]
-        feeds = stack([x for _, _, x in batch], contexts)
+        feeds = stack([x for _, _, x in batch], [(c.context, c.mask) for _, c, _ in batch])
         try:
             out = dict(zip(spec.OUTPUT_NAMES, self.session.run(None, feeds)))
         except (ort.capi.onnxruntime_pybind11_state.Fail,
                 ort.capi.onnxruntime_pybind11_state.InvalidArgument) as exc:
             raise ModelError(f"model {self.path} failed on a batch: {exc}") from None
-        for row, (index, stream, _) in enumerate(batch):
-            self.contexts[stream] = (out["next_context"][row], out["next_context_mask"][row])
+        for row, (index, context, _) in enumerate(batch):
+            context.context = out["next_context"][row]
+            context.mask = out["next_context_mask"][row]
             results[index] = FusionOutput(
                 emotions={e: float(p) for e, p in zip(spec.EMOTIONS, out["emotion"][row])},
                 valence=float(out["valence"][row]),

@@ -6,9 +6,13 @@ and keeps the measurements in each stream's ring buffers, keyed by capture
 time; the frames themselves are not kept.
 `Windower.process(now)` returns the score messages that are due, their
 emotion, valence, arousal and stress fused by one onnxruntime call for all the
-streams' due windows (models/fusion/serving.py keeps each stream's temporal
-context). Live and replay use this same class; only where the items come from
-and what `now` means (the wall clock, or the replayed data's clock) differ.
+streams' due windows. Live and replay use this same class; only where the items
+come from and what `now` means (the wall clock, or the replayed data's clock)
+differ.
+
+Each stream is one `Stream` object, made in `_stream()` on its first item and
+dropped in `forget()`: its buffers, its perception (estimators, face track,
+speech-to-text routing, transcript) and its fusion context go with it.
 
 Windows end on a grid of `hop` seconds of capture time. A window is cut as
 soon as the stream's clock passes a grid point: the video's clock while video
@@ -30,14 +34,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from wellmon.config import Config, NodeConfig
 from wellmon.models.fusion import outputs
 from wellmon.models.fusion.features import FusionInput
-from wellmon.models.fusion.serving import FusionModel, load_fusion
-from wellmon.models.perception.pipeline import Perception
-from wellmon.models.perception.signals import level_db, measure_chunk
+from wellmon.models.fusion.serving import FusionContext, FusionModel, load_fusion
+from wellmon.models.perception.pipeline import Perception, StreamPerception
+from wellmon.models.perception.records import FrameRecord
+from wellmon.models.perception.signals import ChunkMeasures, measure_chunk
 from wellmon.models.stress.index import StressResult
 from wellmon.streamer.wire.protocol import AudioChunk, Media, VideoFrame
 from wellmon.streamer.wire.score import ScoreMessage
@@ -55,7 +58,7 @@ class Item:
 
     t_ns: int
     end_ns: int
-    values: dict[str, Any]
+    record: FrameRecord | ChunkMeasures
     t_sent_ns: int
     t_received_ns: int
 
@@ -115,7 +118,13 @@ class Track:
 
 
 @dataclass
-class StreamWindows:
+class Stream:
+    """Everything the node knows about one stream, created on its first item and dropped
+    whole when it is forgotten: its measurements per modality, its estimators, face track
+    and speech-to-text routing (`perception`), its fusion context, its window grid."""
+
+    perception: StreamPerception
+    fusion: FusionContext
     tracks: dict[str, Track] = field(default_factory=lambda: {m: Track() for m in MODALITIES})
     next_end_ns: int | None = None
     seq: int = 0
@@ -128,6 +137,7 @@ class Cut:
     score: ScoreMessage
     inputs: FusionInput
     stress: StressResult
+    context: FusionContext
     arrived_ns: dict[str, int]
     """Per modality present: when its newest data in the window could first have reached the
     node (its capture time plus the track's quickest transit), by the node's clock."""
@@ -148,7 +158,7 @@ class Windower:
         self.window_ns = int(cfg.window_s * NS)
         self.late_ns = int(cfg.late_after_s * NS)
         self.late_frames = 0  # over every stream since the start
-        self.streams: dict[str, StreamWindows] = {}
+        self.streams: dict[str, Stream] = {}
 
     @classmethod
     def from_config(cls, config: Config, *, live: bool) -> Windower:
@@ -165,7 +175,8 @@ class Windower:
         audio is cheap and always kept. Returns how many frames were measured."""
         frames = [it for it in items if isinstance(it, VideoFrame) and self._on_time(it, now_ns)]
         measured = set(map(id, frames))
-        records = iter(self.perception.measure_frames(frames)) if frames else iter(())
+        records = iter(self.perception.measure_frames(
+            [(self._stream(f.stream).perception, f) for f in frames]) if frames else ())
         for item in items:
             if isinstance(item, VideoFrame):
                 if id(item) in measured:
@@ -173,14 +184,28 @@ class Windower:
                                now_ns)
             else:
                 self._track(item, "audio").note_transit(item.t_capture_ns, now_ns)
-                self.perception.insert_audio(item)
-                chunk = measure_chunk(item.samples)
-                self._keep(item, "audio", vars(chunk), item.duration_ns, item.sample_rate,
-                           now_ns)
+                self._stream(item.stream).perception.insert_audio(item)
+                self._keep(item, "audio", measure_chunk(item.samples), item.duration_ns,
+                           item.sample_rate, now_ns)
+        self._route_utterances()
         return len(frames)
 
+    def _stream(self, name: str) -> Stream:
+        """The stream's state, made on its first item: the one place a stream begins."""
+        if name not in self.streams:
+            self.streams[name] = Stream(self.perception.open_stream(name),
+                                        self.fusion.new_context())
+        return self.streams[name]
+
     def _track(self, item: Media, modality: str) -> Track:
-        return self.streams.setdefault(item.stream, StreamWindows()).tracks[modality]
+        return self._stream(item.stream).tracks[modality]
+
+    def _route_utterances(self) -> None:
+        """Hand what the speech-to-text worker finished to the streams it belongs to (a
+        stream forgotten meanwhile has no one to hear it)."""
+        for name, utterance in self.perception.finished_utterances():
+            if name in self.streams:
+                self.streams[name].perception.hear(utterance)
 
     def _on_time(self, frame: VideoFrame, now_ns: int) -> bool:
         track = self._track(frame, "video")
@@ -191,14 +216,15 @@ class Windower:
         self.late_frames += 1
         return False
 
-    def _keep(self, item: VideoFrame | AudioChunk, modality: str, values: dict[str, Any],
-              duration_ns: int, rate: float, now_ns: int) -> None:
-        stream = self.streams.setdefault(item.stream, StreamWindows())
+    def _keep(self, item: VideoFrame | AudioChunk, modality: str,
+              record: FrameRecord | ChunkMeasures, duration_ns: int, rate: float,
+              now_ns: int) -> None:
+        stream = self._stream(item.stream)
         track = stream.tracks[modality]
         end_ns = item.t_capture_ns + duration_ns
         track.rate = rate
         track.note_seq(item.seq)
-        track.items.append(Item(item.t_capture_ns, end_ns, values, item.t_sent_ns,
+        track.items.append(Item(item.t_capture_ns, end_ns, record, item.t_sent_ns,
                                 item.t_received_ns or now_ns))
         track.last_arrival_ns = now_ns
         track.covered_ns = max(track.covered_ns, end_ns)
@@ -218,6 +244,7 @@ class Windower:
                         ) -> list[tuple[ScoreMessage, FusionInput]]:
         """As `process()`, with each window's fusion inputs (what training learns from)."""
         heard_ns = now_ns if heard_ns is None else heard_ns
+        self._route_utterances()
         due: list[Cut] = []
         for name in list(self.streams):
             stream = self.streams[name]
@@ -243,7 +270,7 @@ class Windower:
         """One fusion call for every window that has something to fuse."""
         started = time.perf_counter()
         runnable = [cut for cut in due if any(cut.inputs.present.values())]
-        fused = iter(self.fusion.run([(cut.score.stream, cut.inputs) for cut in runnable]))
+        fused = iter(self.fusion.run([(cut.context, cut.inputs) for cut in runnable]))
         elapsed_ms = (time.perf_counter() - started) * 1e3
         for cut in due:
             output = next(fused) if any(cut.inputs.present.values()) else None
@@ -267,15 +294,15 @@ class Windower:
 
     def forget(self, name: str) -> None:
         """Drop a stream and all its state (lost too long, or another node serves it now)."""
-        if self.streams.pop(name, None) is not None:
-            self.perception.forget(name)
-            self.fusion.forget(name)
+        stream = self.streams.pop(name, None)
+        if stream is not None:
+            stream.perception.close()
 
-    def _forgotten(self, stream: StreamWindows, now_ns: int) -> bool:
+    def _forgotten(self, stream: Stream, now_ns: int) -> bool:
         arrivals = [t.last_arrival_ns for t in stream.tracks.values() if t.last_arrival_ns]
         return not arrivals or (now_ns - max(arrivals)) / NS > self.cfg.forget_after_s
 
-    def _cut(self, name: str, stream: StreamWindows, end_ns: int, states: dict[str, str],
+    def _cut(self, name: str, stream: Stream, end_ns: int, states: dict[str, str],
              now_ns: int, heard_ns: int) -> Cut:
         """The window's measurements: its score message still without the fused fields, the
         fusion model's inputs, and when its data arrived."""
@@ -285,8 +312,8 @@ class Windower:
         chunks = stream.tracks["audio"].between(start_ns, end_ns)
         states = {m: self._window_state(stream.tracks[m], items, states[m], end_ns)
                   for m, items in (("video", frames), ("audio", chunks))}
-        seen = self.perception.summarize(name, [f.values for f in frames], start_ns, end_ns)
-        signals = {**_video_signals(frames), **_audio_signals(chunks), **seen["signals"]}
+        seen = stream.perception.summarize([f.record for f in frames],
+                                           [c.record for c in chunks], start_ns, end_ns)
         quality = {
             "video": self._quality(stream.tracks["video"], states["video"], frames, heard_ns,
                                    covered_s=len(frames) / stream.tracks["video"].rate
@@ -294,10 +321,10 @@ class Windower:
             "audio": self._quality(stream.tracks["audio"], states["audio"], chunks, heard_ns,
                                    covered_s=sum(c.end_ns - c.t_ns for c in chunks) / NS),
         }
-        quality["face"] = seen["face"]
+        quality["face"] = seen.face
         if chunks:
-            clipped = sum(c.values["clipped"] for c in chunks)
-            quality["audio"]["clipping"] = clipped / max(1, sum(c.values["n_samples"]
+            clipped = sum(c.record.clipped for c in chunks)
+            quality["audio"]["clipping"] = clipped / max(1, sum(c.record.n_samples
                                                                  for c in chunks))
         newest = max(frames + chunks, key=lambda it: it.t_ns, default=None)
         latency: dict[str, float] = {}
@@ -307,22 +334,21 @@ class Windower:
                 "send_to_node": (newest.t_received_ns - newest.t_sent_ns) / 1e6,
                 "node_wait": (now_ns - newest.t_received_ns) / 1e6,
             }
-        stress = self.perception.stress(name, signals, seen["emotions"], quality, end_ns)
-        inputs = self.perception.fusion_input(name, [(f.t_ns / NS, f.values) for f in frames],
-                                              start_ns, end_ns, signals, seen["transcript"],
-                                              stress)
+        stress = stream.perception.stress(seen, quality, end_ns)
+        inputs = stream.perception.fusion_input([(f.t_ns, f.record) for f in frames],
+                                                start_ns, end_ns, seen, stress)
         latency["window"] = (time.perf_counter() - started) * 1e3
         last = frames[-1] if frames else newest
         stream.seq += 1
         score = ScoreMessage(
             stream=name, seq=stream.seq, t_start=start_ns / NS, t_end=end_ns / NS,
-            state=_stream_state(states), signals=signals, quality=quality, latency_ms=latency,
-            t_last_frame=last.t_ns / NS if last else None, transcript=seen["transcript"],
-            reasons=seen["reasons"],
+            state=_stream_state(states), signals=seen.signals, quality=quality,
+            latency_ms=latency, t_last_frame=last.t_ns / NS if last else None,
+            transcript=[u.for_score() for u in seen.transcript], reasons=seen.reasons,
         )
         arrived_ns = {m: stream.tracks[m].first_arrival_ns(max(items, key=lambda it: it.t_ns))
                       for m, items in (("video", frames), ("audio", chunks)) if items}
-        return Cut(score, inputs, stress, arrived_ns)
+        return Cut(score, inputs, stress, stream.fusion, arrived_ns)
 
     def _window_state(self, track: Track, items: list[Item], state: str, end_ns: int) -> str:
         """A live modality whose data in this window stops more than `stale_after_s` before
@@ -353,18 +379,3 @@ def _stream_state(states: dict[str, str]) -> str:
     if not seen or all(s == "lost" for s in seen):
         return "lost"
     return "stale"
-
-
-def _mean(values: list[float]) -> float | None:
-    return float(np.mean(values)) if values else None
-
-
-def _video_signals(frames: list[Item]) -> dict[str, float | None]:
-    motion = [f.values["motion"] for f in frames if f.values["motion"] is not None]
-    return {"brightness": _mean([f.values["brightness"] for f in frames]),
-            "motion": _mean(motion)}
-
-
-def _audio_signals(chunks: list[Item]) -> dict[str, float | None]:
-    n = sum(c.values["n_samples"] for c in chunks)
-    return {"audio_level_db": level_db(sum(c.values["sum_squares"] for c in chunks), n)}

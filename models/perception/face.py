@@ -11,7 +11,7 @@ that need it, landmarks for every region, expression for every face found.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -58,7 +58,10 @@ class Face:
 
 
 @dataclass
-class _Track:
+class FaceTrack:
+    """Where one stream's face was in its last frame; owned by the stream (one per stream),
+    so that forgetting the stream forgets its face."""
+
     region: Region | None = None
     since_detect: int = 0
 
@@ -71,7 +74,6 @@ class FacePipeline:
     min_detection: float = 0.5
     min_presence: float = 0.5
     weights: Path = WEIGHTS
-    tracks: dict[str, _Track] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.detector = load_session(self.weights / "face_detection_short_range.onnx",
@@ -87,13 +89,11 @@ class FacePipeline:
     def provider(self) -> str:
         return provider_of(self.landmarker)
 
-    def forget(self, stream: str) -> None:
-        self.tracks.pop(stream, None)
-
-    def process(self, frames: list[tuple[str, np.ndarray]]) -> list[Face]:
-        """One Face per (stream, BGR frame), in order; frames of a stream in time order."""
+    def process(self, frames: list[tuple[FaceTrack, np.ndarray]]) -> list[Face]:
+        """One Face per (stream's track, BGR frame), in order; frames of a stream in time
+        order. Each track is updated to the face found in its frame."""
         images = [image for _, image in frames]
-        tracks = [self.tracks.setdefault(stream, _Track()) for stream, _ in frames]
+        tracks = [track for track, _ in frames]
         need = [i for i, t in enumerate(tracks)
                 if t.region is None or t.since_detect >= self.detect_every]
         regions: list[Region | None] = [t.region for t in tracks]

@@ -1,19 +1,18 @@
 """Perception: per-frame and per-chunk features, and what a window of them says.
 
-One code path for live, replay and training. `measure_frames()` runs the face
-pipeline batched across every stream's waiting frames and turns each frame
-into a small record (brightness, motion, face presence, expression, eye
-aspect ratio, head pose, mouth, brows, skin colour); the frames themselves
-are not kept. Per stream, streaming estimators follow the records and the
-audio: pulse (rPPG), blinks, voice prosody and speech-to-text.
-`summarize()` turns one window of records into the score message's fields;
-a value that cannot be given is None and `reasons` says why.
+One code path for live, replay and training. `Perception` holds what all streams share
+(the face models, the speech-to-text worker); `Perception.open_stream()` gives one
+stream's `StreamPerception`, which owns that stream's estimators (pulse, blinks and head,
+voice, speech-to-text routing, stress baseline), its face track and its transcript.
+`measure_frames()` runs the face models batched across every stream's waiting frames and
+turns each frame into a `FrameRecord`; the frames themselves are not kept.
+`StreamPerception.summarize()` turns one window of records into a `WindowSummary`: the
+score message's fields, a value that cannot be given None and `reasons` saying why.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,183 +23,120 @@ from wellmon.models.fusion.features import FusionInput
 from wellmon.models.perception import behaviour, rppg
 from wellmon.models.perception.asr import Recognizer, Utterance, make_recognizer
 from wellmon.models.perception.asr_worker import AsrWorker
-from wellmon.models.perception.face import EMOTIONS, FacePipeline
+from wellmon.models.perception.face import EMOTIONS, FacePipeline, FaceTrack
+from wellmon.models.perception.records import NS, FrameRecord, HeardUtterance, WindowSummary
 from wellmon.models.perception.runtime import choose_providers
 from wellmon.models.perception.sentiment import sentiment
-from wellmon.models.perception.signals import measure_frame
+from wellmon.models.perception.signals import ChunkMeasures, level_db, measure_frame
 from wellmon.models.perception.voice import VoiceAnalyzer
 from wellmon.models.stress.index import StressIndex, StressResult
 from wellmon.streamer.wire.protocol import AudioChunk, VideoFrame
 
-NS = 1_000_000_000
 TRANSCRIPT_KEEP_S = 120.0
 
 
-@dataclass
 class StreamPerception:
-    """The streaming estimators of one stream."""
+    """Everything perception knows about one stream; dropped with it (`close()`)."""
 
-    pulse: rppg.PulseEstimator
-    skin: rppg.SkinSampler
-    behaviour: behaviour.BehaviourTracker
-    voice: VoiceAnalyzer
-    recognizer: Recognizer | None
-    stress: StressIndex
-    thumbnail: np.ndarray | None = None
-    utterances: deque[dict[str, Any]] = field(default_factory=deque)
-    learned: Any = None  # rppg_learned.LearnedPulse when perception.rppg_model is set
+    def __init__(self, name: str, cfg: PerceptionConfig, asr: AsrConfig,
+                 asr_worker: AsrWorker | None, face_analysis: bool,
+                 learned_model: Any = None) -> None:
+        self.name = name
+        self.face_analysis = face_analysis
+        self.face_track = FaceTrack()
+        self.pulse = rppg.PulseEstimator(window_s=cfg.pulse_window_s,
+                                         min_window_s=MIN_PULSE_WINDOW_S,
+                                         snr_margin_db=cfg.pulse_snr_margin_db)
+        self.skin = rppg.SkinSampler()
+        self.behaviour = behaviour.BehaviourTracker()
+        self.voice = VoiceAnalyzer()
+        self.asr_worker = asr_worker
+        self.recognizer: Recognizer | None = (
+            None if asr_worker else make_recognizer(asr.engine, asr.vosk_model))
+        self.stress_index = StressIndex(baseline_s=cfg.stress_baseline_s)
+        self.thumbnail: np.ndarray | None = None
+        self.utterances: deque[HeardUtterance] = deque()
+        self.learned: Any = None  # rppg_learned.LearnedPulse when perception.rppg_model is set
+        if learned_model is not None:
+            from wellmon.models.perception.rppg_learned import MIN_SNR_DB, LearnedPulse
 
-
-class Perception:
-    """`asr_process`: run speech-to-text in a worker process (live, so that decoding never
-    delays a window) or inline (replay, so that every utterance lands in its window)."""
-
-    def __init__(self, cfg: PerceptionConfig, asr: AsrConfig, asr_process: bool = False) -> None:
-        self.cfg = cfg
-        self.asr = asr
-        self.asr_worker = (AsrWorker(asr.engine, asr.vosk_model)
-                           if asr_process and asr.engine != "off" else None)
-        self.faces = (FacePipeline(choose_providers(cfg.providers), cfg.threads,
-                                   detect_every=cfg.detect_every,
-                                   min_detection=cfg.min_face_score)
-                      if cfg.face else None)
-        self.streams: dict[str, StreamPerception] = {}
-        self.learned_model = None
-        if cfg.rppg_model:
-            from wellmon.models.perception.rppg_learned import LearnedModel, resolve
-
-            self.learned_model = LearnedModel(resolve(cfg.rppg_model),
-                                              choose_providers(cfg.providers), cfg.threads)
-
-    @property
-    def provider(self) -> str:
-        return self.faces.provider if self.faces else "none (face analysis off)"
-
-    def stream(self, name: str) -> StreamPerception:
-        if name not in self.streams:
-            self.streams[name] = StreamPerception(
-                pulse=rppg.PulseEstimator(window_s=self.cfg.pulse_window_s,
-                                          min_window_s=MIN_PULSE_WINDOW_S,
-                                          snr_margin_db=self.cfg.pulse_snr_margin_db),
-                skin=rppg.SkinSampler(),
-                behaviour=behaviour.BehaviourTracker(),
-                voice=VoiceAnalyzer(),
-                recognizer=(None if self.asr_worker
-                            else make_recognizer(self.asr.engine, self.asr.vosk_model)),
-                stress=StressIndex(baseline_s=self.cfg.stress_baseline_s),
-            )
-            if self.learned_model is not None:
-                from wellmon.models.perception.rppg_learned import MIN_SNR_DB, LearnedPulse
-
-                self.streams[name].learned = LearnedPulse(
-                    self.learned_model, window_s=self.cfg.pulse_window_s,
-                    min_window_s=MIN_PULSE_WINDOW_S,
-                    min_snr_db=MIN_SNR_DB + self.cfg.pulse_snr_margin_db)
-        return self.streams[name]
-
-    def forget(self, name: str) -> None:
-        self.streams.pop(name, None)
-        if self.faces:
-            self.faces.forget(name)
-        if self.asr_worker:
-            self.asr_worker.forget(name)
+            self.learned = LearnedPulse(learned_model, window_s=cfg.pulse_window_s,
+                                        min_window_s=MIN_PULSE_WINDOW_S,
+                                        min_snr_db=MIN_SNR_DB + cfg.pulse_snr_margin_db)
 
     def close(self) -> None:
+        """The stream is gone: the speech-to-text worker drops its decoder too."""
         if self.asr_worker:
-            self.asr_worker.close()
+            self.asr_worker.forget(self.name)
 
-    def measure_frames(self, frames: list[VideoFrame]) -> list[dict[str, Any]]:
-        """A feature record per frame; the face models see all frames in one batch."""
-        faces = (self.faces.process([(f.stream, f.image) for f in frames]) if self.faces
-                 else [None] * len(frames))
-        records = []
-        for frame, face in zip(frames, faces):
-            state = self.stream(frame.stream)
-            basic = measure_frame(frame.image, state.thumbnail)
-            state.thumbnail = basic.thumbnail
-            t_s = frame.t_capture_ns / NS
-            record: dict[str, Any] = {"brightness": basic.brightness, "motion": basic.motion,
-                                      "face": bool(face and face.present)}
-            points = face.landmarks if face is not None and face.present else None
-            if points is not None:
-                record.update(face_confidence=face.confidence, expression=face.expression.tolist())
-            state.pulse.insert(t_s, state.skin.sample(frame.image, points))
-            if state.learned is not None:
-                state.learned.insert(t_s, frame.image, face.box if points is not None else None)
-            seen = state.behaviour.update(t_s, points, (frame.image.shape[1],
-                                                         frame.image.shape[0]), frame.image)
-            if seen.face:
-                record.update(ear=seen.ear, yaw=seen.yaw_deg, pitch=seen.pitch_deg,
-                              roll=seen.roll_deg, mouth_open=seen.mouth_open,
-                              brow_lowering=seen.brow_lowering)
-            records.append(record)
-        return records
+    def record(self, frame: VideoFrame, face: Any) -> FrameRecord:
+        """The frame's record; the pulse, learned pulse and blink estimators take it in."""
+        basic = measure_frame(frame.image, self.thumbnail)
+        self.thumbnail = basic.thumbnail
+        t_s = frame.t_capture_ns / NS
+        record = FrameRecord(brightness=basic.brightness, motion=basic.motion,
+                             face=bool(face and face.present))
+        points = face.landmarks if face is not None and face.present else None
+        if points is not None:
+            record.face_confidence = face.confidence
+            record.expression = face.expression.tolist()
+        self.pulse.insert(t_s, self.skin.sample(frame.image, points))
+        if self.learned is not None:
+            self.learned.insert(t_s, frame.image, face.box if points is not None else None)
+        seen = self.behaviour.update(t_s, points, (frame.image.shape[1], frame.image.shape[0]),
+                                     frame.image)
+        if seen.face:
+            record.ear, record.yaw, record.pitch = seen.ear, seen.yaw_deg, seen.pitch_deg
+            record.roll, record.mouth_open = seen.roll_deg, seen.mouth_open
+            record.brow_lowering = seen.brow_lowering
+        return record
 
     def insert_audio(self, chunk: AudioChunk) -> None:
-        state = self.stream(chunk.stream)
-        state.voice.insert(chunk.t_capture_ns, chunk.samples)
+        """Voice features take the chunk in; speech-to-text too, inline or in the worker
+        (whose results come back through `hear()`)."""
+        self.voice.insert(chunk.t_capture_ns, chunk.samples)
         if self.asr_worker:
-            self.asr_worker.insert(chunk.stream, chunk.t_capture_ns, chunk.samples)
-            self._collect_utterances()
-        elif state.recognizer is not None:
-            state.recognizer.insert_audio_chunk(chunk.t_capture_ns, chunk.samples)
-            for utterance in state.recognizer.process_iter():
-                _merge_utterance(state.utterances, utterance)
+            self.asr_worker.insert(self.name, chunk.t_capture_ns, chunk.samples)
+        elif self.recognizer is not None:
+            self.recognizer.insert_audio_chunk(chunk.t_capture_ns, chunk.samples)
+            for utterance in self.recognizer.process_iter():
+                self.hear(utterance)
         keep_from = chunk.t_capture_ns - TRANSCRIPT_KEEP_S * NS
-        while state.utterances and state.utterances[0]["t_end_ns"] < keep_from:
-            state.utterances.popleft()
+        while self.utterances and self.utterances[0].t_end_ns < keep_from:
+            self.utterances.popleft()
 
-    def stress(self, name: str, signals: dict[str, Any], emotions: dict[str, float] | None,
-               quality: dict[str, Any], end_ns: int) -> StressResult:
-        """The window's expert stress index, or why not (models/stress/index.py): its gate and
-        z-scores are the fusion model's stress input."""
-        return self.stream(name).stress.update(signals, emotions, quality, end_ns / NS)
+    def hear(self, u: Utterance) -> None:
+        """A recognised utterance; a partial result replaces the previous partial one."""
+        if self.utterances and not self.utterances[-1].final:
+            self.utterances.pop()
+        if u.text:
+            self.utterances.append(HeardUtterance(
+                u.text, u.final, u.t_start_ns, u.t_end_ns,
+                round(sentiment(u.text), 4) if u.final else None))
 
-    def fusion_input(self, name: str, frames: list[tuple[float, dict[str, Any]]],
-                     start_ns: int, end_ns: int, signals: dict[str, Any],
-                     transcript: list[dict[str, Any]], stress: StressResult) -> FusionInput:
-        """The fusion model's inputs for one window (frames: capture time in s, record)."""
-        state = self.stream(name)
-        start_s, end_s = start_ns / NS, end_ns / NS
-        blinks = [b.closed_s for b in state.behaviour.blinks.blinks]
-        visual, visual_mask = features.visual_steps(frames, blinks, start_s, end_s)
-        audio, audio_mask = features.audio_steps(state.voice.steps(start_ns, end_ns,
-                                                                   spec.STEPS))
-        text, text_mask = features.text_steps(transcript, start_s, end_s)
-        physio, physio_mask = features.physio_vector(signals)
-        stress_z, stress_mask = (features.stress_vector(stress) if stress.value is not None
-                                 else features.no_stress())
-        return FusionInput(visual, visual_mask, audio, audio_mask, text, text_mask, physio,
-                           physio_mask, stress_z, stress_mask)
-
-    def _collect_utterances(self) -> None:
-        """What the speech-to-text worker has finished since the last look, per stream."""
-        for stream, utterance in self.asr_worker.results():
-            if stream in self.streams:
-                _merge_utterance(self.streams[stream].utterances, utterance)
-
-    def summarize(self, name: str, frames: list[dict[str, Any]], start_ns: int,
-                  end_ns: int) -> dict[str, Any]:
+    def summarize(self, frames: list[FrameRecord], chunks: list[ChunkMeasures],
+                  start_ns: int, end_ns: int) -> WindowSummary:
         """The window's emotions, signals, face quality, transcript and reasons for nulls."""
-        if self.asr_worker:
-            self._collect_utterances()
-        state = self.stream(name)
         reasons: dict[str, str] = {}
-        with_face = [f for f in frames if f["face"]]
+        with_face = [f for f in frames if f.face]
         emotions = None
         if with_face:
-            weights = np.array([f["face_confidence"] for f in with_face])
-            probs = np.average(np.array([f["expression"] for f in with_face]), axis=0,
+            weights = np.array([f.face_confidence for f in with_face])
+            probs = np.average(np.array([f.expression for f in with_face]), axis=0,
                                weights=weights)
             emotions = {label: round(float(p), 4) for label, p in zip(EMOTIONS, probs)}
-        elif self.faces is None:
+        elif not self.face_analysis:
             reasons["emotions"] = "face analysis is off (perception.face)"
         else:
             reasons["emotions"] = "no face in the window" if frames else "no video"
-        pulse = state.pulse.estimate(end_ns / NS)
-        seen = state.behaviour.summary(start_ns / NS, end_ns / NS)
-        voice = state.voice.window(start_ns, end_ns)
+        pulse = self.pulse.estimate(end_ns / NS)
+        seen = self.behaviour.summary(start_ns / NS, end_ns / NS)
+        voice = self.voice.window(start_ns, end_ns)
+        motion = [f.motion for f in frames if f.motion is not None]
         signals: dict[str, Any] = {
+            "brightness": _mean([f.brightness for f in frames]), "motion": _mean(motion),
+            "audio_level_db": level_db(sum(c.sum_squares for c in chunks),
+                                       sum(c.n_samples for c in chunks)),
             "heart_rate": pulse.heart_rate_bpm, "hrv_rmssd": pulse.hrv_rmssd_ms,
             "hrv_sdnn": pulse.hrv_sdnn_ms, "pulse_snr_db": pulse.quality,
             "blink_rate": seen.blink_rate_per_min,
@@ -213,8 +149,8 @@ class Perception:
         }
         if pulse.reason:
             reasons["heart_rate"] = pulse.reason
-        if state.learned is not None:  # perception.rppg_model (models/perception/rppg_learned.py)
-            learned = state.learned.estimate(end_ns / NS)
+        if self.learned is not None:  # perception.rppg_model (models/perception/rppg_learned.py)
+            learned = self.learned.estimate(end_ns / NS)
             signals.update(heart_rate_learned=learned.heart_rate_bpm,
                            pulse_learned_snr_db=learned.quality)
             if learned.reason:
@@ -230,19 +166,88 @@ class Perception:
         for name, attr in VOICE_SIGNALS.items():
             if attr in voice.reasons:
                 reasons.setdefault(name, voice.reasons[attr])
-        transcript = [{k: v for k, v in u.items() if not k.endswith("_ns")} | {
-            "t_start": u["t_start_ns"] / NS, "t_end": u["t_end_ns"] / NS}
-            for u in state.utterances if u["t_end_ns"] > start_ns and u["t_start_ns"] < end_ns]
-        finals = [u["sentiment"] for u in transcript if u["final"]]
+        transcript = [u for u in self.utterances if u.overlaps(start_ns, end_ns)]
+        finals = [u.sentiment for u in transcript if u.final]
         signals["sentiment"] = float(np.mean(finals)) if finals else None
         if not finals:
             reasons["sentiment"] = "no finished utterance in the window"
         face_quality = {"present": round(len(with_face) / len(frames), 4) if frames else 0.0,
-                        "confidence": round(float(np.mean([f["face_confidence"]
+                        "confidence": round(float(np.mean([f.face_confidence
                                                            for f in with_face])), 4)
                         if with_face else None}
-        return {"emotions": emotions, "signals": signals, "face": face_quality,
-                "transcript": transcript, "reasons": reasons}
+        return WindowSummary(emotions, signals, face_quality, transcript, reasons)
+
+    def stress(self, summary: WindowSummary, quality: dict[str, Any],
+               end_ns: int) -> StressResult:
+        """The window's expert stress index, or why not (models/stress/index.py): its gate and
+        z-scores are the fusion model's stress input."""
+        return self.stress_index.update(summary.signals, summary.emotions, quality,
+                                        end_ns / NS)
+
+    def fusion_input(self, frames: list[tuple[int, FrameRecord]], start_ns: int,
+                     end_ns: int, summary: WindowSummary, stress: StressResult) -> FusionInput:
+        """The fusion model's inputs for one window (frames: capture time in ns, record)."""
+        start_s, end_s = start_ns / NS, end_ns / NS
+        blinks = [b.closed_s for b in self.behaviour.blinks.blinks]
+        visual, visual_mask = features.visual_steps([(t_ns / NS, r) for t_ns, r in frames],
+                                                    blinks, start_s, end_s)
+        audio, audio_mask = features.audio_steps(self.voice.steps(start_ns, end_ns,
+                                                                  spec.STEPS))
+        text, text_mask = features.text_steps(summary.transcript, start_s, end_s)
+        physio, physio_mask = features.physio_vector(summary.signals)
+        stress_z, stress_mask = (features.stress_vector(stress) if stress.value is not None
+                                 else features.no_stress())
+        return FusionInput(visual, visual_mask, audio, audio_mask, text, text_mask, physio,
+                           physio_mask, stress_z, stress_mask)
+
+
+class Perception:
+    """What every stream shares: the face models, the learned pulse model, the speech-to-text
+    worker. `asr_process`: run speech-to-text in a worker process (live, so that decoding
+    never delays a window) or inline (replay, so that every utterance lands in its window)."""
+
+    def __init__(self, cfg: PerceptionConfig, asr: AsrConfig, asr_process: bool = False) -> None:
+        self.cfg = cfg
+        self.asr = asr
+        self.asr_worker = (AsrWorker(asr.engine, asr.vosk_model)
+                           if asr_process and asr.engine != "off" else None)
+        self.faces = (FacePipeline(choose_providers(cfg.providers), cfg.threads,
+                                   detect_every=cfg.detect_every,
+                                   min_detection=cfg.min_face_score)
+                      if cfg.face else None)
+        self.learned_model = None
+        if cfg.rppg_model:
+            from wellmon.models.perception.rppg_learned import LearnedModel, resolve
+
+            self.learned_model = LearnedModel(resolve(cfg.rppg_model),
+                                              choose_providers(cfg.providers), cfg.threads)
+
+    @property
+    def provider(self) -> str:
+        return self.faces.provider if self.faces else "none (face analysis off)"
+
+    def open_stream(self, name: str) -> StreamPerception:
+        """A new stream's perception; the caller owns it and closes it when the stream goes."""
+        return StreamPerception(name, self.cfg, self.asr, self.asr_worker,
+                                face_analysis=self.faces is not None,
+                                learned_model=self.learned_model)
+
+    def close(self) -> None:
+        if self.asr_worker:
+            self.asr_worker.close()
+
+    def measure_frames(self, frames: list[tuple[StreamPerception, VideoFrame]]
+                       ) -> list[FrameRecord]:
+        """A record per (stream, frame); the face models see all frames in one batch."""
+        faces = (self.faces.process([(stream.face_track, frame.image)
+                                     for stream, frame in frames]) if self.faces
+                 else [None] * len(frames))
+        return [stream.record(frame, face) for (stream, frame), face in zip(frames, faces)]
+
+    def finished_utterances(self) -> list[tuple[str, Utterance]]:
+        """What the speech-to-text worker has finished since the last look (stream, result);
+        nothing when speech-to-text runs inline."""
+        return self.asr_worker.results() if self.asr_worker else []
 
 
 MIN_PULSE_WINDOW_S = 10.0
@@ -253,12 +258,6 @@ VOICE_SIGNALS = {"f0_mean": "f0_mean", "f0_std": "f0_std", "jitter": "jitter",
                  "voice_energy_db": "energy_db", "voiced_s": "voiced_s"}
 
 
-def _merge_utterance(utterances: deque[dict[str, Any]], u: Utterance) -> None:
-    """A partial result replaces the previous partial of the same utterance."""
-    record = {"text": u.text, "final": u.final, "t_start_ns": u.t_start_ns,
-              "t_end_ns": u.t_end_ns,
-              "sentiment": round(sentiment(u.text), 4) if u.final and u.text else None}
-    if utterances and not utterances[-1]["final"]:
-        utterances.pop()
-    if u.text:
-        utterances.append(record)
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+

@@ -159,9 +159,10 @@ def predict_onnx(path: Path, clips: Sequence[Clip]) -> tuple[list[int], list[lis
     """The same predictions through onnxruntime, as the node would make them."""
     model = FusionModel(path)
     per_clip, per_window = [], []
-    for i, clip in enumerate(clips):
+    for clip in clips:
+        context = model.new_context()
         probs = np.array([list(o.emotions.values())
-                          for o in model.run([(f"clip{i}", x) for x in clip.windows])])
+                          for o in model.run([(context, x) for x in clip.windows])])
         per_clip.append(int(probs.mean(0).argmax()))
         per_window.append(probs.argmax(1).tolist())
     return per_clip, per_window

@@ -124,10 +124,12 @@ def clip_landmarks(path: Path, fps: float, faces: Any = None, cache_dir: Path | 
         return [p if ok else None for p, ok in zip(pts, present)]
     if faces is None:
         faces = default_faces()
-    faces.forget("bench")
+    from wellmon.models.perception.face import FaceTrack
+
+    track = FaceTrack()
     out: list[np.ndarray | None] = []
     for _, image in _frames(path, fps):
-        (face,) = faces.process([("bench", image)])
+        (face,) = faces.process([(track, image)])
         out.append(face.landmarks if face.present else None)
     pts = np.array([p if p is not None else np.full((468, 3), np.nan) for p in out],
                    np.float32)

@@ -71,7 +71,7 @@ def _ms(samples: list[float]) -> str:
 def bench_perception(frames_n: int = 300) -> int:
     """Per-frame cost of each face model and the whole face pipeline on one CPU thread,
     throughput at batch 1, 8 and 32, and the cost of the audio features."""
-    from wellmon.models.perception.face import FacePipeline
+    from wellmon.models.perception.face import FacePipeline, FaceTrack
 
     faces = FacePipeline(["CPUExecutionProvider"], threads=1)
     frames = _sample_frames(frames_n)
@@ -90,14 +90,15 @@ def bench_perception(frames_n: int = 300) -> int:
         started = time.perf_counter()
         faces.expressions([image], [box])
         stages["expression"].append(time.perf_counter() - started)
+    track = FaceTrack()
     for image in frames:
         started = time.perf_counter()
-        faces.process([("bench", image)])
+        faces.process([(track, image)])
         stages["face pipeline (tracking, detect every 10)"].append(time.perf_counter() - started)
     for name, samples in stages.items():
         print(f"  {name:<42} {_ms(samples)}")
     for batch in (1, 8, 32):
-        streams = [f"s{i}" for i in range(batch)]
+        streams = [FaceTrack() for _ in range(batch)]
         started = time.perf_counter()
         done = 0
         for i in range(0, len(frames) - batch + 1, batch):
@@ -147,7 +148,7 @@ def bench_fusion(model_path: str | Path | None, seconds: float = 3.0) -> int:
     rng = np.random.default_rng(0)
     print(f"bench fusion: {model.describe()}, 1 onnxruntime thread, {seconds:g} s per size")
     for batch in (1, 8, 64):
-        windows = [(f"s{i}", random_window(rng)) for i in range(batch)]
+        windows = [(model.new_context(), random_window(rng)) for _ in range(batch)]
         model.run(windows)
         took: list[float] = []
         start = time.perf_counter()

@@ -55,7 +55,7 @@ class ClipTrace:
 
 def trace_clip(path: Path) -> ClipTrace:
     """Decode a clip as the node does and keep the skin traces of every analysed frame."""
-    from wellmon.models.perception.face import FacePipeline
+    from wellmon.models.perception.face import FacePipeline, FaceTrack
     from wellmon.streamer import sources
 
     faces = FacePipeline(["CPUExecutionProvider"], threads=1)
@@ -67,10 +67,11 @@ def trace_clip(path: Path) -> ClipTrace:
     cost: dict[str, list[float]] = {"face pipeline": [], "skin regions": [], "face box": []}
     box = None
     t0 = None
+    track = FaceTrack()
     for t_ns, image in frames:
         t0 = t_ns if t0 is None else t0
         start = time.perf_counter()
-        face = faces.process([("bench", image)])[0]
+        face = faces.process([(track, image)])[0]
         mid = time.perf_counter()
         sample = sampler.sample(image, face.landmarks if face.present else None)
         end = time.perf_counter()
@@ -174,18 +175,19 @@ METHODS: dict[str, Callable[[ClipTrace, Sequence[float]], list[Estimate]]] = {
 def learned_rates(path: Path, model: Path, ends: Sequence[float]) -> list[Estimate]:
     """The learned model (models/perception/rppg_learned.py) over a clip decoded as the node
     sees it, fed the face pipeline's landmarks; an estimate at each end time."""
-    from wellmon.models.perception.face import FacePipeline
+    from wellmon.models.perception.face import FacePipeline, FaceTrack
     from wellmon.models.perception.rppg_learned import learned_heart_rates
     from wellmon.streamer import sources
 
     faces = FacePipeline(["CPUExecutionProvider"], threads=1)
     frames = []
     t0 = None
+    track = FaceTrack()
     for t_ns, image in sources.video_frames(sources.Source("file", str(path), live=False),
                                             FPS, 640, 480, loop=False,
                                             pacer=sources.Pacer(0, realtime=False)):
         t0 = t_ns if t0 is None else t0
-        face = faces.process([("bench", image)])[0]
+        face = faces.process([(track, image)])[0]
         frames.append(((t_ns - t0) / 1e9, image, face.landmarks if face.present else None))
     found = learned_heart_rates([(t, im) for t, im, _ in frames], [lm for *_, lm in frames],
                                 model, min_window_s=FIRST_S, hop_s=HOP_S)
