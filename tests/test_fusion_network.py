@@ -23,11 +23,12 @@ from wellmon.models.fusion.features import (  # noqa: E402
     visual_steps,
 )
 from wellmon.models.fusion.serving import DEFAULT_FILE, FusionModel  # noqa: E402
-from wellmon.models.perception.records import NS, FrameRecord, HeardUtterance  # noqa: E402
+from wellmon.models.perception.records import FrameRecord, HeardUtterance  # noqa: E402
 from wellmon.models.perception.runtime import ModelError  # noqa: E402
 from wellmon.models.stress.index import WEIGHTS, Baseline, score  # noqa: E402
 from wellmon.models.training.export import build_default, expert_network, export_onnx  # noqa: E402
 from wellmon.models.training.network import FusionNetwork, example_inputs  # noqa: E402
+from wellmon.streamer.wire.protocol import NS  # noqa: E402
 
 MASKED_INPUTS = {"visual": "visual_mask", "audio": "audio_mask", "text": "text_mask",
                  "physio": "physio_mask", "stress_z": "stress_mask", "context": "context_mask"}
@@ -246,20 +247,18 @@ def test_stress_through_the_fusion_model_rises_with_pulse_and_pitch_and_is_never
     the score message. A raised pulse and pitch against a calm baseline minute raise the
     index; a missing face makes it inconclusive with the reason, not a number."""
     from tests.test_stress import after_baseline, calm_emotions, calm_signals, quality
-    from wellmon.models.fusion.outputs import apply
-    from wellmon.streamer.wire.score import ScoreMessage
+    from wellmon.models.fusion.outputs import Fused, fused_fields
 
     model = FusionModel(DEFAULT_FILE)
     stream = model.new_context()
     index, rng, t = after_baseline()
     frames = _frames(rng, t)
 
-    def scored(signals: dict, face: float) -> ScoreMessage:
+    def scored(signals: dict, face: float) -> Fused:
         result = index.update(signals, calm_emotions(rng), quality(face=face), t + 0.5)
         window = _window(rng, frames if face > 0.5 else [], t - 3.5, [], result)
         (out,) = model.run([(stream, window)]) if any(window.present.values()) else (None,)
-        score = ScoreMessage("s", 1, t - 3.5, t + 0.5, "live", signals, {}, {})
-        apply(score, out, window, result, expert=model.expert)
+        score = fused_fields(out, window, result, model.expert, {}, t - 3.5, t + 0.5)
         if result.value is not None:
             assert score.stress == pytest.approx(result.value, abs=0.051)
         return score

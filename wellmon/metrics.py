@@ -93,8 +93,8 @@ def _gauge(name: str, help: str, value: float) -> GaugeMetricFamily:
 
 
 class NodeMetrics:
-    """The inference node's: reads `node.received`, `.rejected`, `.published` and its
-    streams when scraped; `step()` records what one turn of its loop did."""
+    """The inference node's: reads `node.figures()` once per scrape (what its stats message
+    reports too); `step()` records what one turn of its loop did."""
 
     def __init__(self, node: Any) -> None:
         self.node = node
@@ -138,30 +138,28 @@ class NodeMetrics:
                     self.stage.labels(stage).observe(max(0.0, value) / 1e3)
 
     def _collect(self) -> Iterator[Metric]:
-        node = self.node
+        figures = self.node.figures()
         yield _counter("node_received_messages", "media messages accepted, by kind (video, "
                        "audio; other_shard: another node's stream, ignored)",
-                       node.received, "kind")
+                       figures.received, "kind")
         yield _counter("node_late_frames", "video frames skipped unmeasured because they "
                        "waited longer than node.late_after_s (the node was behind)",
-                       node.windower.late_frames)
+                       figures.late_frames)
         yield _counter("node_rejected_messages", "media messages dropped as malformed, by "
-                       "reason", node.rejected.counts, "reason")
+                       "reason", figures.rejected, "reason")
         yield _counter("node_published_scores", "score messages handed to ZeroMQ for the "
-                       "dashboards", node.published)
-        worker = node.perception.asr_worker
-        if worker is not None:
+                       "dashboards", figures.published)
+        if figures.asr is not None:
             yield _counter("node_asr_dropped_chunks", "audio chunks the speech-to-text "
-                           "worker could not take", worker.dropped)
+                           "worker could not take", figures.asr["dropped_chunks"])
             yield _gauge("node_asr_queued_chunks", "audio chunks waiting for the "
-                         "speech-to-text worker", worker.queued())
-        streams = dict(node.windower.streams)
-        yield _gauge("node_streams", "streams this node serves now", len(streams))
+                         "speech-to-text worker", figures.asr["queued_chunks"])
+        yield _gauge("node_streams", "streams this node serves now", len(figures.windows))
         windows = CounterMetricFamily(f"{PREFIX}_node_stream_windows", "score windows cut "
                                       "per stream (gone when the stream is forgotten)",
                                       labels=["stream"])
-        for name, stream in sorted(streams.items()):
-            windows.add_metric([name], stream.seq)
+        for name, count in sorted(figures.windows.items()):
+            windows.add_metric([name], count)
         yield windows
 
 

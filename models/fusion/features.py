@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from wellmon.models.fusion import spec
-from wellmon.models.perception.records import NS, FrameRecord, HeardUtterance
+from wellmon.models.perception.records import FrameRecord, HeardUtterance
 from wellmon.models.stress.index import StressResult
+from wellmon.streamer.wire.protocol import NS
 
 N_EMOTIONS = len(spec.EMOTIONS)
 _V = {name: i for i, name in enumerate(spec.VISUAL_FEATURES)}

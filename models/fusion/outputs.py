@@ -1,4 +1,4 @@
-"""Fusion outputs into the score message: values, nulls with reasons, and drivers.
+"""Fusion outputs as the score message gives them: values, nulls with reasons, and drivers.
 
 The shipped expert defaults can only speak where the expert rule has its inputs: emotion
 and arousal need a face, valence a face or finished words, stress the quality gate and the
@@ -16,6 +16,7 @@ uniform, so the moment is where GAAM's data-driven weights peak, nothing learned
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,39 +25,52 @@ from wellmon.models.fusion import spec
 from wellmon.models.fusion.features import FusionInput
 from wellmon.models.fusion.serving import FusionOutput
 from wellmon.models.stress.index import StressResult, logistic_map
-from wellmon.streamer.wire.score import ScoreMessage
 
 NOTHING = "nothing to fuse in the window (no face, audio, words or pulse)"
 
 
-def apply(score: ScoreMessage, output: FusionOutput | None, inputs: FusionInput,
-          stress: StressResult, expert: bool) -> None:
-    """Fill ``score``'s emotions, valence, arousal, stress and drivers (or reasons)."""
+@dataclass
+class Fused:
+    """A window's fused score fields, and its reasons with those of the fused nulls added."""
+
+    reasons: dict[str, str]
+    emotions: dict[str, float] | None = None
+    valence: float | None = None
+    arousal: float | None = None
+    stress: float | None = None
+    stress_band: list[float] | None = None
+    drivers: list[dict[str, Any]] = field(default_factory=list)
+
+
+def fused_fields(output: FusionOutput | None, inputs: FusionInput, stress: StressResult,
+                 expert: bool, reasons: dict[str, str], t_start: float, t_end: float) -> Fused:
+    """The window's emotions, valence, arousal, stress and drivers, or the reasons why not
+    (added to a copy of `reasons`, the window's reasons so far)."""
     present = inputs.present
     face = present["visual"]
-    reasons = score.reasons
+    fused = Fused(dict(reasons))
     if stress.value is None or output is None:
-        reasons["stress"] = stress.reason or NOTHING
+        fused.reasons["stress"] = stress.reason or NOTHING
     else:
-        score.stress = round(output.stress, 1)
-        score.stress_band = band(output.stress, stress.z_se)
+        fused.stress = round(output.stress, 1)
+        fused.stress_band = band(output.stress, stress.z_se)
     if output is None:
         for key in ("emotions", "valence", "arousal"):
-            reasons.setdefault(key, NOTHING)
-        return
+            fused.reasons.setdefault(key, NOTHING)
+        return fused
     if face or not expert:
-        score.emotions = {e: round(p, 4) for e, p in output.emotions.items()}
-        reasons.pop("emotions", None)
+        fused.emotions = {e: round(p, 4) for e, p in output.emotions.items()}
+        fused.reasons.pop("emotions", None)
     if face or present["text"] or not expert:
-        score.valence = round(output.valence, 4)
+        fused.valence = round(output.valence, 4)
     else:
-        reasons["valence"] = "no face and no finished utterance in the window"
+        fused.reasons["valence"] = "no face and no finished utterance in the window"
     if face or not expert:
-        score.arousal = round(output.arousal, 4)
+        fused.arousal = round(output.arousal, 4)
     else:
-        reasons["arousal"] = "no face in the window"
-    score.drivers = drivers(output, inputs, score.t_start, score.t_end,
-                            stress_used=score.stress is not None)
+        fused.reasons["arousal"] = "no face in the window"
+    fused.drivers = drivers(output, inputs, t_start, t_end, stress_used=fused.stress is not None)
+    return fused
 
 
 def band(value: float, z_se: float | None) -> list[float] | None:

@@ -58,9 +58,7 @@ def windows(config: Config, path: str, progress: bool = False
         for arrival_ns, item in _arrivals(config, path, stream):
             item.t_received_ns = item.t_sent_ns = arrival_ns
             windower.insert([item], arrival_ns)
-            for score, inputs in windower.process_windows(arrival_ns):
-                score.latency_ms = {}
-                yield score, inputs
+            yield from windower.process_windows(arrival_ns)
             bar.update(max(0.0, min(arrival_ns / 1e9, duration or 0) - bar.n))
     finally:
         bar.close()

@@ -14,6 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import zmq
@@ -42,6 +43,22 @@ MAX_DRAIN = 256
 MAX_FRAMES = 16
 """Video frames taken per turn of the loop: the face models' batch. Larger batches cost more
 per frame on a CPU (bench perception) and hold the due windows back for longer."""
+
+
+@dataclass(frozen=True)
+class NodeFigures:
+    """The node's counts since it started, and what it serves now."""
+
+    received: dict[str, int]
+    """Media messages accepted, by kind (video, audio; other_shard: ignored)."""
+    rejected: dict[str, int]
+    """Media messages dropped as malformed, by reason."""
+    published: int
+    late_frames: int
+    windows: dict[str, int]
+    """Score windows cut per stream served now."""
+    asr: dict[str, Any] | None
+    """The speech-to-text worker's figures (AsrWorker.figures), None when it is off."""
 
 
 class InferenceNode:
@@ -136,18 +153,28 @@ class InferenceNode:
         except zmq.Again:
             pass
 
-    def stats(self) -> dict[str, Any]:
+    def figures(self) -> NodeFigures:
+        """The node's counts, each read once from the part that keeps it: what its stats
+        message and its metrics both report."""
         worker = self.perception.asr_worker
+        windower = self.windower.figures()
+        return NodeFigures(received=dict(self.received), rejected=dict(self.rejected.counts),
+                           published=self.published, late_frames=windower.late_frames,
+                           windows=windower.windows,
+                           asr=worker.figures() if worker else None)
+
+    def stats(self, figures: NodeFigures | None = None) -> dict[str, Any]:
+        """The stats message (topic n.node): who this node is, and its figures."""
+        figures = figures or self.figures()
         return {"node": ROLE, "name": self.config.node.name,
                 "shard": f"{self.shard.index}/{self.shard.count}" if self.shard.sharded
                 else None, "live_nodes": sorted(self.shard.live(time.monotonic())),
                 "provider": self.perception.provider,
                 "fusion": self.fusion.describe(),
-                "asr": {"dropped_chunks": worker.dropped, "queued_chunks": worker.queued(),
-                        "error": worker.error} if worker else None,
-                "received": dict(self.received), "late_frames": self.windower.late_frames,
-                "published": self.published,
-                "rejected": dict(self.rejected.counts), "streams": sorted(self.windower.streams)}
+                "asr": figures.asr,
+                "received": figures.received, "late_frames": figures.late_frames,
+                "published": figures.published,
+                "rejected": figures.rejected, "streams": sorted(figures.windows)}
 
     def publish_stats(self) -> None:
         self._last_stats = time.monotonic()

@@ -37,15 +37,14 @@ from typing import Any
 from wellmon.config import Config, NodeConfig
 from wellmon.models.fusion import outputs
 from wellmon.models.fusion.features import FusionInput
-from wellmon.models.fusion.serving import FusionContext, FusionModel, load_fusion
+from wellmon.models.fusion.serving import FusionContext, FusionModel, FusionOutput, load_fusion
 from wellmon.models.perception.pipeline import Perception, StreamPerception
-from wellmon.models.perception.records import FrameRecord
+from wellmon.models.perception.records import FrameRecord, WindowSummary
 from wellmon.models.perception.signals import ChunkMeasures, measure_chunk
 from wellmon.models.stress.index import StressResult
-from wellmon.streamer.wire.protocol import AudioChunk, Media, VideoFrame
+from wellmon.streamer.wire.protocol import NS, AudioChunk, Media, VideoFrame
 from wellmon.streamer.wire.score import ScoreMessage
 
-NS = 1_000_000_000
 MODALITIES = ("video", "audio")
 FLOOR_RISE = 1e-3
 """How fast a track's quickest transit time is forgotten (1 ms a second): far faster than
@@ -132,26 +131,44 @@ class Stream:
 
 @dataclass
 class Cut:
-    """A window cut and measured, on its way through fusion to its lateness being judged."""
+    """A window cut and measured, on its way through fusion and the judging of its lateness
+    to its score message (`Windower._score`, the one place a score message is made)."""
 
-    score: ScoreMessage
+    stream: str
+    seq: int
+    start_ns: int
+    end_ns: int
+    summary: WindowSummary
+    quality: dict[str, dict[str, Any]]
+    latency_ms: dict[str, float]
+    t_last_frame_ns: int | None
     inputs: FusionInput
     stress: StressResult
     context: FusionContext
     arrived_ns: dict[str, int]
     """Per modality present: when its newest data in the window could first have reached the
     node (its capture time plus the track's quickest transit), by the node's clock."""
+    output: FusionOutput | None = None
+
+
+@dataclass(frozen=True)
+class WindowerFigures:
+    late_frames: int
+    windows: dict[str, int]
+    """Score windows cut so far, per stream served now."""
 
 
 class Windower:
     """Measures incoming media and cuts aligned windows per stream (see module doc)."""
 
     def __init__(self, cfg: NodeConfig, perception: Perception, fusion: FusionModel,
-                 clock: Callable[[], int] | None = None) -> None:
+                 clock: Callable[[], int] | None = None, timings: bool = True) -> None:
         """`clock` is what a window's lateness is judged by once it is fused: the live node's
-        wall clock; without it (replay) the `now_ns` given to `process()`."""
+        wall clock; without it (replay) the `now_ns` given to `process()`. `timings`: the
+        score messages carry the node's stage latencies (live; replay has none to give)."""
         self.cfg = cfg
         self.clock = clock
+        self.timings = timings
         self.perception = perception
         self.fusion = fusion
         self.hop_ns = int(cfg.hop_s * NS)
@@ -165,7 +182,8 @@ class Windower:
         """The core as the node (``live``: speech-to-text in its own process, lateness judged
         by the wall clock) or replay and training (in process, by the data's clock) run it."""
         return cls(config.node, Perception(config.perception, config.asr, asr_process=live),
-                   load_fusion(config.perception), clock=time.time_ns if live else None)
+                   load_fusion(config.perception), clock=time.time_ns if live else None,
+                   timings=live)
 
     def insert(self, items: list[Media], now_ns: int) -> int:
         """Measure a batch of frames and chunks (from any streams, each in time order) that
@@ -264,19 +282,34 @@ class Windower:
                 stream.next_end_ns += self.hop_ns
         self._fuse(due)
         self._judge_lateness(due, self.clock() if self.clock else now_ns)
-        return [(cut.score, cut.inputs) for cut in due]
+        return [(self._score(cut), cut.inputs) for cut in due]
 
     def _fuse(self, due: list[Cut]) -> None:
         """One fusion call for every window that has something to fuse."""
         started = time.perf_counter()
         runnable = [cut for cut in due if any(cut.inputs.present.values())]
-        fused = iter(self.fusion.run([(cut.context, cut.inputs) for cut in runnable]))
+        for cut, output in zip(runnable, self.fusion.run([(cut.context, cut.inputs)
+                                                           for cut in runnable])):
+            cut.output = output
         elapsed_ms = (time.perf_counter() - started) * 1e3
-        for cut in due:
-            output = next(fused) if any(cut.inputs.present.values()) else None
-            outputs.apply(cut.score, output, cut.inputs, cut.stress, expert=self.fusion.expert)
-            if output is not None:
-                cut.score.latency_ms["fusion"] = elapsed_ms
+        for cut in runnable:
+            cut.latency_ms["fusion"] = elapsed_ms
+
+    def _score(self, cut: Cut) -> ScoreMessage:
+        """The window's score message, from its measurements, fusion output and lateness."""
+        t_start, t_end = cut.start_ns / NS, cut.end_ns / NS
+        fused = outputs.fused_fields(cut.output, cut.inputs, cut.stress, self.fusion.expert,
+                                     cut.summary.reasons, t_start, t_end)
+        return ScoreMessage(
+            stream=cut.stream, seq=cut.seq, t_start=t_start, t_end=t_end,
+            state=_stream_state({m: cut.quality[m]["state"] for m in MODALITIES}),
+            signals=cut.summary.signals, quality=cut.quality,
+            latency_ms=cut.latency_ms if self.timings else {},
+            t_last_frame=None if cut.t_last_frame_ns is None else cut.t_last_frame_ns / NS,
+            emotions=fused.emotions, valence=fused.valence, arousal=fused.arousal,
+            stress=fused.stress, stress_band=fused.stress_band, drivers=fused.drivers,
+            transcript=[u.for_score() for u in cut.summary.transcript], reasons=fused.reasons,
+        )
 
     def _judge_lateness(self, due: list[Cut], now_ns: int) -> None:
         """A live modality whose newest data in the window is more than `late_after_s` old
@@ -284,13 +317,17 @@ class Windower:
         burst of windows after a pause), and what it is about to publish is the past.
         `lag_s` in the modality's quality says how old that data was."""
         for cut in due:
-            quality = cut.score.quality
             for modality, arrived_ns in cut.arrived_ns.items():
+                quality = cut.quality[modality]
                 lag_ns = now_ns - arrived_ns
-                quality[modality]["lag_s"] = round(lag_ns / NS, 3)
-                if quality[modality]["state"] == "live" and lag_ns > self.late_ns:
-                    quality[modality]["state"] = "stale"
-            cut.score.state = _stream_state({m: quality[m]["state"] for m in MODALITIES})
+                quality["lag_s"] = round(lag_ns / NS, 3)
+                if quality["state"] == "live" and lag_ns > self.late_ns:
+                    quality["state"] = "stale"
+
+    def figures(self) -> WindowerFigures:
+        """Late frames over every stream, and the windows cut per stream served now."""
+        return WindowerFigures(self.late_frames,
+                               {name: stream.seq for name, stream in self.streams.items()})
 
     def forget(self, name: str) -> None:
         """Drop a stream and all its state (lost too long, or another node serves it now)."""
@@ -304,8 +341,7 @@ class Windower:
 
     def _cut(self, name: str, stream: Stream, end_ns: int, states: dict[str, str],
              now_ns: int, heard_ns: int) -> Cut:
-        """The window's measurements: its score message still without the fused fields, the
-        fusion model's inputs, and when its data arrived."""
+        """The window's measurements, the fusion model's inputs, and when its data arrived."""
         started = time.perf_counter()
         start_ns = end_ns - self.window_ns
         frames = stream.tracks["video"].between(start_ns, end_ns)
@@ -340,15 +376,10 @@ class Windower:
         latency["window"] = (time.perf_counter() - started) * 1e3
         last = frames[-1] if frames else newest
         stream.seq += 1
-        score = ScoreMessage(
-            stream=name, seq=stream.seq, t_start=start_ns / NS, t_end=end_ns / NS,
-            state=_stream_state(states), signals=seen.signals, quality=quality,
-            latency_ms=latency, t_last_frame=last.t_ns / NS if last else None,
-            transcript=[u.for_score() for u in seen.transcript], reasons=seen.reasons,
-        )
         arrived_ns = {m: stream.tracks[m].first_arrival_ns(max(items, key=lambda it: it.t_ns))
                       for m, items in (("video", frames), ("audio", chunks)) if items}
-        return Cut(score, inputs, stress, stream.fusion, arrived_ns)
+        return Cut(name, stream.seq, start_ns, end_ns, seen, quality, latency,
+                   last.t_ns if last else None, inputs, stress, stream.fusion, arrived_ns)
 
     def _window_state(self, track: Track, items: list[Item], state: str, end_ns: int) -> str:
         """A live modality whose data in this window stops more than `stale_after_s` before

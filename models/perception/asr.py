@@ -42,7 +42,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-NS = 1_000_000_000
+from wellmon.streamer.wire.protocol import NS
+
 SAMPLE_RATE = 16_000
 ENGINES = ("auto", "vosk", "pocketsphinx", "off")
 CLOCK_KEEP_S = 600.0      # how far back sample counts can still be mapped to capture time

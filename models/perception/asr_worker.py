@@ -62,6 +62,12 @@ class AsrWorker:
         except NotImplementedError:  # macOS has no sem_getvalue
             return 0
 
+    def figures(self) -> dict[str, Any]:
+        """What the node reports of the worker (stats and metrics): chunks it could not take,
+        chunks waiting, and its error if it failed."""
+        return {"dropped_chunks": self.dropped, "queued_chunks": self.queued(),
+                "error": self.error}
+
     def results(self) -> list[tuple[str, Utterance]]:
         """Utterances (partial and final) that are ready, without waiting."""
         out = []

@@ -24,13 +24,13 @@ from wellmon.models.perception import behaviour, rppg
 from wellmon.models.perception.asr import Recognizer, Utterance, make_recognizer
 from wellmon.models.perception.asr_worker import AsrWorker
 from wellmon.models.perception.face import EMOTIONS, FacePipeline, FaceTrack
-from wellmon.models.perception.records import NS, FrameRecord, HeardUtterance, WindowSummary
+from wellmon.models.perception.records import FrameRecord, HeardUtterance, WindowSummary
 from wellmon.models.perception.runtime import choose_providers
 from wellmon.models.perception.sentiment import sentiment
 from wellmon.models.perception.signals import ChunkMeasures, level_db, measure_frame
 from wellmon.models.perception.voice import VoiceAnalyzer
 from wellmon.models.stress.index import StressIndex, StressResult
-from wellmon.streamer.wire.protocol import AudioChunk, VideoFrame
+from wellmon.streamer.wire.protocol import NS, AudioChunk, VideoFrame
 
 TRANSCRIPT_KEEP_S = 120.0
 

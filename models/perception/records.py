@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-NS = 1_000_000_000
+from wellmon.streamer.wire.protocol import NS
 
 
 @dataclass

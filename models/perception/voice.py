@@ -72,7 +72,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-NS = 1_000_000_000
+from wellmon.streamer.wire.protocol import NS
+
 SAMPLE_RATE = 16_000
 FULL_SCALE = 32768.0
 

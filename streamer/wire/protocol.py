@@ -31,6 +31,9 @@ ENCODINGS = ("raw", "jpeg")
 MAX_HEADER_BYTES = 4096
 MAX_SCORE_BYTES = 1 << 20
 MAX_STREAM_ID = 64
+NS = 1_000_000_000
+"""Nanoseconds a second: times on the wire and in the node are integer nanoseconds of the
+capture clock; they become seconds only where a message or an estimator speaks seconds."""
 
 
 @dataclass
