@@ -25,7 +25,7 @@ from wellmon.models.fusion.features import (  # noqa: E402
 from wellmon.models.fusion.serving import DEFAULT_FILE, FusionModel  # noqa: E402
 from wellmon.models.perception.records import FrameRecord, HeardUtterance  # noqa: E402
 from wellmon.models.perception.runtime import ModelError  # noqa: E402
-from wellmon.models.stress.index import WEIGHTS, Baseline, score  # noqa: E402
+from wellmon.models.stress.index import WEIGHTS, Baseline, index_of  # noqa: E402
 from wellmon.models.training.export import build_default, expert_network, export_onnx  # noqa: E402
 from wellmon.models.training.network import FusionNetwork, example_inputs  # noqa: E402
 from wellmon.streamer.wire.protocol import NS  # noqa: E402
@@ -176,7 +176,7 @@ def test_shipped_defaults_compute_the_documented_expert_fusion() -> None:
                   "jitter": rng.normal(1.1, 0.3), "negative_affect": rng.uniform(0, 0.5)}
         for name in rng.choice(list(inputs), size=int(rng.integers(0, 3)), replace=False):
             inputs[name] = None
-        expected_stress = score(inputs, {"face": {"present": 1.0}}, baseline)
+        expected_stress = index_of(inputs, {"face": {"present": 1.0}}, baseline)
         window = _window(rng, frames, start, utterances, expected_stress)
         (out,) = model.run([(model.new_context(), window)])
 

@@ -27,9 +27,9 @@ from wellmon.models.stress.index import (
     StressIndex,
     StressResult,
     extract_inputs,
+    index_of,
     logistic_map,
     negative_affect,
-    score,
 )
 
 HOP_S = 0.5
@@ -150,7 +150,7 @@ def test_each_input_sign(name: str, direction: int) -> None:
         baseline.add({**CALM, "negative_affect": 0.3})
     inputs: dict[str, float | None] = {**CALM, "negative_affect": 0.3}
     inputs[name] = inputs[name] + direction * SIGNS[name] * 2 * SCALE_FLOORS[name]
-    result = score(inputs, quality(), baseline)
+    result = index_of(inputs, quality(), baseline)
     assert result.value is not None
     assert (result.value - 50) * direction > 1
     assert result.contributions[name] * direction > 0

@@ -76,9 +76,9 @@ def replay(config: Config, path: str, out: Path, progress: bool = True) -> dict[
         for score, _ in windows(config, path, progress):
             sink.write(json.dumps(score.to_dict(), allow_nan=False) + "\n")
             scores.append(score)
-        report = summarize(path, scores)
-        report_sink.write(json.dumps(report, indent=2) + "\n")
-    return report
+        summary = report(path, scores)
+        report_sink.write(json.dumps(summary, indent=2) + "\n")
+    return summary
 
 
 def report_path(out: Path) -> Path:
@@ -95,7 +95,7 @@ def _duration_s(path: str) -> float | None:
         return container.duration / 1e6 if container.duration else None
 
 
-def summarize(path: str, scores: list[ScoreMessage]) -> dict[str, Any]:
+def report(path: str, scores: list[ScoreMessage]) -> dict[str, Any]:
     """Per-signal mean, min and max over the windows, and how many windows had each modality.
     Signals that are not numbers (``blink_times``, a list per window) are not summarised."""
     signals: dict[str, dict[str, float]] = {}

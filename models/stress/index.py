@@ -461,7 +461,7 @@ def combine(signed: Mapping[str, float]) -> tuple[float, dict[str, float], list[
     return float(sum(contributions.values())), contributions, used
 
 
-def score(
+def index_of(
     inputs: Mapping[str, float | None],
     quality: Mapping[str, Any] | None,
     baseline: Baseline,

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from wellmon.models.stress.index import INPUTS, MIN_FACE_PRESENT, Baseline, extract_inputs, score
+from wellmon.models.stress.index import INPUTS, MIN_FACE_PRESENT, Baseline, extract_inputs, index_of
 
 ABOVE_USUAL = 75.0
 """Index at which a check reads "above your usual range": a weighted mean deviation of
@@ -49,7 +49,7 @@ def _median(values: Iterable[Any]) -> float | None:
     return float(np.median(xs)) if xs else None
 
 
-def summarize(windows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def check_medians(windows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Medians over the check's windows with a face (all windows for brightness)."""
     faced = [w for w in windows
              if ((w.get("quality") or {}).get("face") or {}).get("present", 0) >= MIN_FACE_PRESENT]
@@ -85,7 +85,7 @@ def result(windows: Sequence[Mapping[str, Any]],
     ``compare=False`` (no secret entered): only whether it measured well, never compared."""
     if not compare:
         history = []
-    summary = summarize(windows)
+    summary = check_medians(windows)
     n = len(history[:HISTORY_CHECKS])
     face = summary["face_present"] or 0.0
     faced = summary["windows_with_face"] / max(1, summary["windows"])
@@ -115,7 +115,7 @@ def result(windows: Sequence[Mapping[str, Any]],
                              f"{MIN_CHECKS}, which set it",
                              "Nothing to do: your next checks will be compared with these.",
                              summary, n)
-    scored = score({name: summary.get(name) for name in INPUTS},
+    scored = index_of({name: summary.get(name) for name in INPUTS},
                    {"face": {"present": face}}, baseline_of(history[:HISTORY_CHECKS]))
     if scored.value is None:
         return _inconclusive(scored.reason or "too few signals",
