@@ -217,9 +217,10 @@ class Hub:
                 for i, texts in enumerate(chunks)]
         return self._hello[sees_private]
 
-    def status(self) -> dict[str, Any]:
-        """`age_s`: seconds since the dashboard last heard of a stream or node; a stream whose
-        node died keeps its last state, and only its age tells."""
+    def streams_and_nodes(self) -> dict[str, Any]:
+        """The first part of ``/api/status``. `age_s`: seconds since the dashboard last heard
+        of a stream or node; a stream whose node died keeps its last state, and only its age
+        tells."""
         now = time.time()
         return {
             "streams": {name: {"state": h[-1].score["state"], "t_end": h[-1].score["t_end"],
@@ -228,12 +229,22 @@ class Hub:
             "node": self.node_stats,
             "nodes": {name: {**stats, "age_s": round(now - self.node_seen[name], 3)}
                       for name, stats in self.nodes.items()},
-            "clients": len(self.clients),
-            "rejected_scores": dict(self.rejected.counts),
-            "client_faults": dict(self.client_faults),
-            "refused": dict(self.refused),
-            "dropped_updates": self.dropped_updates,
         }
+
+
+@dataclass(frozen=True)
+class DashboardFigures:
+    """The dashboard's counts, each from the part that keeps it; ``/api/status`` and the
+    Prometheus metrics both read them here."""
+
+    scores_received: int  # score messages received and passed on
+    rejected: dict[str, int]  # messages from the node dropped as malformed, by reason
+    client_faults: dict[str, int]  # by reason: protocol faults, refused kiosk requests, stalls
+    refused: dict[str, int]  # HTTP and WebSocket requests refused, by reason
+    dropped_updates: int  # from full client queues, live pages and kiosks, since the start
+    live_clients: int  # live pages' WebSockets (/ws)
+    kiosk_clients: int  # kiosk WebSockets (/ws/kiosk)
+    queue_depths: tuple[int, ...]  # updates waiting in each client's queue, both kinds
 
 
 class Dashboard:
@@ -257,6 +268,29 @@ class Dashboard:
             weakref.WeakKeyDictionary())
         self.url = ""
         self.metrics: Any = None  # wellmon.metrics.DashboardMetrics when metrics.enabled
+
+    def figures(self) -> DashboardFigures:
+        """The counts now; safe to call from the metrics endpoint's thread (every count is
+        copied whole)."""
+        live, kiosk = list(self.hub.clients), list(self.kiosk_clients)
+        return DashboardFigures(
+            scores_received=self.hub.scores_received,
+            rejected=dict(self.hub.rejected.counts),
+            client_faults=dict(self.hub.client_faults),
+            refused=dict(self.hub.refused),
+            dropped_updates=self.hub.dropped_updates,
+            live_clients=len(live), kiosk_clients=len(kiosk),
+            queue_depths=tuple(len(c.queue) for c in live + kiosk))
+
+    def status(self) -> dict[str, Any]:
+        """``GET /api/status``: the streams and nodes as last heard of, and the figures."""
+        figures = self.figures()
+        return {**self.hub.streams_and_nodes(),
+                "clients": figures.live_clients,
+                "rejected_scores": figures.rejected,
+                "client_faults": figures.client_faults,
+                "refused": figures.refused,
+                "dropped_updates": figures.dropped_updates}
 
     # --- HTTP side -------------------------------------------------------------------------
 
@@ -419,7 +453,7 @@ class Dashboard:
     def _api_answer(self, connection: ServerConnection, request: Request,
                     path: str) -> Response:
         if path == "/api/status":
-            return _json(200, self.hub.status())
+            return _json(200, self.status())
         if path == "/api/checks":
             query = parse_qs(urlsplit(request.path).query)
             try:
