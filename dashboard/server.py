@@ -25,9 +25,9 @@ import ssl
 import threading
 import time
 import weakref
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
@@ -43,26 +43,18 @@ from websockets.http11 import Request, Response
 from wellmon.config import Config, ConfigError
 from wellmon.dashboard.auth import COOKIES, ROLES, SECURE_COOKIE_PREFIX, Sessions, role_of
 from wellmon.dashboard.checks import ID_RULE, KioskChecks, valid_person
+from wellmon.dashboard.fanout import WRITE_LIMIT, Client, Hub
 from wellmon.dashboard.kiosk_socket import KioskSocket
 from wellmon.dashboard.person_secrets import PersonSecrets
 from wellmon.dashboard.store import STATUSES, Store, StoreError, open_store
 from wellmon.streamer.lifecycle import announce_ready, log
 from wellmon.streamer.wire import ports, routes
-from wellmon.streamer.wire.protocol import Rejected, RejectionCounter, decode_score
+from wellmon.streamer.wire.protocol import Rejected, decode_score
 from wellmon.streamer.wire.security import Curve
 
 ROLE = "dashboard"
 STATIC = Path(__file__).parent / "static"
 MAX_CLIENT_MESSAGE = 4096
-HISTORY_CHUNK_S = 60.0
-"""Capture seconds of history in one message to a new client: the first message stays small
-(about 300 KB a stream) and the rest follows in messages of the same size."""
-WRITE_LIMIT = 32 * 1024
-"""Bytes waiting in a client's transport above which sending to it waits (websockets'
-flow control): at most this much of our own updates is in flight to a slow client."""
-FLOOD_BYTES = 8 * 2**20
-"""A client whose transport holds this much more than the longest message we sent it has
-not read the Pongs to its own Pings: websockets writes those outside every queue."""
 PAGES = {"/": "index.html", "/index.html": "index.html", "/kiosk": "kiosk.html",
          "/operator": "operator.html"}
 ALLOWED = {
@@ -98,138 +90,6 @@ class ClientFault(Exception):
         super().__init__(kind)
         self.kind = kind
         self.code = code
-
-
-@dataclass(eq=False)
-class Client:
-    """One browser: a drop-oldest queue and a wake-up event for its sender task."""
-
-    connection: ServerConnection
-    capacity: int
-    sees_private: bool = False  # an admin's live page: it also gets a kiosk check's scores
-    queue: deque[str] = field(default_factory=deque)
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    dropped: int = 0
-    longest: int = 0  # bytes of the longest message handed to the connection
-    buffered: int = 0  # bytes in its transport at the last look
-    read_at: float = field(default_factory=time.monotonic)  # when it last took some
-
-    def offer(self, text: str) -> bool:
-        """Queue `text`; True when the oldest update was dropped for it."""
-        full = len(self.queue) >= self.capacity
-        if full:
-            self.queue.popleft()
-            self.dropped += 1
-        self.queue.append(text)
-        self.ready.set()
-        return full
-
-    def fault(self, now: float, stalled_after_s: float) -> str | None:
-        """Why this client must be disconnected, or None. Our own writes wait while more
-        than WRITE_LIMIT is buffered, so a buffer above it that has not gone down means the
-        client reads nothing; a buffer far beyond anything we sent means Pongs pile up."""
-        size = self.connection.transport.get_write_buffer_size()
-        if size <= WRITE_LIMIT or size < self.buffered:
-            self.read_at = now
-        self.buffered = size
-        if size > FLOOD_BYTES + self.longest:
-            return "ping_flood"
-        return "not_reading" if now - self.read_at > stalled_after_s else None
-
-
-@dataclass(frozen=True)
-class Kept:
-    """One score in the history: the message as received and its JSON text, made once.
-    ``private``: a person's kiosk check, for admins' pages only."""
-
-    score: dict[str, Any]
-    text: str
-    private: bool = False
-
-
-class Hub:
-    """Recent history per stream and the set of connected clients.
-
-    Each score is serialised once, when it arrives; a new client's history is joined from
-    those texts in chunks of at most HISTORY_CHUNK_S, oldest first, and the chunks are
-    shared by every client that connects before the next score (a burst of connections
-    costs one join, not one serialisation of the whole history each).
-    """
-
-    def __init__(self, history_s: float, hop_s: float, client_queue: int) -> None:
-        self.history_len = max(1, int(history_s / hop_s))
-        self.client_queue = client_queue
-        self.history: dict[str, deque[Kept]] = {}
-        self._hello: dict[bool, list[str]] = {}  # sees_private -> the current chunks
-        self.clients: set[Client] = set()
-        self.node_stats: dict[str, Any] = {}
-        self.nodes: dict[str, dict[str, Any]] = {}
-        self.rejected = RejectionCounter()
-        self.client_faults: Counter = Counter()
-        self.refused: Counter = Counter()
-        self.scores_received = 0
-        self.dropped_updates = 0  # over all clients ever, live pages and kiosks
-        self.stream_seen: dict[str, float] = {}  # wall clock of each stream's last score
-        self.node_seen: dict[str, float] = {}  # and of each node's last statistics
-
-    def add_score(self, score: dict[str, Any], private: bool = False) -> None:
-        """Keep and fan out one score; a ``private`` one reaches only clients that see
-        private scores (admins), now and in later clients' history."""
-        self.scores_received += 1
-        self.stream_seen[score["stream"]] = time.time()
-        kept = Kept(score, json.dumps(score, allow_nan=False), private)
-        self.history.setdefault(score["stream"], deque(maxlen=self.history_len)).append(kept)
-        self._hello = {}
-        self._send_all(f'{{"type": "score", "score": {kept.text}}}', private)
-
-    def set_node_stats(self, stats: dict[str, Any]) -> None:
-        self.node_stats = stats
-        self.nodes[str(stats.get("name", "node"))] = stats
-        self.node_seen[str(stats.get("name", "node"))] = time.time()
-        self._hello = {}
-        self._send_all(json.dumps({"type": "node", "node": stats}, allow_nan=False))
-
-    def _send_all(self, text: str, private: bool = False) -> None:
-        for client in self.clients:
-            if client.sees_private or not private:
-                self.dropped_updates += client.offer(text)
-
-    def hello(self, sees_private: bool = False) -> list[str]:
-        """A new client's first messages: the history in chunks of at most HISTORY_CHUNK_S
-        of capture time, oldest first; the last chunk carries the node's counters and
-        ``"last": true``. One (empty) chunk when there is no history."""
-        if sees_private not in self._hello:
-            kept = sorted((k for h in self.history.values() for k in h
-                           if sees_private or not k.private),
-                          key=lambda k: k.score["t_end"])
-            chunks: list[list[str]] = [[]]
-            start = kept[0].score["t_end"] if kept else 0.0
-            for k in kept:
-                if k.score["t_end"] - start >= HISTORY_CHUNK_S:
-                    chunks.append([])
-                    start = k.score["t_end"]
-                chunks[-1].append(k.text)
-            node = json.dumps(self.node_stats, allow_nan=False)
-            self._hello[sees_private] = [
-                f'{{"type": "history", "scores": [{", ".join(texts)}], "last": '
-                f'{"true" if i == len(chunks) - 1 else "false"}'
-                + (f', "node": {node}}}' if i == len(chunks) - 1 else "}")
-                for i, texts in enumerate(chunks)]
-        return self._hello[sees_private]
-
-    def streams_and_nodes(self) -> dict[str, Any]:
-        """The first part of ``/api/status``. `age_s`: seconds since the dashboard last heard
-        of a stream or node; a stream whose node died keeps its last state, and only its age
-        tells."""
-        now = time.time()
-        return {
-            "streams": {name: {"state": h[-1].score["state"], "t_end": h[-1].score["t_end"],
-                               "age_s": round(now - self.stream_seen[name], 3)}
-                        for name, h in self.history.items() if h},
-            "node": self.node_stats,
-            "nodes": {name: {**stats, "age_s": round(now - self.node_seen[name], 3)}
-                      for name, stats in self.nodes.items()},
-        }
 
 
 @dataclass(frozen=True)
@@ -526,7 +386,7 @@ class Dashboard:
             for chunk in self.hub.hello(client.sees_private):
                 client.offer(chunk)
             self.hub.clients.add(client)
-        sender = asyncio.create_task(self._send_loop(client))
+        sender = asyncio.create_task(client.send_queued())
         try:
             async for message in connection:
                 reply = await self.answer(message, client if kiosk else None, kiosk)
@@ -589,18 +449,6 @@ class Dashboard:
     def _to_kiosks(self, messages: list[dict[str, Any]]) -> None:
         """A check's messages to the socket that started it only; previews to the kiosk."""
         self.kiosk.deliver(messages)
-
-    async def _send_loop(self, client: Client) -> None:
-        try:
-            while True:
-                await client.ready.wait()
-                client.ready.clear()
-                while client.queue:
-                    text = client.queue.popleft()
-                    client.longest = max(client.longest, len(text))  # ASCII: chars = bytes
-                    await client.connection.send(text)
-        except ConnectionClosed:
-            pass
 
     # --- ZeroMQ side -----------------------------------------------------------------------
 
