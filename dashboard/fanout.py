@@ -112,7 +112,7 @@ class Hub:
         self.client_faults: Counter = Counter()
         self.refused: Counter = Counter()
         self.scores_received = 0
-        self.dropped_updates = 0  # over all clients ever, live pages and kiosks
+        self.dropped_updates = 0  # over all live pages ever
         self.stream_seen: dict[str, float] = {}  # wall clock of each stream's last score
         self.node_seen: dict[str, float] = {}  # and of each node's last statistics
 

@@ -26,7 +26,7 @@ import threading
 import time
 import weakref
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -119,7 +119,7 @@ class Dashboard:
             log(ROLE, f"{interrupted} check(s) interrupted by the last stop marked incomplete")
         self.checks = KioskChecks(store, cfg.kiosk_name, cfg.kiosk_stream, cfg.check_s)
         self.secrets = PersonSecrets(store)
-        self.kiosk = KioskSocket(self.checks, self.secrets, self.hub, cfg.retention_days)
+        self.kiosk = KioskSocket(self.checks, self.secrets, cfg.retention_days)
         self.kiosk_clients = self.kiosk.clients  # the kiosk's open sockets (the same set)
         self.sessions = Sessions(tokens, cfg.session_hours * 3600)
         self.socket_roles: dict[ServerConnection, str] = {}  # open WebSockets -> role
@@ -136,9 +136,9 @@ class Dashboard:
         return DashboardFigures(
             scores_received=self.hub.scores_received,
             rejected=dict(self.hub.rejected.counts),
-            client_faults=dict(self.hub.client_faults),
+            client_faults=_summed(self.hub.client_faults, self.kiosk.faults),
             refused=dict(self.hub.refused),
-            dropped_updates=self.hub.dropped_updates,
+            dropped_updates=self.hub.dropped_updates + self.kiosk.dropped_updates,
             live_clients=len(live), kiosk_clients=len(kiosk),
             queue_depths=tuple(len(c.queue) for c in live + kiosk))
 
@@ -557,6 +557,15 @@ class Dashboard:
                         task.result()
             receiver.cancel()
             housekeeping.cancel()
+
+
+def _summed(*counts: Mapping[str, int]) -> dict[str, int]:
+    """Counts by reason added up; each is copied whole first (another thread may add)."""
+    total: dict[str, int] = {}
+    for copy in [dict(c) for c in counts]:
+        for reason, count in copy.items():
+            total[reason] = total.get(reason, 0) + count
+    return total
 
 
 def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
