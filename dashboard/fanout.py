@@ -18,8 +18,6 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from wellmon.streamer.wire.protocol import RejectionCounter
-
 HISTORY_CHUNK_S = 60.0
 """Capture seconds of history in one message to a new client: the first message stays small
 (about 300 KB a stream) and the rest follows in messages of the same size."""
@@ -108,10 +106,8 @@ class Hub:
         self.clients: set[Client] = set()
         self.node_stats: dict[str, Any] = {}
         self.nodes: dict[str, dict[str, Any]] = {}
-        self.rejected = RejectionCounter()
         self.client_faults: Counter = Counter()
         self.refused: Counter = Counter()
-        self.scores_received = 0
         self.dropped_updates = 0  # over all live pages ever
         self.stream_seen: dict[str, float] = {}  # wall clock of each stream's last score
         self.node_seen: dict[str, float] = {}  # and of each node's last statistics
@@ -119,7 +115,6 @@ class Hub:
     def add_score(self, score: dict[str, Any], private: bool = False) -> None:
         """Keep and fan out one score; a ``private`` one reaches only clients that see
         private scores (admins), now and in later clients' history."""
-        self.scores_received += 1
         self.stream_seen[score["stream"]] = time.time()
         kept = Kept(score, json.dumps(score, allow_nan=False), private)
         self.history.setdefault(score["stream"], deque(maxlen=self.history_len)).append(kept)

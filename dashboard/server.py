@@ -33,8 +33,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import zmq
-import zmq.asyncio
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
@@ -44,13 +42,12 @@ from wellmon.config import Config, ConfigError
 from wellmon.dashboard.auth import COOKIES, ROLES, SECURE_COOKIE_PREFIX, Sessions, role_of
 from wellmon.dashboard.checks import ID_RULE, KioskChecks, valid_person
 from wellmon.dashboard.fanout import WRITE_LIMIT, Client, Hub
+from wellmon.dashboard.feed import ScoreFeed
 from wellmon.dashboard.kiosk_socket import KioskSocket
 from wellmon.dashboard.person_secrets import PersonSecrets
 from wellmon.dashboard.store import STATUSES, Store, StoreError, open_store
 from wellmon.streamer.lifecycle import announce_ready, log
 from wellmon.streamer.wire import ports, routes
-from wellmon.streamer.wire.protocol import Rejected, decode_score
-from wellmon.streamer.wire.security import Curve
 
 ROLE = "dashboard"
 STATIC = Path(__file__).parent / "static"
@@ -126,16 +123,28 @@ class Dashboard:
         # accepted by process_request, handshake under way: (role counted, holds admin)
         self.pending_roles: weakref.WeakKeyDictionary[ServerConnection, tuple[str, bool]] = (
             weakref.WeakKeyDictionary())
+        self.feed = ScoreFeed(config, self._take_score, self.hub.set_node_stats,
+                              self._observe_latency)
         self.url = ""
         self.metrics: Any = None  # wellmon.metrics.DashboardMetrics when metrics.enabled
+
+    def _take_score(self, score: dict[str, Any]) -> None:
+        """A score to the live pages (admins' only while it is a person's check's), then to
+        the kiosk's check."""
+        self.hub.add_score(score, private=self.checks.is_private(score["stream"]))
+        self.kiosk.deliver(self.checks.on_score(score, time.time()))
+
+    def _observe_latency(self, latency_s: float) -> None:
+        if self.metrics is not None:
+            self.metrics.score(latency_s)
 
     def figures(self) -> DashboardFigures:
         """The counts now; safe to call from the metrics endpoint's thread (every count is
         copied whole)."""
         live, kiosk = list(self.hub.clients), list(self.kiosk_clients)
         return DashboardFigures(
-            scores_received=self.hub.scores_received,
-            rejected=dict(self.hub.rejected.counts),
+            scores_received=self.feed.scores_received,
+            rejected=dict(self.feed.rejected.counts),
             client_faults=_summed(self.hub.client_faults, self.kiosk.faults),
             refused=dict(self.hub.refused),
             dropped_updates=self.hub.dropped_updates + self.kiosk.dropped_updates,
@@ -446,68 +455,13 @@ class Dashboard:
         kiosk can show, or None (garbage: counted, and that socket is closed)."""
         return await self.kiosk.reply(self._parse(message), client)
 
-    def _to_kiosks(self, messages: list[dict[str, Any]]) -> None:
-        """A check's messages to the socket that started it only; previews to the kiosk."""
-        self.kiosk.deliver(messages)
-
-    # --- ZeroMQ side -----------------------------------------------------------------------
-
-    async def receive_scores(self) -> None:
-        context = zmq.asyncio.Context()
-        sock = context.socket(zmq.SUB)
-        sock.setsockopt(zmq.RCVHWM, self.config.wire.recv_hwm * 16)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.RECONNECT_IVL, 100)
-        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
-        for prefix in (b"s.", b"n."):
-            sock.setsockopt(zmq.SUBSCRIBE, prefix)
-        routes.attach(sock, routes.Endpoint(routes.dashboard_scores(self.config), bind=False),
-                      Curve(self.config))
-        try:
-            while True:
-                parts = await sock.recv_multipart()
-                self._accept(parts)
-        finally:
-            sock.close()
-            context.term()
-
-    def _accept(self, parts: list[bytes]) -> None:
-        if parts and parts[0].startswith(b"n.") and len(parts) == 2:
-            try:
-                stats = json.loads(parts[1])
-            except ValueError:
-                self.hub.rejected.add(Rejected("bad_json"))
-                return
-            if isinstance(stats, dict):
-                self.hub.set_node_stats(stats)
-            return
-        score = decode_score(parts)
-        if isinstance(score, Rejected):
-            self.hub.rejected.add(score)
-            return
-        if isinstance(score.get("latency_ms"), dict) and score.get("t_published"):
-            score["latency_ms"]["publish_to_dashboard"] = (time.time()
-                                                           - score["t_published"]) * 1e3
-            if self.metrics is not None:
-                self.metrics.score(score["latency_ms"]["publish_to_dashboard"] / 1e3)
-        self.hub.add_score(score, private=self._private(score["stream"]))
-        self._to_kiosks(self.checks.on_score(score, time.time()))
-
-    def _private(self, stream: str) -> bool:
-        """A person's check reaches that person and the operator, not the viewers: the
-        kiosk's stream is admin-only when it is configured (the kiosk camera), and while a
-        check runs on the stream the kiosk adopted (the demo's only stream)."""
-        if stream != (self.config.dashboard.kiosk_stream or self.checks.stream):
-            return False
-        return self.config.dashboard.kiosk_stream is not None or self.checks.running is not None
-
     async def _housekeeping(self, stop: threading.Event) -> None:
         """Fail stalled checks; disconnect clients that stopped reading; apply the retention
         once an hour."""
         last_retention = time.monotonic()
         while not stop.is_set():
             await asyncio.sleep(0.25)
-            self._to_kiosks(self.checks.tick(time.time()))
+            self.kiosk.deliver(self.checks.tick(time.time()))
             self._drop_stalled_clients(time.monotonic())
             if time.monotonic() - last_retention > 3600:
                 last_retention = time.monotonic()
@@ -547,7 +501,7 @@ class Dashboard:
         async with server:
             host, port = next(iter(server.sockets)).getsockname()[:2]
             self.url = f"{'https' if tls else 'http'}://{_url_host(host)}:{port}/"
-            receiver = asyncio.create_task(self.receive_scores())
+            receiver = asyncio.create_task(self.feed.receive())
             housekeeping = asyncio.create_task(self._housekeeping(stop))
             announce_ready(f"{ROLE}{served} url={self.url}")  # url= last: it is read to the end
             while not stop.is_set():
