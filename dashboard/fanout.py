@@ -106,7 +106,6 @@ class Hub:
         self.clients: set[Client] = set()
         self.node_stats: dict[str, Any] = {}
         self.nodes: dict[str, dict[str, Any]] = {}
-        self.client_faults: Counter = Counter()
         self.refused: Counter = Counter()
         self.dropped_updates = 0  # over all live pages ever
         self.stream_seen: dict[str, float] = {}  # wall clock of each stream's last score

@@ -12,7 +12,7 @@ docs/dashboard-api.md has the messages. The rules:
   whether or not the ID exists (dashboard/person_secrets.py). Each socket's messages are
   answered in order, one at a time, so one socket has at most one try in flight.
 
-The server (dashboard/server.py) hands each parsed message here and delivers what the
+dashboard/page_sockets.py hands each parsed message here; the dashboard delivers what the
 checks emit through :meth:`KioskSocket.deliver`. The socket counts its own figures: the
 requests it refused or did not know (``faults``) and the updates dropped from a kiosk's
 full queue (``dropped_updates``).

@@ -24,8 +24,6 @@ import re
 import ssl
 import threading
 import time
-import weakref
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
@@ -35,15 +33,15 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from wellmon.config import Config, ConfigError
 from wellmon.dashboard.auth import COOKIES, ROLES, SECURE_COOKIE_PREFIX, Sessions, role_of
 from wellmon.dashboard.checks import ID_RULE, KioskChecks, valid_person
-from wellmon.dashboard.fanout import WRITE_LIMIT, Client, Hub
+from wellmon.dashboard.fanout import WRITE_LIMIT, Hub
 from wellmon.dashboard.feed import ScoreFeed
 from wellmon.dashboard.kiosk_socket import KioskSocket
+from wellmon.dashboard.page_sockets import MAX_CLIENT_MESSAGE, PageSockets
 from wellmon.dashboard.person_secrets import PersonSecrets
 from wellmon.dashboard.store import STATUSES, Store, StoreError, open_store
 from wellmon.streamer.lifecycle import announce_ready, log
@@ -51,7 +49,6 @@ from wellmon.streamer.wire import ports, routes
 
 ROLE = "dashboard"
 STATIC = Path(__file__).parent / "static"
-MAX_CLIENT_MESSAGE = 4096
 PAGES = {"/": "index.html", "/index.html": "index.html", "/kiosk": "kiosk.html",
          "/operator": "operator.html"}
 ALLOWED = {
@@ -77,16 +74,6 @@ SECURITY_HEADERS = [
                                 "base-uri 'none'; form-action 'self'; object-src 'none'"),
 ]
 """Sent with every response (process_response), refusals and the handshake included."""
-
-
-class ClientFault(Exception):
-    """A message from a browser that breaks the protocol: counted under ``kind`` and the
-    client closed with ``code`` (1007 undecodable, 1008 not allowed, 1009 too big)."""
-
-    def __init__(self, kind: str, code: int) -> None:
-        super().__init__(kind)
-        self.kind = kind
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -117,12 +104,8 @@ class Dashboard:
         self.checks = KioskChecks(store, cfg.kiosk_name, cfg.kiosk_stream, cfg.check_s)
         self.secrets = PersonSecrets(store)
         self.kiosk = KioskSocket(self.checks, self.secrets, cfg.retention_days)
-        self.kiosk_clients = self.kiosk.clients  # the kiosk's open sockets (the same set)
+        self.sockets = PageSockets(cfg, self.hub, self.kiosk)
         self.sessions = Sessions(tokens, cfg.session_hours * 3600)
-        self.socket_roles: dict[ServerConnection, str] = {}  # open WebSockets -> role
-        # accepted by process_request, handshake under way: (role counted, holds admin)
-        self.pending_roles: weakref.WeakKeyDictionary[ServerConnection, tuple[str, bool]] = (
-            weakref.WeakKeyDictionary())
         self.feed = ScoreFeed(config, self._take_score, self.hub.set_node_stats,
                               self._observe_latency)
         self.url = ""
@@ -141,12 +124,12 @@ class Dashboard:
     def figures(self) -> DashboardFigures:
         """The counts now; safe to call from the metrics endpoint's thread (every count is
         copied whole)."""
-        live, kiosk = list(self.hub.clients), list(self.kiosk_clients)
+        live, kiosk = list(self.hub.clients), list(self.kiosk.clients)
         return DashboardFigures(
             scores_received=self.feed.scores_received,
             rejected=dict(self.feed.rejected.counts),
-            client_faults=_summed(self.hub.client_faults, self.kiosk.faults),
-            refused=dict(self.hub.refused),
+            client_faults=_summed(self.sockets.faults, self.kiosk.faults),
+            refused=_summed(self.hub.refused, self.sockets.refused),
             dropped_updates=self.hub.dropped_updates + self.kiosk.dropped_updates,
             live_clients=len(live), kiosk_clients=len(kiosk),
             queue_depths=tuple(len(c.queue) for c in live + kiosk))
@@ -208,22 +191,6 @@ class Dashboard:
             response.headers["Set-Cookie"] = self._session_cookie(role)
         return response
 
-    def _open_sockets(self, role: str) -> tuple[int, int]:
-        """WebSockets open now: of ``role``, and in all."""
-        counts = Counter(self.socket_roles.values())
-        return counts[role], sum(counts.values())
-
-    def _over_capacity(self, role: str) -> str | None:
-        """Why one more socket of ``role`` is refused, or None."""
-        cfg = self.config.dashboard
-        mine, total = self._open_sockets(role)
-        if mine >= cfg.max_clients_per_role:
-            return (f"too many {role} connections (dashboard.max_clients_per_role is "
-                    f"{cfg.max_clients_per_role})")
-        if total >= cfg.max_clients:
-            return f"too many connections (dashboard.max_clients is {cfg.max_clients})"
-        return None
-
     def _refuse(self, connection: ServerConnection, request: Request, reason: str,
                 status: http.HTTPStatus) -> Response:
         self.hub.refused[reason] += 1
@@ -270,11 +237,9 @@ class Dashboard:
             if origin is not None and urlsplit(origin).netloc != request.headers.get("Host"):
                 return self._refuse(connection, request, "cross-origin WebSocket",
                                     http.HTTPStatus.FORBIDDEN)
-            role = _socket_role(path, roles)
-            if reason := self._over_capacity(role):
+            if reason := self.sockets.admit(connection, path, roles):
                 return self._refuse(connection, request, reason,
                                     http.HTTPStatus.SERVICE_UNAVAILABLE)
-            self.pending_roles[connection] = (role, "admin" in roles)
             return None
         if path == "/api/session":
             response = connection.respond(http.HTTPStatus.NO_CONTENT, "")
@@ -377,84 +342,6 @@ class Dashboard:
         log(ROLE, "reset a person's secret at an admin's request")
         return _json(200, {"reset": True, "secret_was_set": was_set})
 
-    # --- WebSocket side --------------------------------------------------------------------
-
-    async def handle(self, connection: ServerConnection) -> None:
-        kiosk = urlsplit(connection.request.path).path == "/ws/kiosk"
-        role, admin = self.pending_roles.pop(connection, ("admin", False))
-        if reason := self._over_capacity(role):  # handshakes that raced past process_request
-            self.hub.refused[reason] += 1
-            await connection.close(1013, "too many connections: try again later")
-            return
-        self.socket_roles[connection] = role
-        client = Client(connection, self.config.dashboard.client_queue,
-                        sees_private=admin)
-        if kiosk:
-            self.kiosk.connected(client)
-        else:
-            for chunk in self.hub.hello(client.sees_private):
-                client.offer(chunk)
-            self.hub.clients.add(client)
-        sender = asyncio.create_task(client.send_queued())
-        try:
-            async for message in connection:
-                reply = await self.answer(message, client if kiosk else None, kiosk)
-                if isinstance(reply, ClientFault):
-                    await connection.close(reply.code, reply.kind)
-                    break
-                client.offer(reply)
-        except ConnectionClosed as closed:
-            if closed.sent is not None and closed.sent.code == 1009:
-                self.hub.client_faults["too_big"] += 1
-        finally:
-            self.socket_roles.pop(connection, None)
-            self.hub.clients.discard(client)
-            self.kiosk_clients.discard(client)
-            sender.cancel()
-            if kiosk:
-                self.kiosk.disconnected(client)  # cancels the check this socket started
-
-    def _parse(self, message: str | bytes) -> dict[str, Any]:
-        """A JSON object from a client; anything else raises a ClientFault, which closes that
-        client with the close code that says why (the caller counts it)."""
-        if isinstance(message, bytes):
-            raise ClientFault("bad_frame", 1008)  # the protocol is JSON text
-        if len(message) > MAX_CLIENT_MESSAGE:
-            raise ClientFault("too_big", 1009)
-        try:
-            parsed = json.loads(message)
-        except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's
-            raise ClientFault("bad_json", 1007) from None
-        if not isinstance(parsed, dict):
-            raise ClientFault("unknown_type", 1008)
-        return parsed
-
-    async def answer(self, message: str | bytes, client: Client | None = None,
-                     kiosk: bool = False) -> str | ClientFault:
-        """The reply to one message from a browser, or the fault (counted) for which that
-        browser is closed."""
-        try:
-            reply = (await self.reply_to_kiosk(message, client) if kiosk
-                     else self.reply_to_client(message))
-        except ClientFault as fault:
-            self.hub.client_faults[fault.kind] += 1
-            return fault
-        return reply if reply is not None else ClientFault("unexpected message", 1008)
-
-    def reply_to_client(self, message: str | bytes) -> str | None:
-        """The live page only pings; anything else is a fault, counted, and closes that client."""
-        parsed = self._parse(message)
-        if parsed.get("type") != "ping":
-            self.hub.client_faults["unknown_type"] += 1
-            return None
-        return json.dumps({"type": "pong", "t": time.time()})
-
-    async def reply_to_kiosk(self, message: str | bytes,
-                             client: Client | None = None) -> str | None:
-        """A kiosk socket's request (dashboard/kiosk_socket.py): an answer, an error the
-        kiosk can show, or None (garbage: counted, and that socket is closed)."""
-        return await self.kiosk.reply(self._parse(message), client)
-
     async def _housekeeping(self, stop: threading.Event) -> None:
         """Fail stalled checks; disconnect clients that stopped reading; apply the retention
         once an hour."""
@@ -462,22 +349,10 @@ class Dashboard:
         while not stop.is_set():
             await asyncio.sleep(0.25)
             self.kiosk.deliver(self.checks.tick(time.time()))
-            self._drop_stalled_clients(time.monotonic())
+            self.sockets.drop_stalled_clients(time.monotonic())
             if time.monotonic() - last_retention > 3600:
                 last_retention = time.monotonic()
                 self.store.apply_retention(time.time())
-
-    def _drop_stalled_clients(self, now: float) -> None:
-        for client in [*self.hub.clients, *self.kiosk_clients]:
-            reason = client.fault(now, self.config.dashboard.drop_stalled_after_s)
-            if reason is not None:
-                self.hub.client_faults[reason] += 1
-                peer = client.connection.remote_address
-                log(ROLE, f"disconnected {peer[0] if peer else 'a client'}: {reason} "
-                          f"({client.buffered} bytes unread)")
-                self.hub.clients.discard(client)
-                self.kiosk_clients.discard(client)
-                client.connection.transport.abort()
 
     async def run(self, stop: threading.Event,
                   observe: Callable[[Dashboard], str] | None = None) -> None:
@@ -485,7 +360,8 @@ class Dashboard:
         cfg = self.config.dashboard
         tls = _tls_context(cfg.tls_cert, cfg.tls_key)
         served = observe(self) if observe is not None else ""
-        server = serve(self.handle, cfg.host, cfg.port, process_request=self.process_request,
+        server = serve(self.sockets.handle, cfg.host, cfg.port,
+                       process_request=self.process_request,
                        process_response=self.process_response,
                        max_size=MAX_CLIENT_MESSAGE, write_limit=WRITE_LIMIT,
                        ping_interval=20, ssl=tls, server_header="wellmon")
@@ -549,12 +425,6 @@ def _cookies(request: Request) -> dict[str, str]:
     except Exception:  # http.cookies raises CookieError and others on garbage
         return {}
     return {name: morsel.value for name, morsel in jar.items()}
-
-
-def _socket_role(path: str, roles: set[str]) -> str:
-    """The role a WebSocket counts under: the page's own role when held, else admin."""
-    own = "kiosk" if path == "/ws/kiosk" else "viewer"
-    return own if own in roles else "admin"
 
 
 def _role_for(path: str) -> str:
