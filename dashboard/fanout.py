@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,7 +106,6 @@ class Hub:
         self.clients: set[Client] = set()
         self.node_stats: dict[str, Any] = {}
         self.nodes: dict[str, dict[str, Any]] = {}
-        self.refused: Counter = Counter()
         self.dropped_updates = 0  # over all live pages ever
         self.stream_seen: dict[str, float] = {}  # wall clock of each stream's last score
         self.node_seen: dict[str, float] = {}  # and of each node's last statistics
