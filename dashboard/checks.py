@@ -100,6 +100,15 @@ class KioskChecks:
     def stream_state(self) -> str:
         return self.last_score["state"] if self.last_score else "absent"
 
+    def is_private(self, stream: str) -> bool:
+        """Whether the scores of ``stream`` are for admins' pages only. A person's check
+        reaches that person and the operator, not the viewers: the kiosk's stream is private
+        when it is configured (the kiosk camera), and while a check runs on the stream the
+        kiosk adopted (the demo's only stream)."""
+        if stream != (self.configured_stream or self.stream):
+            return False
+        return self.configured_stream is not None or self.running is not None
+
     def request(self, message: dict[str, Any]) -> tuple[str, str | None]:
         """The person and the secret (None: none entered) of a well-formed ``check.start``
         with consent; CheckError otherwise. Says nothing about whether the person exists."""

@@ -12,14 +12,17 @@ docs/dashboard-api.md has the messages. The rules:
   whether or not the ID exists (dashboard/person_secrets.py). Each socket's messages are
   answered in order, one at a time, so one socket has at most one try in flight.
 
-The server (dashboard/server.py) hands each parsed message here and delivers what the
-checks emit through :meth:`KioskSocket.deliver`.
+dashboard/page_sockets.py hands each parsed message here; the dashboard delivers what the
+checks emit through :meth:`KioskSocket.deliver`. The socket counts its own figures: the
+requests it refused or did not know (``faults``) and the updates dropped from a kiosk's
+full queue (``dropped_updates``).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from typing import Any, Protocol
 
 from wellmon.dashboard.checks import ID_RULE, CheckError, KioskChecks, valid_person
@@ -39,22 +42,16 @@ class Client(Protocol):
     def offer(self, text: str) -> bool: ...
 
 
-class Counts(Protocol):
-    """The server's Hub: fault counters and the dropped-updates total."""
-
-    client_faults: Any
-    dropped_updates: int
-
-
 class KioskSocket:
-    def __init__(self, checks: KioskChecks, secrets: PersonSecrets, hub: Counts,
+    def __init__(self, checks: KioskChecks, secrets: PersonSecrets,
                  retention_days: float) -> None:
         self.checks = checks
         self.secrets = secrets
-        self.hub = hub
         self.retention_days = retention_days
         self.clients: set[Any] = set()
         self.owner: Any = None
+        self.faults: Counter = Counter()  # client faults, by reason
+        self.dropped_updates = 0  # over all kiosk sockets ever
 
     def hello(self) -> str:
         message = self.checks.hello(self.retention_days)
@@ -86,11 +83,11 @@ class KioskSocket:
             return await self._enrol(parsed)
         if kind == "check.cancel":
             return self._cancel(client)
-        self.hub.client_faults["unknown_type"] += 1
+        self.faults["unknown_type"] += 1
         return None
 
     def _refused(self, exc: CheckError, fault: str = "check_refused") -> str:
-        self.hub.client_faults[fault] += 1
+        self.faults[fault] += 1
         return _error(str(exc), exc.code)
 
     async def _start(self, parsed: dict[str, Any], client: Client | None) -> str:
@@ -107,7 +104,7 @@ class KioskSocket:
             if not outcome.ok:
                 log(ROLE, "refused a kiosk PIN" + (": the ID is now locked" if outcome.locked
                                                    else ""))
-                self.hub.client_faults["secret_refused"] += 1
+                self.faults["secret_refused"] += 1
                 return _error(outcome.sentence, "locked" if outcome.locked else "secret")
             personal = True
         try:  # the kiosk may have got busy while the secret was checked
@@ -135,7 +132,7 @@ class KioskSocket:
         if not outcome.ok:
             log(ROLE, "refused a kiosk enrolment code" + (": the ID is now locked"
                                                           if outcome.locked else ""))
-            self.hub.client_faults["enrol_refused"] += 1
+            self.faults["enrol_refused"] += 1
             return _error(outcome.sentence, "locked" if outcome.locked else "enrol")
         log(ROLE, "a person set their PIN at the kiosk with an enrolment code")
         return json.dumps({"type": "enrolled", "person": person})
@@ -144,7 +141,7 @@ class KioskSocket:
         if self.checks.running is None:
             return _pong()  # nothing to cancel (a late click): not an error
         if client is None or client is not self.owner:
-            self.hub.client_faults["cancel_refused"] += 1
+            self.faults["cancel_refused"] += 1
             return _error("Only the screen that started this check can cancel it.", "busy")
         self.deliver(self.checks.cancel(time.time()))
         return _pong()
@@ -165,7 +162,7 @@ class KioskSocket:
                 targets = []
             text = json.dumps(message, allow_nan=False)
             for client in targets:
-                self.hub.dropped_updates += client.offer(text)
+                self.dropped_updates += client.offer(text)
         if self.checks.running is None:
             self.owner = None
 

@@ -1,623 +1,114 @@
 """The dashboard: one asyncio server for the pages, their assets, the WebSockets and the API.
 
-Score messages arrive from the inference node over ZeroMQ and fan out to the
-browsers. Each browser has a bounded queue: when it cannot keep up, its
-oldest updates are dropped, so a slow client never slows the node or the
-other clients. A new client first gets the recent history. The kiosk's checks
-run here on the same score messages (dashboard/checks.py) and are stored in
-SQLite (dashboard/store.py). Three roles (viewer, kiosk, admin) have their own
-tokens (dashboard/auth.py; docs/dashboard-api.md lists what each may open);
-`/healthz` is open. WebSockets also check that the page's Origin is this
-server. With `dashboard.tls_cert` and `tls_key` it serves HTTPS and WSS.
+Score messages arrive from the inference node over ZeroMQ (dashboard/feed.py) and fan out to
+the browsers (dashboard/fanout.py); the kiosk's checks run here on the same score messages
+(dashboard/checks.py) and are stored in SQLite (dashboard/store.py). Requests are routed and
+authorised in dashboard/http_routes.py, the JSON API answers in dashboard/rest_api.py, the
+pages' WebSockets are dashboard/page_sockets.py and dashboard/kiosk_socket.py. This module
+wires them, runs the housekeeping, and serves, over HTTPS and WSS with
+``dashboard.tls_cert`` and ``tls_key``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as _dt
 import errno
-import http
-import json
-import mimetypes
 import os
-import re
 import ssl
 import threading
 import time
-import weakref
-from collections import Counter, deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.cookies import SimpleCookie
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
-import zmq
-import zmq.asyncio
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
+from websockets.asyncio.server import serve
 
 from wellmon.config import Config, ConfigError
-from wellmon.dashboard.auth import COOKIES, ROLES, SECURE_COOKIE_PREFIX, Sessions, role_of
-from wellmon.dashboard.checks import ID_RULE, KioskChecks, valid_person
+from wellmon.dashboard.auth import Sessions
+from wellmon.dashboard.checks import KioskChecks
+from wellmon.dashboard.fanout import WRITE_LIMIT, Hub
+from wellmon.dashboard.feed import ScoreFeed
+from wellmon.dashboard.http_routes import HttpRoutes
 from wellmon.dashboard.kiosk_socket import KioskSocket
+from wellmon.dashboard.page_sockets import MAX_CLIENT_MESSAGE, PageSockets
 from wellmon.dashboard.person_secrets import PersonSecrets
-from wellmon.dashboard.store import STATUSES, Store, StoreError, open_store
+from wellmon.dashboard.rest_api import RestApi
+from wellmon.dashboard.store import Store, open_store
 from wellmon.streamer.lifecycle import announce_ready, log
 from wellmon.streamer.wire import ports, routes
-from wellmon.streamer.wire.protocol import Rejected, RejectionCounter, decode_score
-from wellmon.streamer.wire.security import Curve
 
 ROLE = "dashboard"
-STATIC = Path(__file__).parent / "static"
-MAX_CLIENT_MESSAGE = 4096
-HISTORY_CHUNK_S = 60.0
-"""Capture seconds of history in one message to a new client: the first message stays small
-(about 300 KB a stream) and the rest follows in messages of the same size."""
-WRITE_LIMIT = 32 * 1024
-"""Bytes waiting in a client's transport above which sending to it waits (websockets'
-flow control): at most this much of our own updates is in flight to a slow client."""
-FLOOD_BYTES = 8 * 2**20
-"""A client whose transport holds this much more than the longest message we sent it has
-not read the Pongs to its own Pings: websockets writes those outside every queue."""
-PAGES = {"/": "index.html", "/index.html": "index.html", "/kiosk": "kiosk.html",
-         "/operator": "operator.html"}
-ALLOWED = {
-    "/": {"viewer", "admin"}, "/index.html": {"viewer", "admin"}, "/ws": {"viewer", "admin"},
-    "/api/status": {"viewer", "admin"}, "/kiosk": {"kiosk", "admin"},
-    "/ws/kiosk": {"kiosk", "admin"}, "/operator": {"admin"},
-    "/api/session": {"viewer", "kiosk", "admin"},
-}
-"""Path -> roles that may open it; ``/api/checks`` and ``/api/persons`` are admin only and
-``/static/`` assets are open to every role (they hold no data)."""
-CHECK_PATH = re.compile(r"/api/checks/([0-9]{1,18})")  # fullmatch; a longer id is no check
-PERSON_ACTIONS = {"": ("GET", "DELETE"), "enrolment": ("POST",), "secret": ("DELETE",)}
-"""/api/persons/<person>[/<action>] -> its methods (docs/dashboard-api.md, operator)."""
-SECURITY_HEADERS = [
-    ("Cache-Control", "no-store"),
-    ("X-Content-Type-Options", "nosniff"),
-    ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "no-referrer"),
-    ("Cross-Origin-Opener-Policy", "same-origin"),
-    ("Cross-Origin-Resource-Policy", "same-origin"),
-    ("Content-Security-Policy", "default-src 'self'; connect-src 'self'; "
-                                "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; "
-                                "base-uri 'none'; form-action 'self'; object-src 'none'"),
-]
-"""Sent with every response (process_response), refusals and the handshake included."""
-
-
-class ClientFault(Exception):
-    """A message from a browser that breaks the protocol: counted under ``kind`` and the
-    client closed with ``code`` (1007 undecodable, 1008 not allowed, 1009 too big)."""
-
-    def __init__(self, kind: str, code: int) -> None:
-        super().__init__(kind)
-        self.kind = kind
-        self.code = code
-
-
-@dataclass(eq=False)
-class Client:
-    """One browser: a drop-oldest queue and a wake-up event for its sender task."""
-
-    connection: ServerConnection
-    capacity: int
-    sees_private: bool = False  # an admin's live page: it also gets a kiosk check's scores
-    queue: deque[str] = field(default_factory=deque)
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    dropped: int = 0
-    longest: int = 0  # bytes of the longest message handed to the connection
-    buffered: int = 0  # bytes in its transport at the last look
-    read_at: float = field(default_factory=time.monotonic)  # when it last took some
-
-    def offer(self, text: str) -> bool:
-        """Queue `text`; True when the oldest update was dropped for it."""
-        full = len(self.queue) >= self.capacity
-        if full:
-            self.queue.popleft()
-            self.dropped += 1
-        self.queue.append(text)
-        self.ready.set()
-        return full
-
-    def fault(self, now: float, stalled_after_s: float) -> str | None:
-        """Why this client must be disconnected, or None. Our own writes wait while more
-        than WRITE_LIMIT is buffered, so a buffer above it that has not gone down means the
-        client reads nothing; a buffer far beyond anything we sent means Pongs pile up."""
-        size = self.connection.transport.get_write_buffer_size()
-        if size <= WRITE_LIMIT or size < self.buffered:
-            self.read_at = now
-        self.buffered = size
-        if size > FLOOD_BYTES + self.longest:
-            return "ping_flood"
-        return "not_reading" if now - self.read_at > stalled_after_s else None
 
 
 @dataclass(frozen=True)
-class Kept:
-    """One score in the history: the message as received and its JSON text, made once.
-    ``private``: a person's kiosk check, for admins' pages only."""
+class DashboardFigures:
+    """The dashboard's counts, each from the part that keeps it; ``/api/status`` and the
+    Prometheus metrics both read them here."""
 
-    score: dict[str, Any]
-    text: str
-    private: bool = False
-
-
-class Hub:
-    """Recent history per stream and the set of connected clients.
-
-    Each score is serialised once, when it arrives; a new client's history is joined from
-    those texts in chunks of at most HISTORY_CHUNK_S, oldest first, and the chunks are
-    shared by every client that connects before the next score (a burst of connections
-    costs one join, not one serialisation of the whole history each).
-    """
-
-    def __init__(self, history_s: float, hop_s: float, client_queue: int) -> None:
-        self.history_len = max(1, int(history_s / hop_s))
-        self.client_queue = client_queue
-        self.history: dict[str, deque[Kept]] = {}
-        self._hello: dict[bool, list[str]] = {}  # sees_private -> the current chunks
-        self.clients: set[Client] = set()
-        self.node_stats: dict[str, Any] = {}
-        self.nodes: dict[str, dict[str, Any]] = {}
-        self.rejected = RejectionCounter()
-        self.client_faults: Counter = Counter()
-        self.refused: Counter = Counter()
-        self.scores_received = 0
-        self.dropped_updates = 0  # over all clients ever, live pages and kiosks
-        self.stream_seen: dict[str, float] = {}  # wall clock of each stream's last score
-        self.node_seen: dict[str, float] = {}  # and of each node's last statistics
-
-    def add_score(self, score: dict[str, Any], private: bool = False) -> None:
-        """Keep and fan out one score; a ``private`` one reaches only clients that see
-        private scores (admins), now and in later clients' history."""
-        self.scores_received += 1
-        self.stream_seen[score["stream"]] = time.time()
-        kept = Kept(score, json.dumps(score, allow_nan=False), private)
-        self.history.setdefault(score["stream"], deque(maxlen=self.history_len)).append(kept)
-        self._hello = {}
-        self._send_all(f'{{"type": "score", "score": {kept.text}}}', private)
-
-    def set_node_stats(self, stats: dict[str, Any]) -> None:
-        self.node_stats = stats
-        self.nodes[str(stats.get("name", "node"))] = stats
-        self.node_seen[str(stats.get("name", "node"))] = time.time()
-        self._hello = {}
-        self._send_all(json.dumps({"type": "node", "node": stats}, allow_nan=False))
-
-    def _send_all(self, text: str, private: bool = False) -> None:
-        for client in self.clients:
-            if client.sees_private or not private:
-                self.dropped_updates += client.offer(text)
-
-    def hello(self, sees_private: bool = False) -> list[str]:
-        """A new client's first messages: the history in chunks of at most HISTORY_CHUNK_S
-        of capture time, oldest first; the last chunk carries the node's counters and
-        ``"last": true``. One (empty) chunk when there is no history."""
-        if sees_private not in self._hello:
-            kept = sorted((k for h in self.history.values() for k in h
-                           if sees_private or not k.private),
-                          key=lambda k: k.score["t_end"])
-            chunks: list[list[str]] = [[]]
-            start = kept[0].score["t_end"] if kept else 0.0
-            for k in kept:
-                if k.score["t_end"] - start >= HISTORY_CHUNK_S:
-                    chunks.append([])
-                    start = k.score["t_end"]
-                chunks[-1].append(k.text)
-            node = json.dumps(self.node_stats, allow_nan=False)
-            self._hello[sees_private] = [
-                f'{{"type": "history", "scores": [{", ".join(texts)}], "last": '
-                f'{"true" if i == len(chunks) - 1 else "false"}'
-                + (f', "node": {node}}}' if i == len(chunks) - 1 else "}")
-                for i, texts in enumerate(chunks)]
-        return self._hello[sees_private]
-
-    def status(self) -> dict[str, Any]:
-        """`age_s`: seconds since the dashboard last heard of a stream or node; a stream whose
-        node died keeps its last state, and only its age tells."""
-        now = time.time()
-        return {
-            "streams": {name: {"state": h[-1].score["state"], "t_end": h[-1].score["t_end"],
-                               "age_s": round(now - self.stream_seen[name], 3)}
-                        for name, h in self.history.items() if h},
-            "node": self.node_stats,
-            "nodes": {name: {**stats, "age_s": round(now - self.node_seen[name], 3)}
-                      for name, stats in self.nodes.items()},
-            "clients": len(self.clients),
-            "rejected_scores": dict(self.rejected.counts),
-            "client_faults": dict(self.client_faults),
-            "refused": dict(self.refused),
-            "dropped_updates": self.dropped_updates,
-        }
+    scores_received: int  # score messages received and passed on
+    rejected: dict[str, int]  # messages from the node dropped as malformed, by reason
+    client_faults: dict[str, int]  # by reason: protocol faults, refused kiosk requests, stalls
+    refused: dict[str, int]  # HTTP and WebSocket requests refused, by reason
+    dropped_updates: int  # from full client queues, live pages and kiosks, since the start
+    live_clients: int  # live pages' WebSockets (/ws)
+    kiosk_clients: int  # kiosk WebSockets (/ws/kiosk)
+    queue_depths: tuple[int, ...]  # updates waiting in each client's queue, both kinds
 
 
 class Dashboard:
     def __init__(self, config: Config, tokens: dict[str, str], store: Store) -> None:
         self.config = config
-        self.tokens = tokens
         cfg = config.dashboard
-        self.hub = Hub(cfg.history_s, config.node.hop_s, cfg.client_queue)
         self.store = store
         interrupted = store.mark_interrupted()
         if interrupted:
             log(ROLE, f"{interrupted} check(s) interrupted by the last stop marked incomplete")
+        self.hub = Hub(cfg.history_s, config.node.hop_s, cfg.client_queue)
         self.checks = KioskChecks(store, cfg.kiosk_name, cfg.kiosk_stream, cfg.check_s)
         self.secrets = PersonSecrets(store)
-        self.kiosk = KioskSocket(self.checks, self.secrets, self.hub, cfg.retention_days)
-        self.kiosk_clients = self.kiosk.clients  # the kiosk's open sockets (the same set)
-        self.sessions = Sessions(tokens, cfg.session_hours * 3600)
-        self.socket_roles: dict[ServerConnection, str] = {}  # open WebSockets -> role
-        # accepted by process_request, handshake under way: (role counted, holds admin)
-        self.pending_roles: weakref.WeakKeyDictionary[ServerConnection, tuple[str, bool]] = (
-            weakref.WeakKeyDictionary())
+        self.kiosk = KioskSocket(self.checks, self.secrets, cfg.retention_days)
+        self.sockets = PageSockets(cfg, self.hub, self.kiosk)
+        self.api = RestApi(store, self.secrets, self.status)
+        self.routes = HttpRoutes(cfg, tokens, Sessions(tokens, cfg.session_hours * 3600),
+                                 self.api, self.sockets)
+        self.feed = ScoreFeed(config, self._take_score, self.hub.set_node_stats,
+                              self._observe_latency)
         self.url = ""
         self.metrics: Any = None  # wellmon.metrics.DashboardMetrics when metrics.enabled
 
-    # --- HTTP side -------------------------------------------------------------------------
+    def _take_score(self, score: dict[str, Any]) -> None:
+        """A score to the live pages (admins' only while it is a person's check's), then to
+        the kiosk's check."""
+        self.hub.add_score(score, private=self.checks.is_private(score["stream"]))
+        self.kiosk.deliver(self.checks.on_score(score, time.time()))
 
-    def _roles(self, request: Request) -> set[str]:
-        """Roles the request holds: a program's ``Authorization: Bearer TOKEN``, a browser's
-        session cookies."""
-        roles = set()
-        scheme, _, offered = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and (role := role_of(self.tokens, offered.strip())):
-            roles.add(role)
-        cookie = _cookies(request)
-        now = time.time()
-        for role in ROLES:
-            value = cookie.get(self._cookie_name(role))
-            if value is not None and self.sessions.valid(role, value, now):
-                roles.add(role)
-        return roles
+    def _observe_latency(self, latency_s: float) -> None:
+        if self.metrics is not None:
+            self.metrics.score(latency_s)
 
-    def _cookie_name(self, role: str) -> str:
-        return (SECURE_COOKIE_PREFIX if self.config.dashboard.tls_cert else "") + COOKIES[role]
+    def figures(self) -> DashboardFigures:
+        """The counts now; safe to call from the metrics endpoint's thread (every count is
+        copied whole)."""
+        live, kiosk = list(self.hub.clients), list(self.kiosk.clients)
+        return DashboardFigures(
+            scores_received=self.feed.scores_received,
+            rejected=dict(self.feed.rejected.counts),
+            client_faults=_summed(self.sockets.faults, self.kiosk.faults),
+            refused=_summed(self.routes.refused, self.sockets.refused),
+            dropped_updates=self.hub.dropped_updates + self.kiosk.dropped_updates,
+            live_clients=len(live), kiosk_clients=len(kiosk),
+            queue_depths=tuple(len(c.queue) for c in live + kiosk))
 
-    def _session_cookie(self, role: str) -> str:
-        """A fresh Set-Cookie value for ``role``: HttpOnly, SameSite=Strict, expiring."""
-        max_age = int(self.sessions.session_s)
-        return (f"{self._cookie_name(role)}={self.sessions.issue(role, time.time())}; "
-                f"Max-Age={max_age}; HttpOnly; SameSite=Strict; Path=/{self._secure}")
-
-    def _sign_in(self, connection: ServerConnection, request: Request, path: str,
-                 roles: set[str]) -> Response:
-        """Trade a one-time ``?code=`` for a session cookie and redirect to the bare URL, so
-        the address the browser keeps in its history opens nothing."""
-        query = parse_qs(urlsplit(request.path).query)
-        code = query["code"][0] if query.get("code") else ""
-        allowed = ALLOWED.get(path, set())
-        role = self.sessions.redeem(code, time.time(), frozenset(allowed))
-        if role is None and not roles & allowed:
-            return self._refuse(connection, request,
-                                "this sign-in link has expired or was already used, or is "
-                                f"for another page: run `wellmon login {_role_for(path)}` "
-                                "for a new one",
-                                http.HTTPStatus.UNAUTHORIZED)
-        response = connection.respond(http.HTTPStatus.SEE_OTHER, "signed in\n")
-        response.headers["Location"] = path
-        if role is not None:
-            log(ROLE, f"signed in a {role} browser from {connection.remote_address[0]}")
-            response.headers["Set-Cookie"] = self._session_cookie(role)
-        return response
-
-    def _open_sockets(self, role: str) -> tuple[int, int]:
-        """WebSockets open now: of ``role``, and in all."""
-        counts = Counter(self.socket_roles.values())
-        return counts[role], sum(counts.values())
-
-    def _over_capacity(self, role: str) -> str | None:
-        """Why one more socket of ``role`` is refused, or None."""
-        cfg = self.config.dashboard
-        mine, total = self._open_sockets(role)
-        if mine >= cfg.max_clients_per_role:
-            return (f"too many {role} connections (dashboard.max_clients_per_role is "
-                    f"{cfg.max_clients_per_role})")
-        if total >= cfg.max_clients:
-            return f"too many connections (dashboard.max_clients is {cfg.max_clients})"
-        return None
-
-    def _refuse(self, connection: ServerConnection, request: Request, reason: str,
-                status: http.HTTPStatus) -> Response:
-        self.hub.refused[reason] += 1
-        path = urlsplit(request.path).path
-        log(ROLE, f"refused {request.method} {path} from {connection.remote_address[0]}: "
-                  f"{reason}")
-        return connection.respond(status, f"wellmon: {reason}\n")
-
-    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = urlsplit(request.path).path
-        if path == "/healthz":
-            return connection.respond(http.HTTPStatus.OK, "ok\n")
-        query = parse_qs(urlsplit(request.path).query)
-        if "token" in query:
-            return self._refuse(connection, request,
-                                "a token in the address is not accepted: sign in with a link "
-                                "from `wellmon login ROLE`, or send Authorization: Bearer",
-                                http.HTTPStatus.UNAUTHORIZED)
-        roles = self._roles(request)
-        if "code" in query and path in PAGES:
-            return self._sign_in(connection, request, path, roles)
-        if not roles:
-            offered = "Authorization" in request.headers or any(
-                name in _cookies(request) for name in map(self._cookie_name, ROLES))
-            reason = ("wrong token or expired session" if offered else "not signed in")
-            return self._refuse(connection, request,
-                                f"{reason}: open a sign-in link from `wellmon login "
-                                f"{_role_for(path)}`", http.HTTPStatus.UNAUTHORIZED)
-        allowed = ALLOWED.get(path, {"admin"} if path.startswith("/api/") else None)
-        if path.startswith("/static/"):
-            allowed = set(COOKIES)
-        if allowed is None:
-            return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
-        if not roles & allowed:
-            return self._refuse(connection, request,
-                                f"the {'/'.join(sorted(roles))} token may not open this",
-                                http.HTTPStatus.FORBIDDEN)
-        if request.method not in ("GET", "DELETE", "POST") or (
-                request.method != "GET" and not path.startswith("/api/persons/")):
-            return self._refuse(connection, request, f"method {request.method} not allowed",
-                                http.HTTPStatus.METHOD_NOT_ALLOWED)
-        if path.startswith("/ws"):
-            origin = request.headers.get("Origin")
-            if origin is not None and urlsplit(origin).netloc != request.headers.get("Host"):
-                return self._refuse(connection, request, "cross-origin WebSocket",
-                                    http.HTTPStatus.FORBIDDEN)
-            role = _socket_role(path, roles)
-            if reason := self._over_capacity(role):
-                return self._refuse(connection, request, reason,
-                                    http.HTTPStatus.SERVICE_UNAVAILABLE)
-            self.pending_roles[connection] = (role, "admin" in roles)
-            return None
-        if path == "/api/session":
-            response = connection.respond(http.HTTPStatus.NO_CONTENT, "")
-            for role in roles & {r for r in ROLES if self._cookie_name(r) in _cookies(request)}:
-                response.headers["Set-Cookie"] = self._session_cookie(role)
-            return response
-        if path.startswith("/api/"):
-            return self._api(connection, request, path)
-        if path in PAGES and (STATIC / PAGES[path]).is_file():
-            response = _file_response(STATIC / PAGES[path])
-            held = roles & ALLOWED[path] & {r for r in ROLES
-                                            if self._cookie_name(r) in _cookies(request)}
-            for role in sorted(held)[:1]:  # renew the session the page is open with
-                response.headers["Set-Cookie"] = self._session_cookie(role)
-            return response
-        if path.startswith("/static/"):
-            target = (STATIC / path.removeprefix("/static/")).resolve()
-            if STATIC.resolve() in target.parents and target.is_file():
-                return _file_response(target)
-        return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
-
-    @property
-    def _secure(self) -> str:
-        return "; Secure" if self.config.dashboard.tls_cert else ""
-
-    def process_response(self, connection: ServerConnection, request: Request,
-                         response: Response) -> None:
-        """Every answer, refusals and the WebSocket handshake included, carries the security
-        headers: no framing, no sniffing, no caching, no referrer; HSTS under TLS."""
-        for name, value in SECURITY_HEADERS:
-            if name not in response.headers:
-                response.headers[name] = value
-        if self.config.dashboard.tls_cert:
-            response.headers["Strict-Transport-Security"] = "max-age=31536000"
-
-    def _api(self, connection: ServerConnection, request: Request, path: str) -> Response:
-        """The JSON API. Input it cannot use gets 400 or 404 with ``{"error": …}``, never a
-        500; a store that fails gets 503."""
-        try:
-            return self._api_answer(connection, request, path)
-        except StoreError as exc:
-            log(ROLE, f"the check store failed {request.method} {path}: {exc}")
-            return _json(503, {"error": "the check store is not available"})
-
-    def _api_answer(self, connection: ServerConnection, request: Request,
-                    path: str) -> Response:
-        if path == "/api/status":
-            return _json(200, self.hub.status())
-        if path == "/api/checks":
-            query = parse_qs(urlsplit(request.path).query)
-            try:
-                day = (_dt.date.fromisoformat(query["day"][0]) if query.get("day")
-                       else _dt.datetime.now(_dt.timezone.utc).date())
-            except ValueError:
-                return _json(400, {"error": "day must be YYYY-MM-DD"})
-            person, status = _first(query, "person"), _first(query, "status")
-            if status is not None and status not in STATUSES:
-                return _json(400, {"error": f"status must be one of {', '.join(STATUSES)}"})
-            if person is not None and not valid_person(person):
-                return _json(400, {"error": f"person: {ID_RULE}"})
-            checks = self.store.list_checks(day=day, person_id=person, status=status)
-            return _json(200, {"checks": checks})
-        if match := CHECK_PATH.fullmatch(path):
-            found = self.store.get_check(int(match[1]), with_windows=True)
-            return _json(200, {"check": found}) if found else _json(404, {"error": "no such "
-                                                                                  "check"})
-        if path.startswith("/api/persons/"):
-            raw, _, action = path.removeprefix("/api/persons/").partition("/")
-            person = unquote(raw)  # the page sends encodeURIComponent(id); %2E is "."
-            if not valid_person(person) or action not in PERSON_ACTIONS:
-                return _json(404, {"error": "no such person path"})
-            if request.method not in PERSON_ACTIONS[action]:
-                return _json(405, {"error": f"{request.method} not allowed here"})
-            return self._person_api(connection, request, person, action)
-        return _json(404, {"error": "not found"})
-
-    def _person_api(self, connection: ServerConnection, request: Request, person: str,
-                    action: str) -> Response:
-        """A person's secret status, deletion, enrolment code and secret reset (admin).
-        Changes need ``X-Wellmon-Confirm`` (a header a cross-site form cannot send)."""
-        confirm = request.headers.get("X-Wellmon-Confirm")
-        if request.method == "GET":
-            return _json(200, self.store.person_status(person, time.time()))
-        if action == "":
-            if confirm != "delete":
-                return self._refuse(connection, request, "delete without confirmation header",
-                                    http.HTTPStatus.BAD_REQUEST)
-            deleted = self.store.delete_person(person)
-            log(ROLE, f"deleted a person's data ({deleted} checks) at an admin's request")
-            return _json(200, {"deleted_checks": deleted})
-        if action == "enrolment":
-            if confirm != "enrol":
-                return _json(400, {"error": "send X-Wellmon-Confirm: enrol"})
-            issued = self.secrets.issue_code(person, time.time())
-            log(ROLE, "issued an enrolment code at an admin's request")
-            return _json(200, issued)
-        if confirm != "reset":
-            return _json(400, {"error": "send X-Wellmon-Confirm: reset"})
-        was_set = self.secrets.reset(person)
-        log(ROLE, "reset a person's secret at an admin's request")
-        return _json(200, {"reset": True, "secret_was_set": was_set})
-
-    # --- WebSocket side --------------------------------------------------------------------
-
-    async def handle(self, connection: ServerConnection) -> None:
-        kiosk = urlsplit(connection.request.path).path == "/ws/kiosk"
-        role, admin = self.pending_roles.pop(connection, ("admin", False))
-        if reason := self._over_capacity(role):  # handshakes that raced past process_request
-            self.hub.refused[reason] += 1
-            await connection.close(1013, "too many connections: try again later")
-            return
-        self.socket_roles[connection] = role
-        client = Client(connection, self.config.dashboard.client_queue,
-                        sees_private=admin)
-        if kiosk:
-            self.kiosk.connected(client)
-        else:
-            for chunk in self.hub.hello(client.sees_private):
-                client.offer(chunk)
-            self.hub.clients.add(client)
-        sender = asyncio.create_task(self._send_loop(client))
-        try:
-            async for message in connection:
-                reply = await self.answer(message, client if kiosk else None, kiosk)
-                if isinstance(reply, ClientFault):
-                    await connection.close(reply.code, reply.kind)
-                    break
-                client.offer(reply)
-        except ConnectionClosed as closed:
-            if closed.sent is not None and closed.sent.code == 1009:
-                self.hub.client_faults["too_big"] += 1
-        finally:
-            self.socket_roles.pop(connection, None)
-            self.hub.clients.discard(client)
-            self.kiosk_clients.discard(client)
-            sender.cancel()
-            if kiosk:
-                self.kiosk.disconnected(client)  # cancels the check this socket started
-
-    def _parse(self, message: str | bytes) -> dict[str, Any]:
-        """A JSON object from a client; anything else raises a ClientFault, which closes that
-        client with the close code that says why (the caller counts it)."""
-        if isinstance(message, bytes):
-            raise ClientFault("bad_frame", 1008)  # the protocol is JSON text
-        if len(message) > MAX_CLIENT_MESSAGE:
-            raise ClientFault("too_big", 1009)
-        try:
-            parsed = json.loads(message)
-        except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's
-            raise ClientFault("bad_json", 1007) from None
-        if not isinstance(parsed, dict):
-            raise ClientFault("unknown_type", 1008)
-        return parsed
-
-    async def answer(self, message: str | bytes, client: Client | None = None,
-                     kiosk: bool = False) -> str | ClientFault:
-        """The reply to one message from a browser, or the fault (counted) for which that
-        browser is closed."""
-        try:
-            reply = (await self.reply_to_kiosk(message, client) if kiosk
-                     else self.reply_to_client(message))
-        except ClientFault as fault:
-            self.hub.client_faults[fault.kind] += 1
-            return fault
-        return reply if reply is not None else ClientFault("unexpected message", 1008)
-
-    def reply_to_client(self, message: str | bytes) -> str | None:
-        """The live page only pings; anything else is a fault, counted, and closes that client."""
-        parsed = self._parse(message)
-        if parsed.get("type") != "ping":
-            self.hub.client_faults["unknown_type"] += 1
-            return None
-        return json.dumps({"type": "pong", "t": time.time()})
-
-    async def reply_to_kiosk(self, message: str | bytes,
-                             client: Client | None = None) -> str | None:
-        """A kiosk socket's request (dashboard/kiosk_socket.py): an answer, an error the
-        kiosk can show, or None (garbage: counted, and that socket is closed)."""
-        return await self.kiosk.reply(self._parse(message), client)
-
-    def _to_kiosks(self, messages: list[dict[str, Any]]) -> None:
-        """A check's messages to the socket that started it only; previews to the kiosk."""
-        self.kiosk.deliver(messages)
-
-    async def _send_loop(self, client: Client) -> None:
-        try:
-            while True:
-                await client.ready.wait()
-                client.ready.clear()
-                while client.queue:
-                    text = client.queue.popleft()
-                    client.longest = max(client.longest, len(text))  # ASCII: chars = bytes
-                    await client.connection.send(text)
-        except ConnectionClosed:
-            pass
-
-    # --- ZeroMQ side -----------------------------------------------------------------------
-
-    async def receive_scores(self) -> None:
-        context = zmq.asyncio.Context()
-        sock = context.socket(zmq.SUB)
-        sock.setsockopt(zmq.RCVHWM, self.config.wire.recv_hwm * 16)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.RECONNECT_IVL, 100)
-        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
-        for prefix in (b"s.", b"n."):
-            sock.setsockopt(zmq.SUBSCRIBE, prefix)
-        routes.attach(sock, routes.Endpoint(routes.dashboard_scores(self.config), bind=False),
-                      Curve(self.config))
-        try:
-            while True:
-                parts = await sock.recv_multipart()
-                self._accept(parts)
-        finally:
-            sock.close()
-            context.term()
-
-    def _accept(self, parts: list[bytes]) -> None:
-        if parts and parts[0].startswith(b"n.") and len(parts) == 2:
-            try:
-                stats = json.loads(parts[1])
-            except ValueError:
-                self.hub.rejected.add(Rejected("bad_json"))
-                return
-            if isinstance(stats, dict):
-                self.hub.set_node_stats(stats)
-            return
-        score = decode_score(parts)
-        if isinstance(score, Rejected):
-            self.hub.rejected.add(score)
-            return
-        if isinstance(score.get("latency_ms"), dict) and score.get("t_published"):
-            score["latency_ms"]["publish_to_dashboard"] = (time.time()
-                                                           - score["t_published"]) * 1e3
-            if self.metrics is not None:
-                self.metrics.score(score["latency_ms"]["publish_to_dashboard"] / 1e3)
-        self.hub.add_score(score, private=self._private(score["stream"]))
-        self._to_kiosks(self.checks.on_score(score, time.time()))
-
-    def _private(self, stream: str) -> bool:
-        """A person's check reaches that person and the operator, not the viewers: the
-        kiosk's stream is admin-only when it is configured (the kiosk camera), and while a
-        check runs on the stream the kiosk adopted (the demo's only stream)."""
-        if stream != (self.config.dashboard.kiosk_stream or self.checks.stream):
-            return False
-        return self.config.dashboard.kiosk_stream is not None or self.checks.running is not None
+    def status(self) -> dict[str, Any]:
+        """``GET /api/status``: the streams and nodes as last heard of, and the figures."""
+        figures = self.figures()
+        return {**self.hub.streams_and_nodes(),
+                "clients": figures.live_clients,
+                "rejected_scores": figures.rejected,
+                "client_faults": figures.client_faults,
+                "refused": figures.refused,
+                "dropped_updates": figures.dropped_updates}
 
     async def _housekeeping(self, stop: threading.Event) -> None:
         """Fail stalled checks; disconnect clients that stopped reading; apply the retention
@@ -625,23 +116,11 @@ class Dashboard:
         last_retention = time.monotonic()
         while not stop.is_set():
             await asyncio.sleep(0.25)
-            self._to_kiosks(self.checks.tick(time.time()))
-            self._drop_stalled_clients(time.monotonic())
+            self.kiosk.deliver(self.checks.tick(time.time()))
+            self.sockets.drop_stalled_clients(time.monotonic())
             if time.monotonic() - last_retention > 3600:
                 last_retention = time.monotonic()
                 self.store.apply_retention(time.time())
-
-    def _drop_stalled_clients(self, now: float) -> None:
-        for client in [*self.hub.clients, *self.kiosk_clients]:
-            reason = client.fault(now, self.config.dashboard.drop_stalled_after_s)
-            if reason is not None:
-                self.hub.client_faults[reason] += 1
-                peer = client.connection.remote_address
-                log(ROLE, f"disconnected {peer[0] if peer else 'a client'}: {reason} "
-                          f"({client.buffered} bytes unread)")
-                self.hub.clients.discard(client)
-                self.kiosk_clients.discard(client)
-                client.connection.transport.abort()
 
     async def run(self, stop: threading.Event,
                   observe: Callable[[Dashboard], str] | None = None) -> None:
@@ -649,8 +128,9 @@ class Dashboard:
         cfg = self.config.dashboard
         tls = _tls_context(cfg.tls_cert, cfg.tls_key)
         served = observe(self) if observe is not None else ""
-        server = serve(self.handle, cfg.host, cfg.port, process_request=self.process_request,
-                       process_response=self.process_response,
+        server = serve(self.sockets.handle, cfg.host, cfg.port,
+                       process_request=self.routes.process_request,
+                       process_response=self.routes.process_response,
                        max_size=MAX_CLIENT_MESSAGE, write_limit=WRITE_LIMIT,
                        ping_interval=20, ssl=tls, server_header="wellmon")
         try:
@@ -665,7 +145,7 @@ class Dashboard:
         async with server:
             host, port = next(iter(server.sockets)).getsockname()[:2]
             self.url = f"{'https' if tls else 'http'}://{_url_host(host)}:{port}/"
-            receiver = asyncio.create_task(self.receive_scores())
+            receiver = asyncio.create_task(self.feed.receive())
             housekeeping = asyncio.create_task(self._housekeeping(stop))
             announce_ready(f"{ROLE}{served} url={self.url}")  # url= last: it is read to the end
             while not stop.is_set():
@@ -675,6 +155,15 @@ class Dashboard:
                         task.result()
             receiver.cancel()
             housekeeping.cancel()
+
+
+def _summed(*counts: Mapping[str, int]) -> dict[str, int]:
+    """Counts by reason added up; each is copied whole first (another thread may add)."""
+    total: dict[str, int] = {}
+    for copy in [dict(c) for c in counts]:
+        for reason, count in copy.items():
+            total[reason] = total.get(reason, 0) + count
+    return total
 
 
 def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
@@ -697,53 +186,8 @@ def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
     return context
 
 
-def _cookies(request: Request) -> dict[str, str]:
-    """The request's cookies by name; a malformed Cookie header counts as none."""
-    try:
-        jar = SimpleCookie(request.headers.get("Cookie", ""))
-    except Exception:  # http.cookies raises CookieError and others on garbage
-        return {}
-    return {name: morsel.value for name, morsel in jar.items()}
-
-
-def _socket_role(path: str, roles: set[str]) -> str:
-    """The role a WebSocket counts under: the page's own role when held, else admin."""
-    own = "kiosk" if path == "/ws/kiosk" else "viewer"
-    return own if own in roles else "admin"
-
-
-def _role_for(path: str) -> str:
-    """The role whose sign-in link opens ``path`` (for the hint in a refusal)."""
-    if path.startswith(("/kiosk", "/ws/kiosk")):
-        return "kiosk"
-    if path.startswith(("/operator", "/api/")) and path != "/api/status":
-        return "admin"
-    return "viewer"
-
-
-def _first(query: dict[str, list[str]], key: str) -> str | None:
-    return query[key][0] if query.get(key) else None
-
-
-def _json(status: int, body: Any) -> Response:
-    return _response(status, json.dumps(body, allow_nan=False).encode(), "application/json")
-
-
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-def _response(status: int, body: bytes, content_type: str) -> Response:
-    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
-                       *SECURITY_HEADERS])
-    return Response(status, http.HTTPStatus(status).phrase, headers, body)
-
-
-def _file_response(path: Path) -> Response:
-    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    if content_type.startswith("text/") or content_type.endswith("javascript"):
-        content_type += "; charset=utf-8"
-    return _response(200, path.read_bytes(), content_type)
 
 
 def serve_dashboard(config: Config, tokens: dict[str, str], stop: threading.Event,

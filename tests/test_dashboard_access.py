@@ -11,7 +11,7 @@ from websockets.sync.client import connect
 
 from tests.helpers import TOKEN, dashboard_ws_url, http, open_ws, scores_until, sign_in
 from wellmon.dashboard.auth import login_code
-from wellmon.dashboard.server import Client
+from wellmon.dashboard.fanout import Client
 from wellmon.harness import bearer, open_dashboard_ws
 
 

@@ -32,7 +32,7 @@ from tests.helpers import (
     sign_in,
 )
 from wellmon.dashboard.auth import LOGIN_CODE_S, Sessions, login_code
-from wellmon.dashboard.server import SECURITY_HEADERS
+from wellmon.dashboard.responses import SECURITY_HEADERS
 from wellmon.harness import bearer, get_json, open_dashboard_ws
 
 TOKENS = {"viewer": TOKEN, "kiosk": KIOSK_TOKEN, "admin": ADMIN_TOKEN}

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wellmon.config import Config
-from wellmon.dashboard.server import ClientFault, Dashboard
+from wellmon.dashboard.page_sockets import ClientFault
+from wellmon.dashboard.server import Dashboard
 from wellmon.dashboard.store import open_store
 from wellmon.streamer.wire.protocol import (
     AudioChunk,
@@ -86,10 +87,10 @@ def dashboard() -> Iterator[Dashboard]:
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(max_size=200) | st.binary(max_size=200) | json_values.map(json.dumps))
 def test_websocket_messages_from_a_page_never_raise(dashboard: Dashboard, message) -> None:
-    faults = sum(dashboard.hub.client_faults.values())
-    reply = asyncio.run(dashboard.answer(message))
+    faults = sum(dashboard.figures().client_faults.values())
+    reply = asyncio.run(dashboard.sockets.answer(message))
     if isinstance(reply, ClientFault):  # counted, then that client is closed with the code
-        assert sum(dashboard.hub.client_faults.values()) == faults + 1
+        assert sum(dashboard.figures().client_faults.values()) == faults + 1
         assert reply.code in (1007, 1008, 1009)
     else:
         assert json.loads(reply)["type"] == "pong"
@@ -109,10 +110,10 @@ def test_kiosk_messages_never_raise(dashboard: Dashboard, message) -> None:
     """A kiosk's request is answered (pong, started, or an error to show) or, if it is not
     a request at all, counted and that client closed; no check starts without a live
     camera, whatever the message says."""
-    faults = sum(dashboard.hub.client_faults.values())
-    reply = asyncio.run(dashboard.answer(message, kiosk=True))
+    faults = sum(dashboard.figures().client_faults.values())
+    reply = asyncio.run(dashboard.sockets.answer(message, kiosk=True))
     if isinstance(reply, ClientFault):
-        assert sum(dashboard.hub.client_faults.values()) == faults + 1
+        assert sum(dashboard.figures().client_faults.values()) == faults + 1
         assert reply.code in (1007, 1008, 1009)
     else:
         assert json.loads(reply)["type"] in ("pong", "error")

@@ -164,7 +164,7 @@ class NodeMetrics:
 
 
 class DashboardMetrics:
-    """The dashboard's: `score()` per score message; the hub's counts when scraped."""
+    """The dashboard's: `score()` per score message; its `figures()` when scraped."""
 
     def __init__(self, dashboard: Any) -> None:
         self.dashboard = dashboard
@@ -178,25 +178,23 @@ class DashboardMetrics:
         self.latency.observe(max(0.0, latency_s))
 
     def _collect(self) -> Iterator[Metric]:
-        hub = self.dashboard.hub
+        figures = self.dashboard.figures()  # once a scrape: every family from the same counts
         yield _counter("dashboard_received_scores", "score messages received and passed on",
-                       hub.scores_received)
+                       figures.scores_received)
         yield _counter("dashboard_rejected_messages", "messages from the node dropped as "
-                       "malformed, by reason", hub.rejected.counts, "reason")
+                       "malformed, by reason", figures.rejected, "reason")
         yield _counter("dashboard_client_faults", "browser messages that closed their "
-                       "client, by reason", hub.client_faults, "reason")
+                       "client, by reason", figures.client_faults, "reason")
         yield _counter("dashboard_refused_requests", "HTTP and WebSocket requests refused, "
-                       "by reason", _sum_by(hub.refused, _refusal), "reason")
+                       "by reason", _sum_by(figures.refused, _refusal), "reason")
         yield _counter("dashboard_dropped_updates", "updates dropped from full client queues "
-                       "(a slow browser loses its oldest)", hub.dropped_updates)
-        clients = list(hub.clients) + list(self.dashboard.kiosk_clients)
-        depths = [len(c.queue) for c in clients]
+                       "(a slow browser loses its oldest)", figures.dropped_updates)
         yield _gauge("dashboard_clients", "connected WebSocket clients (live pages and "
-                     "kiosks)", len(clients))
+                     "kiosks)", figures.live_clients + figures.kiosk_clients)
         yield _gauge("dashboard_client_queue_max", "updates waiting in the fullest client "
-                     "queue", max(depths, default=0))
+                     "queue", max(figures.queue_depths, default=0))
         yield _gauge("dashboard_client_queue_sum", "updates waiting in all client queues",
-                     sum(depths))
+                     sum(figures.queue_depths))
 
 
 def _refusal(reason: str) -> str:

@@ -1,0 +1,119 @@
+"""The dashboard's JSON API under ``/api/`` (docs/dashboard-api.md): the status, the kiosk's
+stored checks, and a person's data and secret (the operator page).
+
+Who may ask is settled before (dashboard/http_routes.py). Input it cannot use gets 400 or 404
+with ``{"error": …}``, never a 500; a store that fails gets 503.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import http
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from websockets.http11 import Request, Response
+
+from wellmon.dashboard.checks import ID_RULE, valid_person
+from wellmon.dashboard.person_secrets import PersonSecrets
+from wellmon.dashboard.responses import json_response
+from wellmon.dashboard.store import STATUSES, Store, StoreError
+from wellmon.streamer.lifecycle import log
+
+ROLE = "dashboard"
+CHECK_PATH = re.compile(r"/api/checks/([0-9]{1,18})")  # fullmatch; a longer id is no check
+PERSON_ACTIONS = {"": ("GET", "DELETE"), "enrolment": ("POST",), "secret": ("DELETE",)}
+"""/api/persons/<person>[/<action>] -> its methods (docs/dashboard-api.md, operator)."""
+
+
+class Refusal(Exception):
+    """A request refused as a plain-text ``wellmon: reason`` answer, counted with the other
+    refusals (the caller, dashboard/http_routes.py, does both)."""
+
+    def __init__(self, reason: str, status: http.HTTPStatus) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class RestApi:
+    """``status`` makes the answer to ``GET /api/status``."""
+
+    def __init__(self, store: Store, secrets: PersonSecrets,
+                 status: Callable[[], dict[str, Any]]) -> None:
+        self.store = store
+        self.secrets = secrets
+        self.status = status
+
+    def answer(self, request: Request, path: str) -> Response:
+        """The answer to a request for ``path`` under ``/api/``; Refusal for a change sent
+        without its confirmation header."""
+        try:
+            return self._answer(request, path)
+        except StoreError as exc:
+            log(ROLE, f"the check store failed {request.method} {path}: {exc}")
+            return json_response(503, {"error": "the check store is not available"})
+
+    def _answer(self, request: Request, path: str) -> Response:
+        if path == "/api/status":
+            return json_response(200, self.status())
+        if path == "/api/checks":
+            query = parse_qs(urlsplit(request.path).query)
+            try:
+                day = (_dt.date.fromisoformat(query["day"][0]) if query.get("day")
+                       else _dt.datetime.now(_dt.timezone.utc).date())
+            except ValueError:
+                return json_response(400, {"error": "day must be YYYY-MM-DD"})
+            person, status = _first(query, "person"), _first(query, "status")
+            if status is not None and status not in STATUSES:
+                return json_response(400, {"error": "status must be one of "
+                                                    f"{', '.join(STATUSES)}"})
+            if person is not None and not valid_person(person):
+                return json_response(400, {"error": f"person: {ID_RULE}"})
+            checks = self.store.list_checks(day=day, person_id=person, status=status)
+            return json_response(200, {"checks": checks})
+        if match := CHECK_PATH.fullmatch(path):
+            found = self.store.get_check(int(match[1]), with_windows=True)
+            return (json_response(200, {"check": found}) if found
+                    else json_response(404, {"error": "no such check"}))
+        if path.startswith("/api/persons/"):
+            raw, _, action = path.removeprefix("/api/persons/").partition("/")
+            person = unquote(raw)  # the page sends encodeURIComponent(id); %2E is "."
+            if not valid_person(person) or action not in PERSON_ACTIONS:
+                return json_response(404, {"error": "no such person path"})
+            if request.method not in PERSON_ACTIONS[action]:
+                return json_response(405, {"error": f"{request.method} not allowed here"})
+            return self._person(request, person, action)
+        return json_response(404, {"error": "not found"})
+
+    def _person(self, request: Request, person: str, action: str) -> Response:
+        """A person's secret status, deletion, enrolment code and secret reset (admin).
+        Changes need ``X-Wellmon-Confirm`` (a header a cross-site form cannot send)."""
+        confirm = request.headers.get("X-Wellmon-Confirm")
+        if request.method == "GET":
+            return json_response(200, self.store.person_status(person, time.time()))
+        if action == "":
+            if confirm != "delete":
+                raise Refusal("delete without confirmation header",
+                              http.HTTPStatus.BAD_REQUEST)
+            deleted = self.store.delete_person(person)
+            log(ROLE, f"deleted a person's data ({deleted} checks) at an admin's request")
+            return json_response(200, {"deleted_checks": deleted})
+        if action == "enrolment":
+            if confirm != "enrol":
+                return json_response(400, {"error": "send X-Wellmon-Confirm: enrol"})
+            issued = self.secrets.issue_code(person, time.time())
+            log(ROLE, "issued an enrolment code at an admin's request")
+            return json_response(200, issued)
+        if confirm != "reset":
+            return json_response(400, {"error": "send X-Wellmon-Confirm: reset"})
+        was_set = self.secrets.reset(person)
+        log(ROLE, "reset a person's secret at an admin's request")
+        return json_response(200, {"reset": True, "secret_was_set": was_set})
+
+
+def _first(query: dict[str, list[str]], key: str) -> str | None:
+    return query[key][0] if query.get(key) else None
