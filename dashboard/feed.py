@@ -7,7 +7,6 @@ and nothing else, and is handed on; so are the node's statistics.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +16,12 @@ import zmq.asyncio
 
 from wellmon.config import Config
 from wellmon.streamer.wire import routes
-from wellmon.streamer.wire.protocol import Rejected, RejectionCounter, decode_score
+from wellmon.streamer.wire.protocol import (
+    Rejected,
+    RejectionCounter,
+    decode_score,
+    loads_finite,
+)
 from wellmon.streamer.wire.security import Curve
 
 
@@ -58,12 +62,10 @@ class ScoreFeed:
     def accept(self, parts: list[bytes]) -> None:
         """One multipart message: node statistics, a score, or something counted and dropped."""
         if parts and parts[0].startswith(b"n.") and len(parts) == 2:
-            try:
-                stats = json.loads(parts[1])
-            except ValueError:
-                self.rejected.add(Rejected("bad_json"))
-                return
-            if isinstance(stats, dict):
+            stats = loads_finite(parts[1])
+            if isinstance(stats, Rejected):
+                self.rejected.add(stats)
+            elif isinstance(stats, dict):
                 self.take_node_stats(stats)
             return
         score = decode_score(parts)

@@ -19,6 +19,7 @@ from wellmon.streamer.wire.protocol import (
     encode_media,
     encode_score,
 )
+from wellmon.streamer.wire.score import ScoreMessage
 
 LIMITS = Limits(max_payload_bytes=1 << 20, max_clock_skew_s=3600)
 
@@ -115,6 +116,35 @@ def test_score_messages_round_trip_and_bad_ones_are_rejected() -> None:
     assert decode_score([b"s.s1", b"{}"]).reason == "bad_score"
     assert decode_score([b"s.s2", json.dumps(score).encode()]).reason == "bad_topic"
     assert decode_score([b"s.s1"]).reason == "part_count"
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    ('"t_end": NaN', "bad_json"), ('"t_end": Infinity', "bad_json"),
+    ('"t_end": 1e400', "bad_json"), ('"t_end": "4"', "bad_score"),
+    ('"t_end": 4.0, "t_published": "now"', "bad_score"),
+    ('"t_end": 4.0, "quality": [1]', "bad_score"),
+    ('"t_end": 4.0, "quality": {"face": {"present": "all"}}', "bad_score"),
+    ('"t_end": 4.0, "signals": {"heart_rate": "72"}', "bad_score"),
+    ('"t_end": 4.0, "seq": 1e300', "bad_score"),
+])
+def test_a_score_with_a_field_of_the_wrong_type_or_not_finite_is_refused(body, reason) -> None:
+    """What the dashboard computes with is checked at the edge: a NaN or a string time once
+    stopped the dashboard's intake."""
+    text = '{"stream": "s1", "seq": 1, "t_start": 0.0, "state": "live", ' + body + "}"
+    assert decode_score([b"s.s1", text.encode()]).reason == reason
+
+
+def test_a_score_the_node_writes_passes_the_check() -> None:
+    score = ScoreMessage(
+        stream="s1", seq=3, t_start=0.0, t_end=4.0, state="live",
+        signals={"heart_rate": 71.5, "blink_times": [1.2, 3.4], "sentiment": None},
+        quality={"video": {"present": True, "state": "live", "coverage": 1.0, "age_s": 0.1,
+                           "gaps": 0, "late": 0, "lag_s": 0.02},
+                 "face": {"present": 0.98, "confidence": None}},
+        latency_ms={"window": 3.2}, t_published=1e9, emotions={"happy": 0.9},
+        stress=52.0, stress_band=[48.0, 55.0], drivers=[{"input": "heart_rate"}],
+        transcript=[{"text": "hi", "final": True}], reasons={"stress": "why"})
+    assert decode_score(encode_score(score.to_dict())) == score.to_dict()
 
 
 def test_a_running_node_counts_and_drops_bad_messages_and_keeps_scoring(processes) -> None:

@@ -96,6 +96,39 @@ def test_websocket_messages_from_a_page_never_raise(dashboard: Dashboard, messag
         assert json.loads(reply)["type"] == "pong"
 
 
+def scores() -> st.SearchStrategy[bytes]:
+    """Score messages that are often nearly right (the required keys, a valid stream), with
+    any JSON, NaN or an overflowing number where the contract has a field."""
+    odd = (json_values | st.just(float("nan")) | st.just(float("inf"))
+           | st.integers(min_value=2**60, max_value=2**70))
+    fields = {key: odd for key in ("t_last_frame", "t_published", "valence", "stress",
+                                   "signals", "emotions", "quality", "latency_ms", "reasons",
+                                   "drivers", "transcript", "stress_band", "v")}
+    near = st.fixed_dictionaries(
+        {"stream": st.just("s"), "seq": st.integers(0, 3) | odd,
+         "t_start": st.floats(0, 100) | odd, "t_end": st.floats(0, 100) | odd,
+         "state": st.sampled_from(["live", "stale", "lost", "other"])},
+        optional=fields)
+    return near.map(lambda score: json.dumps(score).encode()) | json_values.map(
+        lambda v: json.dumps(v).encode()) | st.binary(max_size=64)
+
+
+@settings(max_examples=500, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(scores())
+def test_whatever_the_score_decoder_passes_the_dashboard_takes(dashboard: Dashboard,
+                                                                body: bytes) -> None:
+    """A score message off the wire is kept and fanned out, or counted and dropped: the
+    dashboard's intake never raises (a NaN once stopped it)."""
+    figures = dashboard.figures()
+    dashboard.feed.accept([b"s.s", body])
+    dashboard.feed.accept([b"n.node", body])
+    after = dashboard.figures()
+    taken = after.scores_received - figures.scores_received
+    dropped = sum(after.rejected.values()) - sum(figures.rejected.values())
+    assert taken + dropped >= 1
+
+
 kiosk_messages = st.fixed_dictionaries(
     {"type": st.sampled_from(["check.start", "check.cancel", "enrol", "ping", "other"])},
     optional={"person": st.text(max_size=80) | st.integers(), "consent": json_values,

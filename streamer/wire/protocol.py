@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from wellmon.streamer.wire.score import shape_problem
+
 VERSION = 1
 VIDEO, AUDIO, SCORE = "v", "a", "s"
 ALLOWED_DTYPES = {"uint8": np.uint8, "int16": np.int16, "float32": np.float32}
@@ -236,10 +238,9 @@ def decode_score(parts: list[Any]) -> dict[str, Any] | Rejected:
     topic, body = (bytes(_buffer(p)) for p in parts)
     if len(body) > MAX_SCORE_BYTES:
         return Rejected("payload_too_large", f"{len(body)} bytes")
-    try:
-        score = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return Rejected("bad_json", "score is not JSON")
+    score = loads_finite(body)
+    if isinstance(score, Rejected):
+        return score
     if not isinstance(score, dict) or any(k not in score for k in REQUIRED_SCORE_KEYS):
         return Rejected("bad_score", "missing required keys")
     stream = score["stream"]
@@ -247,4 +248,28 @@ def decode_score(parts: list[Any]) -> dict[str, Any] | Rejected:
         return Rejected("bad_score", "stream id")
     if topic != f"{SCORE}.{stream}".encode():
         return Rejected("bad_topic", "topic does not match stream")
+    problem = shape_problem(score)
+    if problem is not None:
+        return Rejected("bad_score", f"{problem} has the wrong type")
     return score
+
+
+def loads_finite(body: bytes) -> Any:
+    """JSON from the wire, or a `Rejected` when it is not JSON or holds a number that is
+    not finite (NaN, Infinity, or one too large for a float), which the dashboard could
+    neither compute with nor pass on."""
+    try:
+        return json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return Rejected("bad_json", "not JSON, or a number that is not finite")
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a finite number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not np.isfinite(value):
+        raise ValueError(f"{text} is not a finite number")
+    return value
