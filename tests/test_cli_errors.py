@@ -100,6 +100,9 @@ MISTAKES = [
     Mistake("export-without-torch", ("export", "--expert-defaults", "--out", "x.onnx"),
             r"^wellmon: export needs torch, .*pip install 'wellmon\[train\]'.*"
             r"--index-url https://download\.pytorch\.org/whl/cpu", without_torch=True),
+    Mistake("train-threads-below-one", ("train", "clips", "--out", "model", "--threads", "0"),
+            r"^wellmon: train: argument --threads: 0 is less than 1 "
+            r"\(see wellmon train --help\)$"),
     # 4. flags and commands
     Mistake("unknown-flag", ("--frobnicate",),
             r"^wellmon: unrecognized arguments: --frobnicate \(see wellmon --help\)$"),

@@ -199,6 +199,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate")
     train.add_argument("--batch", type=int, default=4, help="clips per update")
     train.add_argument("--seed", type=int, default=0, help="split and initialisation seed")
+    train.add_argument("--threads", type=_at_least_one, default=1,
+                       help="torch threads (default 1: the network is small, and more threads "
+                            "only slow it on a busy machine)")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     export = command(sub, "export", "write a fusion checkpoint (or the expert defaults) as "
@@ -406,12 +409,22 @@ def _config_example(path: str) -> int:
     return 0
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
+
+
 def _train(args: argparse.Namespace, config: Config) -> int:
     from wellmon.models.training.datasets import DatasetError
     from wellmon.models.training.train import TrainSettings, train
 
     settings = TrainSettings(epochs=args.epochs, patience=args.patience, lr=args.lr,
-                             batch=args.batch, seed=args.seed)
+                             batch=args.batch, seed=args.seed, threads=args.threads)
     try:
         metrics = train(config, args.data, args.out, args.kind, settings,
                         progress=not args.no_progress)

@@ -68,6 +68,10 @@ class TrainSettings:
     seed: int = 0
     val_fraction: float = 0.15
     test_fraction: float = 0.15
+    threads: int = 1
+    """torch threads. The network is small: a second thread gains nothing on an idle 2-core
+    machine and, beside two busy processes, made each step 4x slower (its threads wait for
+    each other at every operation) where one thread lost 20 %."""
 
 
 def extract(samples: Sequence[Sample], config: Config, progress: bool = True) -> list[Clip]:
@@ -190,6 +194,7 @@ def fit(train: Sequence[Clip], val: Sequence[Clip], settings: TrainSettings,
     keeps patience from running out while it still improves; it also halves the learning rate
     when it stalls, so that the last epochs settle instead of jumping between minima.
     """
+    torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     random.seed(settings.seed)
     net = FusionNetwork()
