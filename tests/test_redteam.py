@@ -20,6 +20,7 @@ from websockets.sync.client import connect
 
 from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, TOKEN, sign_in
 from wellmon.dashboard.auth import login_code
+from wellmon.harness import ready_url
 
 ROLES = {"viewer": TOKEN, "kiosk": KIOSK_TOKEN, "admin": ADMIN_TOKEN}
 PAGES_OF = {"/": {"viewer", "admin"}, "/index.html": {"viewer", "admin"},
@@ -92,7 +93,7 @@ def expected_status(role: str | None, method: str, path: str) -> set[int]:
 @pytest.fixture()
 def dashboard(processes):
     ready = processes.start("dashboard", "dashboard")
-    yield ready.ready_line.partition("url=")[2].strip()
+    yield ready_url(ready.ready_line)
     processes.stop_all()
 
 
