@@ -18,7 +18,7 @@ from wellmon.live_reader import scores_until
 from wellmon.models.node.service import STATS_EVERY_S
 from wellmon.streamer.wire.protocol import VideoFrame, encode_media
 
-SAMPLE = str(Path(__file__).resolve().parents[1] / "streamer/sample/sample.mp4")
+SAMPLE = str(Path(__file__).resolve().parents[2] / "streamer/sample/sample.mp4")
 
 
 def make_keys(directory: Path) -> None:

@@ -1,7 +1,7 @@
 """The kiosk's check over its WebSocket, against real processes on the sample clip: the
 result is stored before it is shown and, with the person's PIN, compared with their earlier
 checks; a dashboard crash leaves the check incomplete, a node crash fails it with a retry.
-tests/test_kiosk_security.py has the rules of who hears and steers a check, and the PIN."""
+tests/system/test_kiosk_security.py has the rules of who hears and steers a check, and the PIN."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from wellmon.live_reader import arrivals
 STREAM = "kiosk-1"
 CHECK_S = 10.0
 PIN = "480315"
-SAMPLE = str(Path(__file__).resolve().parents[1] / "streamer/sample/sample.mp4")
+SAMPLE = str(Path(__file__).resolve().parents[2] / "streamer/sample/sample.mp4")
 
 
 @pytest.fixture()

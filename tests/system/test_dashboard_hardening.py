@@ -308,7 +308,7 @@ def test_security_headers_are_on_every_answer(processes) -> None:
 def test_wellmon_login_prints_a_link_that_signs_one_browser_in(processes) -> None:
     from playwright.sync_api import sync_playwright
 
-    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+    from tests.system.test_browser import CHROMIUM, CHROMIUM_ARGS
 
     base = start(processes)
     links = {}

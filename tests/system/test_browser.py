@@ -16,7 +16,7 @@ from wellmon.dashboard.auth import login_url
 from wellmon.dashboard.store import open_store
 from wellmon.harness import URL_PATTERN, LocalPipeline, ready_url
 
-SAMPLE = str(Path(__file__).resolve().parents[1] / "streamer/sample/sample.mp4")
+SAMPLE = str(Path(__file__).resolve().parents[2] / "streamer/sample/sample.mp4")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic",

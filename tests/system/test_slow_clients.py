@@ -32,7 +32,7 @@ from tests.helpers import TOKEN, open_ws
 from wellmon.harness import dashboard_ws_url, get_json, ready_url
 from wellmon.live_reader import LiveReader, scores_until
 
-SAMPLE = str(Path(__file__).resolve().parents[1] / "streamer/sample/sample.mp4")
+SAMPLE = str(Path(__file__).resolve().parents[2] / "streamer/sample/sample.mp4")
 STREAM = "slow-1"
 READERS = 40  # the first of them is also the baseline, measured alone before the others come
 NON_READERS = 10

@@ -30,7 +30,7 @@ from tests.helpers import ADMIN_TOKEN, FAST_STATES, KIOSK_TOKEN, ROLE_TOKENS, TO
 from wellmon.harness import MODALITIES, Processes, capture_name, loopback_env
 from wellmon.live_reader import Arrival, arrivals, read_for, read_until, scores_in
 
-SAMPLE = str(Path(__file__).resolve().parents[1] / "streamer/sample/sample.mp4")
+SAMPLE = str(Path(__file__).resolve().parents[2] / "streamer/sample/sample.mp4")
 STREAMS = ("cam-a", "cam-b")
 HOP_S = 0.5
 STALE_S = float(FAST_STATES["WELLMON_NODE_STALE_AFTER_S"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from tests.helpers import TOKEN, open_ws
-from tests.test_curve import make_keys
+from tests.system.test_curve import make_keys
 from wellmon.harness import LocalPipeline, free_tcp_port
 from wellmon.live_reader import scores_until
 

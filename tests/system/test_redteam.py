@@ -3,7 +3,7 @@ every WebSocket message type on both sockets, and input fuzzed into the API.
 
 One real dashboard process on a free port. What a person's data is behind (the kiosk's
 check flow with a camera, PINs, locks) is tested on a fed dashboard in
-tests/test_kiosk_security.py; this file walks the whole surface and checks the rules that
+tests/system/test_kiosk_security.py; this file walks the whole surface and checks the rules that
 hold everywhere: the role table of docs/dashboard-api.md, the security headers on every
 answer, no 500 and no traceback for any input, and no credential in the log.
 """
