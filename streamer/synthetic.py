@@ -962,7 +962,7 @@ _SAMPLE_MD = """\
 `sample.mp4` is a synthetic {duration:g} s, {width}x{height}, {fps:g} fps H.264 + AAC clip of a
 face with a known pulse, known blinks and known speech. `sample.json` is its exact ground truth.
 Later stages (rPPG heart rate, blink detection, voice pitch, speech-to-text) are validated
-against it (`tests/test_sample_clip.py`).
+against it (`tests/unit/test_sample_clip.py`).
 
 ## How it was made
 

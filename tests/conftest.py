@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROLE_TOKENS, TOKEN, Processes
-from wellmon.harness import loopback_env
+from tests.helpers import ROLE_TOKENS, TOKEN
+from wellmon.harness import Processes, loopback_env
 from wellmon.streamer.synthetic import ClipSpec, make_clip
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

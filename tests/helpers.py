@@ -1,23 +1,20 @@
-"""Helpers the tests share: real processes, WebSocket clients, constants."""
+"""Helpers the tests share: tokens, settings, HTTP and WebSocket clients. The processes are
+started by wellmon/harness.py (`Processes`, the `processes` fixture of conftest.py) and the
+dashboard's WebSocket is read by wellmon/live_reader.py, as the benchmarks do."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from email.message import Message
 from pathlib import Path
 
 from websockets.sync.client import ClientConnection
 
 from wellmon.dashboard.auth import login_url
-from wellmon.harness import Child, open_dashboard_ws
+from wellmon.live_reader import open_dashboard_ws
 
 TOKEN = "test-token-0123456789"
 KIOSK_TOKEN = "test-kiosk-token-0123456789"
@@ -25,65 +22,6 @@ ADMIN_TOKEN = "test-admin-token-0123456789"
 ROLE_TOKENS = {"WELLMON_KIOSK_TOKEN": KIOSK_TOKEN, "WELLMON_ADMIN_TOKEN": ADMIN_TOKEN}
 # Short state thresholds so that tests see stale and lost within seconds.
 FAST_STATES = {"WELLMON_NODE_STALE_AFTER_S": "1.0", "WELLMON_NODE_LOST_AFTER_S": "2.5"}
-
-
-class Processes:
-    """Real `wellmon` processes, each in its own process group, killed at teardown."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env = env
-        self.logs = logs
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, *args: str, wait_ready: bool = True,
-              timeout: float = 60.0) -> subprocess.Popen:
-        """`wellmon ARGS`, its stderr in LOGS/NAME.log; the Popen gets `ready_line`."""
-        with (self.logs / f"{name}.log").open("a") as log:
-            child = Child(name, list(args), self.env, stderr=log)
-        self.procs[name] = child.proc
-        if wait_ready:
-            if not child.wait_ready(timeout):
-                raise AssertionError(f"{name} did not start: "
-                                     + (self.logs / f"{name}.log").read_text())
-            child.proc.ready_line = child.ready_line
-        return child.proc
-
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        proc = self.procs.pop(name)
-        os.killpg(proc.pid, sig)
-        proc.wait(timeout=10)
-
-    def stop_all(self) -> None:
-        for name in list(self.procs):
-            proc = self.procs.pop(name)
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
-def dashboard_ws_url(ready_line: str, path: str = "ws") -> str:
-    """The WebSocket address of the dashboard whose READY line is ``ready_line``."""
-    return ready_line.partition("url=")[2].replace("http://", "ws://") + path
-
-
-def scores_until(ws: ClientConnection, done: Callable[[dict], bool],
-                 timeout: float = 30.0) -> list[dict]:
-    """Score messages (history included) until `done(score)` holds; fails on timeout."""
-    seen: list[dict] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            message = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
-        except TimeoutError:
-            break
-        batch = message.get("scores", []) if message["type"] == "history" else (
-            [message["score"]] if message["type"] == "score" else [])
-        for score in batch:
-            seen.append(score)
-            if done(score):
-                return seen
-    states = [(s["stream"], s["state"]) for s in seen[-5:]]
-    raise AssertionError(f"condition not met in {timeout} s; last scores: {states}")
 
 
 def open_ws(url: str, token: str = TOKEN) -> ClientConnection:

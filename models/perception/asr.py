@@ -142,7 +142,7 @@ class PocketsphinxRecognizer:
         # Decoder defaults are the wheel's en-us model, LM and dictionary. The
         # second "flat" pass costs ~10 % of the time for no measured gain here. Capping
         # the active HMMs a frame (maxhmmpf) saved 20-30 % of the CPU but raised the
-        # mean word error rate of tests/test_asr_sentiment.py's sentences from 0.29 to
+        # mean word error rate of tests/unit/test_asr_sentiment.py's sentences from 0.29 to
         # 0.35 (3000) and 0.48 (2000): not worth it.
         options: dict[str, Any] = {"samprate": sample_rate, "loglevel": "FATAL",
                                    "fwdflat": False}

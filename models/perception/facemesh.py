@@ -14,7 +14,7 @@ The index sets were checked against the mesh topology (``FACEMESH_TESSELATION``,
 ``_LEFT_EYE``, ``_RIGHT_EYE``, ``_LEFT_EYEBROW``, ``_RIGHT_EYEBROW``, ``_NOSE``) of MediaPipe
 0.10 and against the canonical face model below: left/right sets are exact mirror images
 (x -> -x) of each other, and the skin polygons contain no eye, brow, lip or nose-contour
-point (``tests/test_rppg_behaviour.py`` checks both).
+point (``tests/unit/test_rppg_behaviour.py`` checks both).
 
 The 3D coordinates are vertices of MediaPipe's canonical face model,
 ``mediapipe/modules/face_geometry/data/canonical_face_model.obj`` (Apache-2.0, The MediaPipe

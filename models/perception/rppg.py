@@ -46,7 +46,7 @@ Pipeline, per analysis window (``PulseEstimator.estimate``):
    noise is independent and seldom peaks in one place). The first passing candidate in
    METHODS order sets the rate; the agreeing one with the highest SNR is reported and times
    the beats. Not simply "the highest SNR wins": an in-band intensity change gives GREEN a
-   high SNR at the wrong rate while POS cancels it (``tests/test_rppg_behaviour.py``).
+   high SNR at the wrong rate while POS cancels it (``tests/unit/test_rppg_behaviour.py``).
    Thresholds were chosen on generated clips, one half of them, so that no-pulse windows stay
    null; ``docs/rppg.md`` has the figures on the other half and the detection limits.
 5. **Heart rate** = the largest spectral peak in 0.7-3.5 Hz of the last ``window_s`` seconds

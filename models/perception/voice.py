@@ -5,7 +5,7 @@ batches of about half a second of audio (and on whatever is pending when
 `window()` asks), so that numpy works on whole matrices of frames and `window()`
 only aggregates; only frames loud enough to be speech get the periodicity
 analysis. The whole costs about 11–17 ms of one core per second of audio, a 4 s
-window every 0.5 s included (`tests/test_voice.py` measures it). The analyzer
+window every 0.5 s included (`tests/unit/test_voice.py` measures it). The analyzer
 keeps frame features, glottal pulses and a few hundred milliseconds of samples,
 never the audio of a whole window: memory is bounded by `keep_s`.
 

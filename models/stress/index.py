@@ -164,7 +164,7 @@ Measured on the sample clip looped (a steady person) before any of this: consecu
 0.5 s apart differed by up to 29 points, 8 at the 90th percentile. The change that must still
 show (heart rate +15 bpm, pitch +10 %) has to pass 70 within 15 s and fall back under 60
 within 30 s of its end, of which the pulse estimator (its 20 s window shows a step about
-10 s late) and the voice pool take most. On generated input (tests/test_stress.py) 6 s
+10 s late) and the voice pool take most. On generated input (tests/unit/test_stress.py) 6 s
 keeps 90 % of steps under 2 points with a wide margin and meets both response times (at
 most 14 s up, 27 s down over 16 seeds; medians 12.5 and 21 s); what is left of the steady
 spread (SD 1.0-3.7 points over 32 generated persons, above 3 in one) is the inputs' slow

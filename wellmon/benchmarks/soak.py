@@ -19,20 +19,22 @@ from typing import Any
 import numpy as np
 
 from wellmon.benchmarks import (
-    Fleet,
     ScoreClient,
     StolenCpu,
     asr_counts,
     counter_delta,
     counts_text,
     drops_by_stream,
+    fleet,
     percentiles,
+    process_tree,
     require_psutil,
     rss_mb,
     sigterm_as_interrupt,
     stolen_text,
 )
 from wellmon.config import Config
+from wellmon.harness import Processes
 
 WARMUP_S = 60.0
 SLICE_S = 300.0
@@ -61,31 +63,31 @@ def bench_soak(config: Config, minutes: float = 30.0, streams: int = 4,
     token = secrets.token_urlsafe(16)
     failure = ""
     with tempfile.TemporaryDirectory(prefix="wellmon-soak-") as state, sigterm_as_interrupt():
-        fleet = Fleet(config, Path(state), token)
+        pipeline = fleet(config, Path(state), token)
         try:
-            fleet.start_pipeline(names)
-            for name, process in fleet.processes().items():
+            pipeline.start_pipeline(dict.fromkeys(names, "sample"), epoch=True)
+            for name, process in process_tree(pipeline).items():
                 print(f"  {name:<28} pid {process.pid}")
-            with ScoreClient(fleet.ws_url, fleet.token) as client:
-                return _soak(fleet, client, config, measure_s, slice_s, warmup_s)
+            with ScoreClient(pipeline.ws_url(), token) as client:
+                return _soak(pipeline, client, token, config, measure_s, slice_s, warmup_s)
         except KeyboardInterrupt:
             failure = "interrupted"
         except RuntimeError as exc:  # a process died or the client failed: that is the finding
             failure = str(exc)
         finally:
-            fleet.close()
+            pipeline.stop_all()
     print(f"bench soak: {failure}; every process stopped", flush=True)
     return 130 if failure == "interrupted" else 1
 
 
-def _soak(fleet: Fleet, client: ScoreClient, config: Config, measure_s: float, slice_s: float,
-          warmup_s: float) -> int:
+def _soak(pipeline: Processes, client: ScoreClient, token: str, config: Config,
+          measure_s: float, slice_s: float, warmup_s: float) -> int:
     started = time.time()
-    _wait(fleet, client, started + warmup_s)
+    _wait(pipeline, client, started + warmup_s)
     start = time.time()
     stolen = StolenCpu()
-    status0, node0 = fleet.status(), dict(client.node_stats)
-    rss = RssReadings(fleet.processes())
+    status0, node0 = pipeline.get("api/status", token), dict(client.node_stats)
+    rss = RssReadings(process_tree(pipeline))
     rss.read(start)
     # Growth is judged from when the dashboard's history (dashboard.history_s of scores for
     # new browsers) is full: until then its memory grows by design.
@@ -96,7 +98,7 @@ def _soak(fleet: Fleet, client: ScoreClient, config: Config, measure_s: float, s
     exit_code = 0
     try:
         while time.time() < start + measure_s:
-            _wait(fleet, client, min(start + measure_s, time.time() + SAMPLE_EVERY_S))
+            _wait(pipeline, client, min(start + measure_s, time.time() + SAMPLE_EVERY_S))
             rss.read(time.time())
             if not baseline_done and time.time() >= settle_at + slice_s:
                 baseline_done = True
@@ -116,7 +118,7 @@ def _soak(fleet: Fleet, client: ScoreClient, config: Config, measure_s: float, s
     end = time.time()
     rss.read(end)
     try:
-        status1 = fleet.status()
+        status1 = pipeline.get("api/status", token)
     except OSError:  # the dashboard is gone
         status1 = status0
     node1 = dict(client.node_stats)
@@ -146,13 +148,12 @@ def _soak(fleet: Fleet, client: ScoreClient, config: Config, measure_s: float, s
     return exit_code
 
 
-def _wait(fleet: Fleet, client: ScoreClient, until: float) -> None:
+def _wait(pipeline: Processes, client: ScoreClient, until: float) -> None:
     """Sleep until `until`, checking that every process and the client are still there."""
     while time.time() < until:
         time.sleep(min(1.0, max(0.0, until - time.time())))
-        fleet.check_alive()
-        if client.error is not None:
-            raise RuntimeError(f"the WebSocket client failed: {client.error!r}")
+        pipeline.check_alive()
+        client.check()
 
 
 def _slices(measured_s: float, slice_s: float) -> list[tuple[float, float]]:

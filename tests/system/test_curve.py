@@ -12,12 +12,13 @@ import numpy as np
 import zmq
 import zmq.auth
 
-from tests.helpers import TOKEN, dashboard_ws_url, open_ws, scores_until
-from wellmon.harness import get_json
+from tests.helpers import TOKEN, open_ws
+from wellmon.harness import dashboard_ws_url, get_json, ready_url
+from wellmon.live_reader import scores_until
 from wellmon.models.node.service import STATS_EVERY_S
 from wellmon.streamer.wire.protocol import VideoFrame, encode_media
 
-SAMPLE = str(Path(__file__).resolve().parents[1] / "streamer/sample/sample.mp4")
+SAMPLE = str(Path(__file__).resolve().parents[2] / "streamer/sample/sample.mp4")
 
 
 def make_keys(directory: Path) -> None:
@@ -82,7 +83,7 @@ def test_with_keys_the_pipeline_works_and_a_peer_without_them_gets_nothing(
                                                       15.0)))
         time.sleep(0.05)
     time.sleep(STATS_EVERY_S + 1)  # the node's next statistics cover the attempt
-    url = dashboard.ready_line.partition("url=")[2].strip()
+    url = ready_url(dashboard.ready_line)
     status = get_json(f"{url}api/status", TOKEN)
     assert status["node"]["streams"] == ["secret"]  # never heard of the intruder
     assert "video" in status["node"]["received"]

@@ -246,7 +246,7 @@ def test_stress_through_the_fusion_model_rises_with_pulse_and_pitch_and_is_never
     """The node's path: gate and baseline (models/stress/index.py), then the shipped model, then
     the score message. A raised pulse and pitch against a calm baseline minute raise the
     index; a missing face makes it inconclusive with the reason, not a number."""
-    from tests.test_stress import after_baseline, calm_emotions, calm_signals, quality
+    from tests.unit.test_stress import after_baseline, calm_emotions, calm_signals, quality
     from wellmon.models.fusion.outputs import Fused, fused_fields
 
     model = FusionModel(DEFAULT_FILE)

@@ -23,7 +23,7 @@ import pytest
 from tests.helpers import TOKEN
 from wellmon.harness import URL_PATTERN, LocalPipeline
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "requirements.lock"
 DECOYS = ("models", "dashboard", "streamer")
 
@@ -82,7 +82,7 @@ def test_installed_wheel_runs_from_a_folder_with_decoy_packages(installed: Path,
                                                                 tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+    from tests.system.test_browser import CHROMIUM, CHROMIUM_ARGS
 
     folder = tmp_path / "project"
     for name in DECOYS:

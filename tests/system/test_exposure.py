@@ -21,12 +21,12 @@ import pytest
 import zmq
 import zmq.auth
 
-from tests.test_curve import make_keys
+from tests.system.test_curve import make_keys
 from wellmon.harness import free_tcp_port
 from wellmon.streamer.wire.exposure import beyond_loopback
 from wellmon.streamer.wire.protocol import VideoFrame, encode_media
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WARNING = "wellmon: warning:"
 PROXY_KEYS = ("MEDIA_IN", "MEDIA_OUT", "SCORES_IN", "SCORES_OUT")
 

@@ -21,7 +21,7 @@ import pytest
 from wellmon.models.perception import blazeface
 from wellmon.models.tools import convert as conv
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS = ROOT / "models" / "weights"
 ASTRONAUT = ROOT / "streamer" / "sample" / "astronaut.jpg"
 FACE = (177, 66, 94, 94)  # x, y, w, h of the astronaut's face in the 512x512 photo

@@ -14,7 +14,8 @@ from websockets.sync.client import connect
 
 from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, TOKEN, http, self_signed_cert, sign_in
 from wellmon.dashboard.auth import login_code
-from wellmon.harness import bearer
+from wellmon.harness import StartFailed, ready_url
+from wellmon.live_reader import bearer
 
 TOKENS = {"viewer": TOKEN, "kiosk": KIOSK_TOKEN, "admin": ADMIN_TOKEN}
 HTTP_PATHS = {
@@ -30,7 +31,7 @@ WS_PATHS = {"ws": {"viewer", "admin"}, "ws/kiosk": {"kiosk", "admin"}}
 
 
 def base_url(dashboard) -> str:
-    return dashboard.ready_line.partition("url=")[2].strip()
+    return ready_url(dashboard.ready_line)
 
 
 def http_status(url: str, headers: dict[str, str] | None = None, method: str = "GET",
@@ -112,7 +113,7 @@ def test_a_kiosk_sign_in_link_sets_the_kiosk_cookie_which_opens_only_kiosk_paths
 
 def test_two_roles_with_one_token_are_refused(processes, wellmon_env) -> None:
     processes.env = {**wellmon_env, "WELLMON_KIOSK_TOKEN": TOKEN}
-    with pytest.raises(AssertionError, match="same token"):
+    with pytest.raises(StartFailed, match="same token"):
         processes.start("dashboard", "dashboard", timeout=30)
 
 
@@ -143,5 +144,5 @@ def test_tls_serves_https_and_wss(processes, wellmon_env, tmp_path) -> None:
 def test_tls_needs_both_files(processes, wellmon_env, tmp_path) -> None:
     cert, _ = self_signed_cert(tmp_path)
     processes.env = {**wellmon_env, "WELLMON_DASHBOARD_TLS_CERT": str(cert)}
-    with pytest.raises(AssertionError, match="tls_cert and dashboard.tls_key go together"):
+    with pytest.raises(StartFailed, match="tls_cert and dashboard.tls_key go together"):
         processes.start("dashboard", "dashboard", timeout=30)

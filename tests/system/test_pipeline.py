@@ -10,8 +10,9 @@ from pathlib import Path
 
 import psutil
 
-from tests.helpers import FAST_STATES, TOKEN, dashboard_ws_url, open_ws, scores_until
-from wellmon.harness import LocalPipeline
+from tests.helpers import FAST_STATES, TOKEN, open_ws
+from wellmon.harness import LocalPipeline, dashboard_ws_url
+from wellmon.live_reader import scores_until
 
 
 def _start_captures(processes, clip: Path) -> None:
@@ -79,7 +80,7 @@ def test_killed_captures_go_stale_then_lost_and_come_back_live(processes, clip) 
 def test_wellmon_run_starts_everything_and_stops_cleanly_on_sigterm(clip, tmp_path) -> None:
     path, _ = clip
     with LocalPipeline(str(path), TOKEN, tmp_path, args=("--stream", "demo")) as run:
-        with open_ws(run.ws_url) as ws:
+        with open_ws(run.ws_url()) as ws:
             scores_until(ws, lambda s: s["stream"] == "demo" and s["state"] == "live")
         pids = run.child_pids()
         assert set(pids) == {"node", "dashboard", "capture-video", "capture-audio"}
@@ -95,7 +96,7 @@ def test_wellmon_run_starts_everything_and_stops_cleanly_on_sigterm(clip, tmp_pa
 def test_wellmon_run_restarts_a_capture_that_dies(clip, tmp_path) -> None:
     path, _ = clip
     with LocalPipeline(str(path), TOKEN, tmp_path, extra_env=FAST_STATES) as run:
-        with open_ws(run.ws_url) as ws:
+        with open_ws(run.ws_url()) as ws:
             scores_until(ws, lambda s: s["state"] == "live")
             first_video = run.child_pids()["capture-video"]
             os.kill(first_video, signal.SIGKILL)

@@ -11,8 +11,9 @@ import urllib.request
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, TOKEN, dashboard_ws_url, open_ws, scores_until
-from wellmon.harness import free_tcp_port
+from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, TOKEN, open_ws
+from wellmon.harness import dashboard_ws_url, free_tcp_port
+from wellmon.live_reader import scores_until
 from wellmon.models.perception.asr_worker import QUEUE_CHUNKS
 
 METRICS_URL = re.compile(r"metrics=(http://\S+)")

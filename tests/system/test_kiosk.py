@@ -1,7 +1,7 @@
 """The kiosk's check over its WebSocket, against real processes on the sample clip: the
 result is stored before it is shown and, with the person's PIN, compared with their earlier
 checks; a dashboard crash leaves the check incomplete, a node crash fails it with a retry.
-tests/test_kiosk_security.py has the rules of who hears and steers a check, and the PIN."""
+tests/system/test_kiosk_security.py has the rules of who hears and steers a check, and the PIN."""
 
 from __future__ import annotations
 
@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, dashboard_ws_url, open_ws
+from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, open_ws
 from wellmon.dashboard.store import open_store
 from wellmon.harness import get_json
+from wellmon.live_reader import arrivals
 
 STREAM = "kiosk-1"
 CHECK_S = 10.0
 PIN = "480315"
-SAMPLE = str(Path(__file__).resolve().parents[1] / "streamer/sample/sample.mp4")
+SAMPLE = str(Path(__file__).resolve().parents[2] / "streamer/sample/sample.mp4")
 
 
 @pytest.fixture()
@@ -38,19 +39,13 @@ def kiosk(processes, wellmon_env, tmp_path):
 
 
 def kiosk_ws(processes):
-    return open_ws(dashboard_ws_url(processes.procs["dashboard"].ready_line, path="ws/kiosk"),
-                   KIOSK_TOKEN)
+    return open_ws(processes.ws_url("ws/kiosk"), KIOSK_TOKEN)
 
 
 def until(ws, kind: str, timeout: float = 60.0) -> tuple[dict, list[dict]]:
     """The first message of type ``kind``, and every message before it."""
     seen: list[dict] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            message = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
-        except TimeoutError:
-            break
+    for _, message in arrivals(ws, timeout):
         if message["type"] == kind:
             return message, seen
         if message["type"] in ("check.failed", "error") and kind.startswith("check."):
@@ -81,7 +76,7 @@ def store_path(processes) -> Path:
 
 def enrol(processes, ws, person: str) -> None:
     """The operator issues a code; the person sets PIN with it at the kiosk."""
-    url = processes.procs["dashboard"].ready_line.partition("url=")[2]
+    url = processes.dashboard_url()
     code = get_json(f"{url}api/persons/{person}/enrolment", ADMIN_TOKEN, method="POST",
                     headers={"X-Wellmon-Confirm": "enrol"})["code"]
     ws.send(json.dumps({"type": "enrol", "person": person, "code": code, "secret": PIN}))
@@ -135,7 +130,7 @@ def test_a_check_is_stored_before_it_is_shown_and_compared_with_earlier_checks(k
     assert len(shown["history"]) == 4  # the first real check and the three earlier ones
 
     # /api/checks lists one UTC day (today by default); the two checks may straddle midnight.
-    url = kiosk.procs["dashboard"].ready_line.partition("url=")[2]
+    url = kiosk.dashboard_url()
     days = sorted({utc_day(c["started_at"]) for c in (check, shown["check"])}, reverse=True)
     listed = []
     for day in days:
@@ -155,7 +150,7 @@ def test_a_dashboard_crash_during_a_check_leaves_it_incomplete(kiosk) -> None:
         assert db.execute("SELECT status FROM checks WHERE id = ?",
                           (started["check_id"],)).fetchone()[0] == "running"
     kiosk.start("dashboard", "dashboard")
-    url = kiosk.procs["dashboard"].ready_line.partition("url=")[2]
+    url = kiosk.dashboard_url()
     check = get_json(f"{url}api/checks/{started['check_id']}", ADMIN_TOKEN)["check"]
     assert check["status"] == "incomplete"
     assert check["reason"] == "interrupted: the dashboard stopped during the check"

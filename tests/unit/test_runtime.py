@@ -19,7 +19,7 @@ import numpy as np
 from wellmon.models import WEIGHTS
 from wellmon.models.perception.runtime import CPU, load_session
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LANDMARKS = WEIGHTS / "face_landmark.onnx"
 BURST = 16  # the node's largest face batch (models/node/service.py MAX_FRAMES)
 MB = 2**20

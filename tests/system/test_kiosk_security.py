@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 import zmq
 
-from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, TOKEN, dashboard_ws_url, open_ws
+from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, TOKEN, open_ws
 from wellmon.dashboard.person_secrets import WRONG_SECRET
+from wellmon.live_reader import arrivals, read_for, scores_in
 from wellmon.streamer.wire.protocol import encode_score
 
 STREAM = "kiosk-1"
@@ -93,7 +94,7 @@ class Rig:
 
     @property
     def url(self) -> str:
-        return self.processes.procs["dashboard"].ready_line.partition("url=")[2].strip()
+        return self.processes.dashboard_url()
 
     @property
     def store(self) -> Path:
@@ -102,8 +103,7 @@ class Rig:
     @contextmanager
     def kiosk(self, token: str = KIOSK_TOKEN) -> Iterator:
         """A kiosk socket, once its hello came and the stream is live."""
-        with open_ws(dashboard_ws_url(self.processes.procs["dashboard"].ready_line,
-                                      path="ws/kiosk"), token) as ws:
+        with open_ws(self.processes.ws_url("ws/kiosk"), token) as ws:
             hello = recv(ws)
             assert hello["type"] == "kiosk.hello", hello
             wait_live(ws)
@@ -144,12 +144,7 @@ def until(ws, kinds: str | tuple[str, ...], timeout: float = 60.0) -> tuple[dict
     """The first message whose type is one of ``kinds``, and every message before it."""
     kinds = (kinds,) if isinstance(kinds, str) else kinds
     seen: list[dict] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            message = recv(ws, timeout=max(0.1, deadline - time.monotonic()))
-        except TimeoutError:
-            break
+    for _, message in arrivals(ws, timeout):
         if message["type"] in kinds:
             return message, seen
         seen.append(message)
@@ -196,9 +191,7 @@ def until_idle(ws) -> list[dict]:
     check runs (a socket's messages arrive in order: nothing of that check can follow)."""
     seen = []
     busy = False  # or a check's end was heard (which this socket should not hear at all)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        message = recv(ws, timeout=max(0.1, deadline - time.monotonic()))
+    for _, message in arrivals(ws, 60):
         seen.append(message)
         if message["type"] == "kiosk.preview":
             if busy and not message.get("busy"):
@@ -306,8 +299,7 @@ def test_no_transcript_is_stored_and_the_hello_says_so(rig) -> None:
         path = Path(f"{rig.store}{suffix}")
         if path.exists():
             assert WORDS.encode() not in path.read_bytes(), suffix
-    with open_ws(dashboard_ws_url(rig.processes.procs["dashboard"].ready_line,
-                                  path="ws/kiosk"), KIOSK_TOKEN) as ws:
+    with open_ws(rig.processes.ws_url("ws/kiosk"), KIOSK_TOKEN) as ws:
         hello = recv(ws)
     assert hello["stores_media"] is False and hello["stores_transcript"] is False
     assert hello["history_needs_secret"] is True
@@ -398,32 +390,20 @@ def test_a_kiosk_or_viewer_token_cannot_list_people_or_touch_secrets(rig) -> Non
 
 def live_scores(ws, seconds: float) -> list[dict]:
     """Every score a live-page socket receives (history and live) in ``seconds``."""
-    scores: list[dict] = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            message = recv(ws, timeout=max(0.1, deadline - time.monotonic()))
-        except TimeoutError:
-            break
-        if message["type"] == "history":
-            scores += message["scores"]
-        elif message["type"] == "score":
-            scores.append(message["score"])
-    return scores
+    return [score for _, score in scores_in(read_for(ws, seconds))]
 
 
 def test_the_kiosk_camera_reaches_the_operator_and_never_a_viewer(rig) -> None:
     """A person's check reaches that person and the operator: with dashboard.kiosk_stream
     set, the kiosk's stream is never on a viewer's live page, history or live."""
-    ready = rig.processes.procs["dashboard"].ready_line
-    with rig.kiosk() as kiosk, open_ws(dashboard_ws_url(ready), TOKEN) as viewer, \
-            open_ws(dashboard_ws_url(ready), ADMIN_TOKEN) as admin:
+    url = rig.processes.ws_url()
+    with rig.kiosk() as kiosk, open_ws(url, TOKEN) as viewer, open_ws(url, ADMIN_TOKEN) as admin:
         assert start(kiosk, "p-live")["type"] == "check.started"
         seen_by_viewer = live_scores(viewer, 3.0)
         seen_by_admin = live_scores(admin, 3.0)
     assert not [s for s in seen_by_viewer if s["stream"] == STREAM]
     assert [s for s in seen_by_admin if s["stream"] == STREAM]
-    with open_ws(dashboard_ws_url(ready), TOKEN) as later:  # and not in a later history
+    with open_ws(url, TOKEN) as later:  # and not in a later history
         assert not [s for s in live_scores(later, 2.0) if s["stream"] == STREAM]
 
 
@@ -436,8 +416,7 @@ def test_the_adopted_stream_is_hidden_from_viewers_while_a_check_runs(processes,
     try:
         processes.start("dashboard", "dashboard")
         rig = Rig(processes, node)
-        ready = processes.procs["dashboard"].ready_line
-        with open_ws(dashboard_ws_url(ready), TOKEN) as viewer:
+        with open_ws(processes.ws_url(), TOKEN) as viewer:
             assert [s for s in live_scores(viewer, 2.0) if s["stream"] == STREAM]
             with rig.kiosk() as kiosk:
                 assert start(kiosk, "p-demo")["type"] == "check.started"

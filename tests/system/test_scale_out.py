@@ -3,15 +3,13 @@ one dies its streams move to the other, and come back when it returns."""
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from contextlib import ExitStack
 
 import pytest
 
-from tests.helpers import FAST_STATES, dashboard_ws_url, open_ws
+from tests.helpers import FAST_STATES, TOKEN
 from wellmon.harness import free_tcp_port
+from wellmon.live_reader import LiveReader
 from wellmon.models.node.sharding import rendezvous
 
 
@@ -26,34 +24,15 @@ def split_ids() -> tuple[list[str], list[str]]:
     return by_node[0], by_node[1]
 
 
-class Listener:
+class Listener(LiveReader):
     """Every message of a dashboard WebSocket, in a thread, with its arrival time."""
 
-    def __init__(self, url: str) -> None:
-        self._open = ExitStack()  # closed by close(), from the fixture's teardown
-        self.ws = self._open.enter_context(open_ws(url))
-        self.messages: list[tuple[float, dict]] = []
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            while True:
-                raw = self.ws.recv()
-                with self.lock:
-                    self.messages.append((time.time(), json.loads(raw)))
-        except Exception:  # closed at teardown
-            pass
-
     def scores(self, since: float = 0.0) -> list[dict]:
-        with self.lock:
-            return [m["score"] for t, m in self.messages if m["type"] == "score" and t >= since]
+        return [m["score"] for t, m in list(self.messages) if m["type"] == "score" and t >= since]
 
     def node_stats(self, since: float) -> dict[str, dict]:
-        with self.lock:
-            return {m["node"]["name"]: m["node"] for t, m in self.messages
-                    if m["type"] == "node" and t >= since}
+        return {m["node"]["name"]: m["node"] for t, m in list(self.messages)
+                if m["type"] == "node" and t >= since}
 
     def wait(self, what: str, done, timeout: float = 90.0):
         deadline = time.monotonic() + timeout
@@ -66,9 +45,6 @@ class Listener:
         raise AssertionError(f"timed out waiting for {what}; recent (stream, state): "
                              f"{sorted(seen)}; nodes: {self.node_stats(0.0)}")
 
-    def close(self) -> None:
-        self._open.close()
-
 
 @pytest.fixture()
 def scale_out(processes, wellmon_env, clip):
@@ -80,14 +56,15 @@ def scale_out(processes, wellmon_env, clip):
     processes.start("proxy", "proxy")
     for k in (0, 1):
         start_node(processes, k)
-    dashboard = processes.start("dashboard", "dashboard")
+    processes.start("dashboard", "dashboard")
     ours, theirs = split_ids()
     for stream in ours + theirs:
         processes.start(f"capture-{stream}", "capture", "--modality", "video",
                         "--source", str(path), "--stream", stream)
-    listener = Listener(dashboard_ws_url(dashboard.ready_line))
-    yield processes, listener, ours, theirs
-    listener.close()
+    with Listener(processes.ws_url(), TOKEN) as listener:
+        listener.connected.wait()  # connecting has a timeout of its own
+        listener.check()
+        yield processes, listener, ours, theirs
 
 
 def start_node(processes, k: int) -> None:

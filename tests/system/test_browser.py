@@ -14,9 +14,9 @@ import pytest
 from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, TOKEN
 from wellmon.dashboard.auth import login_url
 from wellmon.dashboard.store import open_store
-from wellmon.harness import URL_PATTERN, LocalPipeline
+from wellmon.harness import URL_PATTERN, LocalPipeline, ready_url
 
-SAMPLE = str(Path(__file__).resolve().parents[1] / "streamer/sample/sample.mp4")
+SAMPLE = str(Path(__file__).resolve().parents[2] / "streamer/sample/sample.mp4")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic",
@@ -52,7 +52,7 @@ def test_live_page_shows_two_streams_and_their_charts_update(browser, processes,
         for modality in ("video", "audio"):
             processes.start(f"{stream}-{modality}", "capture", "--modality", modality,
                             "--source", source, "--stream", stream)
-    url = dashboard.ready_line.partition("url=")[2].strip()
+    url = ready_url(dashboard.ready_line)
     page = browser.new_page()
     page.set_viewport_size({"width": 1920, "height": 1080})
     page.goto(login_url(url, "viewer", TOKEN))  # a sign-in link, as `wellmon login` prints
@@ -98,16 +98,16 @@ def test_page_without_sign_in_is_refused_and_the_printed_link_signs_in(browser,
                                                                          tmp_path) -> None:
     with LocalPipeline("sample", TOKEN, tmp_path) as run:
         page = browser.new_page()
-        response = page.goto(run.url)
+        response = page.goto(run.dashboard_url())
         assert response.status == 401
         assert "wellmon login viewer" in page.inner_text("body")  # says how to sign in
-        response = page.goto(run.url + f"?token={TOKEN}")
+        response = page.goto(run.dashboard_url() + f"?token={TOKEN}")
         assert response.status == 401
         assert "wellmon login" in page.inner_text("body")
         (link,) = [f"{m[1]}?code={m[2]}" for line in list(run.output)
                    if (m := URL_PATTERN.search(line))]
         response = page.goto(link)  # the link `wellmon run` printed
-        assert response.status == 200 and page.url == run.url
+        assert response.status == 200 and page.url == run.dashboard_url()
         assert "code=" not in page.url
         page.wait_for_function(  # its socket opened with the cookie ("connected[, …]")
             "document.querySelector('#connection').innerText.startsWith('connected')",
@@ -130,7 +130,7 @@ def test_kiosk_check_from_consent_to_result_card_and_the_operator_sees_it(
     for modality in ("video", "audio"):
         processes.start(f"capture-{modality}", "capture", "--modality", modality,
                         "--source", SAMPLE, "--stream", "kiosk-1")
-    url = dashboard.ready_line.partition("url=")[2].strip()
+    url = ready_url(dashboard.ready_line)
     errors: list[str] = []
     operator = browser.new_page()
     operator.set_viewport_size({"width": 1920, "height": 1080})

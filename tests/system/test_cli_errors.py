@@ -26,7 +26,7 @@ import yaml
 from wellmon import cli
 from wellmon import config as config_mod
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PORT = "{port}"
 """Stands, in a row's command, environment and expected line, for a port that a real
 listening socket holds while the row runs."""

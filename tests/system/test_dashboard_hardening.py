@@ -24,16 +24,15 @@ from tests.helpers import (
     FAST_STATES,
     KIOSK_TOKEN,
     TOKEN,
-    dashboard_ws_url,
     http,
     open_ws,
-    scores_until,
     self_signed_cert,
     sign_in,
 )
 from wellmon.dashboard.auth import LOGIN_CODE_S, Sessions, login_code
 from wellmon.dashboard.responses import SECURITY_HEADERS
-from wellmon.harness import bearer, get_json, open_dashboard_ws
+from wellmon.harness import dashboard_ws_url, get_json, ready_url
+from wellmon.live_reader import bearer, open_dashboard_ws, scores_until
 
 TOKENS = {"viewer": TOKEN, "kiosk": KIOSK_TOKEN, "admin": ADMIN_TOKEN}
 COOKIE = re.compile(r"(wellmon_\w+)=([\w-]+)\.(\d+)\.([0-9a-f]{32}); Max-Age=(\d+); HttpOnly; "
@@ -44,7 +43,7 @@ DEADLINE_S = 60.0
 
 def start(processes, name: str = "dashboard"):
     """A dashboard on a free port; its base URL (ending in /)."""
-    return processes.start(name, "dashboard").ready_line.partition("url=")[2].strip()
+    return ready_url(processes.start(name, "dashboard").ready_line)
 
 
 def ws_base(base: str) -> str:
@@ -309,7 +308,7 @@ def test_security_headers_are_on_every_answer(processes) -> None:
 def test_wellmon_login_prints_a_link_that_signs_one_browser_in(processes) -> None:
     from playwright.sync_api import sync_playwright
 
-    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+    from tests.system.test_browser import CHROMIUM, CHROMIUM_ARGS
 
     base = start(processes)
     links = {}

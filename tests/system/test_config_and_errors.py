@@ -11,7 +11,7 @@ import pytest
 
 from wellmon import config as config_mod
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def wellmon(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:

@@ -36,7 +36,7 @@ from wellmon.dashboard.store import (
     schema_version,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 UTC = dt.timezone.utc
 DAY = 86400.0
 

@@ -23,16 +23,16 @@ import termios
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import psutil
 
-from tests.helpers import TOKEN, dashboard_ws_url, open_ws, scores_until
-from wellmon.harness import get_json, ws_messages
+from tests.helpers import TOKEN, open_ws
+from wellmon.harness import dashboard_ws_url, get_json, ready_url
+from wellmon.live_reader import LiveReader, scores_until
 
-SAMPLE = str(Path(__file__).resolve().parents[1] / "streamer/sample/sample.mp4")
+SAMPLE = str(Path(__file__).resolve().parents[2] / "streamer/sample/sample.mp4")
 STREAM = "slow-1"
 READERS = 40  # the first of them is also the baseline, measured alone before the others come
 NON_READERS = 10
@@ -78,44 +78,36 @@ RSS_BOUND_MB = 60.0  # above the RSS before the others connected
 RSS_GROWTH_MB = 15.0  # from early in the loaded phase to its end
 
 
-@dataclass
-class Reader:
+class Reader(LiveReader):
     """One reading client: every score's seq, t_end and receive latency, in arrival order."""
 
-    index: int
-    history: list[int] = field(default_factory=list)
-    seqs: list[int] = field(default_factory=list)
-    t_ends: list[float] = field(default_factory=list)
-    received: list[tuple[float, float, float]] = field(default_factory=list)
-    """(receive time, latency ms = receive − t_published, node delay ms = t_published − capture
-    of the window's last frame)"""
-    error: BaseException | None = None
+    def __init__(self, index: int, url: str, stop: threading.Event) -> None:
+        super().__init__(url, TOKEN, stop)
+        self.index = index
+        self.history: list[int] = []
+        self.seqs: list[int] = []
+        self.t_ends: list[float] = []
+        self.received: list[tuple[float, float, float]] = []
+        """(receive time, latency ms = receive − t_published, node delay ms = t_published −
+        capture of the window's last frame)"""
 
     def latencies(self, since: float, until: float = float("inf")) -> list[float]:
         return [ms for t, ms, _ in self.received if since <= t < until]
 
-
-def _read(reader: Reader, url: str, stop: threading.Event, connected: threading.Event) -> None:
-    try:
-        with open_ws(url) as ws:
-            connected.set()
-            for now, message in ws_messages(ws, stop):
-                if message["type"] == "history":
-                    batch = [s for s in message["scores"] if s["stream"] == STREAM]
-                    reader.history += [s["seq"] for s in batch]
-                    reader.t_ends += [s["t_end"] for s in batch]
-                    continue
-                if message["type"] != "score" or message["score"]["stream"] != STREAM:
-                    continue
-                score = message["score"]
-                reader.seqs.append(score["seq"])
-                reader.t_ends.append(score["t_end"])
-                last = score["t_last_frame"] or score["t_end"]
-                reader.received.append((now, (now - score["t_published"]) * 1e3,
-                                        (score["t_published"] - last) * 1e3))
-    except BaseException as exc:  # reported by the test, not lost in a thread
-        reader.error = exc
-        connected.set()
+    def handle(self, now: float, message: dict) -> None:
+        if message["type"] == "history":
+            batch = [s for s in message["scores"] if s["stream"] == STREAM]
+            self.history += [s["seq"] for s in batch]
+            self.t_ends += [s["t_end"] for s in batch]
+            return
+        if message["type"] != "score" or message["score"]["stream"] != STREAM:
+            return
+        score = message["score"]
+        self.seqs.append(score["seq"])
+        self.t_ends.append(score["t_end"])
+        last = score["t_last_frame"] or score["t_end"]
+        self.received.append((now, (now - score["t_published"]) * 1e3,
+                              (score["t_published"] - last) * 1e3))
 
 
 def _non_reader(http_url: str) -> socket.socket:
@@ -190,7 +182,7 @@ def test_fifty_clients_ten_never_read(processes, wellmon_env) -> None:
         processes.start(f"capture-{modality}", "capture", "--modality", modality,
                         "--source", SAMPLE, "--stream", STREAM)
     ws_url = dashboard_ws_url(dashboard.ready_line)
-    http_url = dashboard.ready_line.partition("url=")[2].strip()
+    http_url = ready_url(dashboard.ready_line)
     with open_ws(ws_url) as ws:
         scores_until(ws, lambda s: s["stream"] == STREAM and s["state"] == "live", timeout=60)
 
@@ -198,17 +190,12 @@ def test_fifty_clients_ten_never_read(processes, wellmon_env) -> None:
     rss: list[tuple[float, float]] = []
     threading.Thread(target=_sample_rss, args=(dashboard.pid, stop_rss, rss),
                      daemon=True).start()
-    readers = [Reader(i) for i in range(READERS)]
-    threads: list[threading.Thread] = []
+    readers = [Reader(i, ws_url, stop_reading) for i in range(READERS)]
     stalled: list[socket.socket] = []
 
     def start_reader(reader: Reader) -> None:
-        connected = threading.Event()
-        thread = threading.Thread(target=_read, args=(reader, ws_url, stop_reading, connected),
-                                  daemon=True)
-        thread.start()
-        threads.append(thread)
-        assert connected.wait(15), f"reader {reader.index} did not connect"
+        reader.start()
+        assert reader.connected.wait(15), f"reader {reader.index} did not connect"
         assert reader.error is None, reader.error
 
     try:
@@ -242,8 +229,8 @@ def test_fifty_clients_ten_never_read(processes, wellmon_env) -> None:
     finally:
         stop_reading.set()
         stop_rss.set()
-        for thread in threads:
-            thread.join(timeout=10)
+        for reader in readers:
+            reader.close()
         for sock in stalled:
             sock.close()
 
@@ -347,7 +334,7 @@ def test_a_client_that_floods_pings_and_never_reads_is_cut_off(processes, wellmo
     memory without bound. It is disconnected instead, and counted; others are served."""
     processes.env = wellmon_env
     dashboard = processes.start("dashboard", "dashboard")
-    http_url = dashboard.ready_line.partition("url=")[2].strip()
+    http_url = ready_url(dashboard.ready_line)
     rss0 = psutil.Process(dashboard.pid).memory_info().rss / 1e6
     flood = _non_reader(http_url)
     frames = _ping_frames(1000)

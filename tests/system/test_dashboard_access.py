@@ -9,10 +9,11 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from tests.helpers import TOKEN, dashboard_ws_url, http, open_ws, scores_until, sign_in
+from tests.helpers import TOKEN, http, open_ws, sign_in
 from wellmon.dashboard.auth import login_code
 from wellmon.dashboard.fanout import Client
-from wellmon.harness import bearer, open_dashboard_ws
+from wellmon.harness import dashboard_ws_url, ready_url
+from wellmon.live_reader import bearer, open_dashboard_ws, scores_until
 
 
 def _get(url: str, cookie: str | None = None,
@@ -24,7 +25,7 @@ def _get(url: str, cookie: str | None = None,
 @pytest.fixture()
 def dashboard(processes):
     proc = processes.start("dashboard", "dashboard")
-    return proc.ready_line.partition("url=")[2]
+    return ready_url(proc.ready_line)
 
 
 def test_page_and_assets_need_a_sign_in(dashboard, processes, tmp_path) -> None:
@@ -115,14 +116,14 @@ def test_without_wellmon_token_one_is_generated_once_and_kept_private(processes,
     del processes.env["WELLMON_TOKEN"]
     token_file = tmp_path / "state" / "token"
     processes.env["WELLMON_DASHBOARD_TOKEN_FILE"] = str(token_file)
-    first = processes.start("dashboard", "dashboard").ready_line.partition("url=")[2]
+    first = ready_url(processes.start("dashboard", "dashboard").ready_line)
     token = token_file.read_text().strip()
     assert len(token) >= 24 and (token_file.stat().st_mode & 0o777) == 0o600
     assert _get(first, headers=bearer(token))[0] == 200
     cookie = sign_in(first, "viewer", token)  # sign-in links are signed with it too
     assert _get(first, cookie=cookie)[0] == 200
     processes.kill("dashboard")
-    second = processes.start("dashboard", "dashboard").ready_line.partition("url=")[2]
+    second = ready_url(processes.start("dashboard", "dashboard").ready_line)
     assert token_file.read_text().strip() == token
     assert _get(second, headers=bearer(token))[0] == 200
     assert _get(second, cookie=cookie)[0] == 200  # the same token: the session outlives it

@@ -36,7 +36,7 @@ from wellmon.streamer.synthetic import (
 )
 from wellmon.streamer.synthetic_matrix import FACTORS, HALVES, Case, build, cases
 
-SAMPLE_DIR = Path(__file__).resolve().parents[1] / "streamer" / "sample"
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "streamer" / "sample"
 # Small, static, clean clips: every pixel difference is caused by the factor under test.
 SMALL = dict(duration_s=4.0, width=320, height=240, speech=(), blink_times_s=(1.0,),
              heart_rate_bpm=None, motion_px=0.0, lighting_drift=0.0, noise_std=0.0)

@@ -22,7 +22,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from wellmon.streamer import synthetic
 from wellmon.streamer.synthetic import ClipSpec, make_clip
 
-SAMPLE_DIR = Path(__file__).resolve().parents[1] / "streamer" / "sample"
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "streamer" / "sample"
 SAMPLE_MP4 = SAMPLE_DIR / "sample.mp4"
 SAMPLE_JSON = SAMPLE_DIR / "sample.json"
 SAMPLE_MD = SAMPLE_DIR / "SAMPLE.md"

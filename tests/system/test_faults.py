@@ -5,6 +5,8 @@ the dead process is started again, without restarting anyone else.
 
 One set of processes is shared by the module (starting the node costs seconds); each test
 first starts whatever an earlier failure left dead, and the module's teardown kills all.
+They are started by the harness the benchmarks use (wellmon/harness.py) and watched through
+the same WebSocket reader (wellmon/live_reader.py).
 Time bounds are the documented state thresholds (FAST_STATES) plus one hop plus a wide
 margin, on the capture clock where the messages carry it: the machine may be busy.
 """
@@ -17,28 +19,19 @@ import signal
 import sqlite3
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 from websockets.sync.client import ClientConnection
 
-from tests.helpers import (
-    ADMIN_TOKEN,
-    FAST_STATES,
-    KIOSK_TOKEN,
-    ROLE_TOKENS,
-    TOKEN,
-    Processes,
-    dashboard_ws_url,
-    open_ws,
-)
-from wellmon.harness import get_json, loopback_env
+from tests.helpers import ADMIN_TOKEN, FAST_STATES, KIOSK_TOKEN, ROLE_TOKENS, TOKEN, open_ws
+from wellmon.harness import MODALITIES, Processes, capture_name, loopback_env
+from wellmon.live_reader import Arrival, arrivals, read_for, read_until, scores_in
 
-SAMPLE = str(Path(__file__).resolve().parents[1] / "streamer/sample/sample.mp4")
+SAMPLE = str(Path(__file__).resolve().parents[2] / "streamer/sample/sample.mp4")
 STREAMS = ("cam-a", "cam-b")
-MODALITIES = ("video", "audio")
 HOP_S = 0.5
 STALE_S = float(FAST_STATES["WELLMON_NODE_STALE_AFTER_S"])
 LOST_S = float(FAST_STATES["WELLMON_NODE_LOST_AFTER_S"])
@@ -60,72 +53,16 @@ LATE_MARGIN_S = 0.5  # a window judged on time is sent at once; loopback transit
 PERSON = "fault-worker-1"
 
 
-class Rig:
-    """The module's processes by name: node, dashboard, cam-a-video, cam-a-audio, …"""
-
-    def __init__(self, processes: Processes, sources: dict[str, str]) -> None:
-        self.p = processes
-        self.sources = sources
-
-    def start_node(self):
-        return self.p.start("node", "infer")
-
-    def start_dashboard(self):
-        return self.p.start("dashboard", "dashboard")
-
-    def start_captures(self, stream: str) -> None:
-        for modality in MODALITIES:
-            self.p.start(f"{stream}-{modality}", "capture", "--modality", modality,
-                         "--source", self.sources[stream], "--stream", stream)
-
-    def kill(self, *names: str) -> None:
-        for name in names:
-            self.p.kill(name)
-
-    def ensure_all(self) -> None:
-        """Start every process that is not running (after an earlier test failed)."""
-        for name in list(self.p.procs):
-            if self.p.procs[name].poll() is not None:
-                self.p.procs.pop(name)
-        if "node" not in self.p.procs:
-            self.start_node()
-        if "dashboard" not in self.p.procs:
-            self.start_dashboard()
-        for stream in STREAMS:
-            pair = [f"{stream}-{m}" for m in MODALITIES]
-            if any(name not in self.p.procs for name in pair):
-                self.kill(*(name for name in pair if name in self.p.procs))
-                self.start_captures(stream)
-
-    def pids(self) -> dict[str, int]:
-        return {name: proc.pid for name, proc in self.p.procs.items()}
-
-    def alive(self, *names: str) -> dict[str, bool]:
-        return {name: name in self.p.procs and self.p.procs[name].poll() is None
-                for name in names}
-
-    def url(self) -> str:
-        return self.p.procs["dashboard"].ready_line.partition("url=")[2]
-
-    def ws(self) -> ClientConnection:
-        """The operator's live page: cam-a is the kiosk's camera, which viewers never see."""
-        return open_ws(dashboard_ws_url(self.p.procs["dashboard"].ready_line), ADMIN_TOKEN)
-
-    def kiosk_ws(self) -> ClientConnection:
-        return open_ws(dashboard_ws_url(self.p.procs["dashboard"].ready_line,
-                                        path="ws/kiosk"), KIOSK_TOKEN)
-
-    def get(self, path: str, token: str = TOKEN) -> dict:
-        return get_json(f"{self.url()}{path}", token)
-
-    def rss(self, name: str) -> int:
-        """Resident memory of a process and its children (bytes)."""
-        proc = psutil.Process(self.p.procs[name].pid)
-        return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
+@pytest.fixture(scope="module")
+def sources(clip) -> dict[str, str]:
+    """cam-a: the sample clip (640x480, a face: the kiosk's camera); cam-b: the generated
+    clip."""
+    return {"cam-a": SAMPLE, "cam-b": str(clip[0])}
 
 
 @pytest.fixture(scope="module")
-def rig(tmp_path_factory: pytest.TempPathFactory, clip) -> Iterator[Rig]:
+def pipeline(tmp_path_factory: pytest.TempPathFactory, sources) -> Iterator[Processes]:
+    """The module's processes by name: node, dashboard, capture-cam-a-video, …"""
     state = tmp_path_factory.mktemp("faults")
     env = {k: v for k, v in os.environ.items() if not k.startswith("WELLMON_")}
     env.update(loopback_env(TOKEN, state))
@@ -142,60 +79,34 @@ def rig(tmp_path_factory: pytest.TempPathFactory, clip) -> Iterator[Rig]:
                 "WELLMON_PERCEPTION_THREADS": "1", "WELLMON_WIRE_RECV_HWM": str(RECV_HWM),
                 "WELLMON_DASHBOARD_CHECK_S": str(CHECK_S),
                 "WELLMON_DASHBOARD_KIOSK_STREAM": "cam-a"})
-    processes = Processes(env, state)
-    # cam-a: the sample clip (640x480, a face: the kiosk's camera); cam-b: the generated clip.
-    rig = Rig(processes, {"cam-a": SAMPLE, "cam-b": str(clip[0])})
-    try:
-        rig.ensure_all()
-        yield rig
-    finally:
-        processes.stop_all()
+    with Processes(env, state) as processes:
+        yield processes
+
+
+@pytest.fixture()
+def rig(pipeline: Processes, sources) -> Processes:
+    """The module's processes, each running: what an earlier failure left dead is started
+    again."""
+    pipeline.start_pipeline(sources)
+    return pipeline
+
+
+def captures(*streams: str) -> list[str]:
+    return [capture_name(stream, m) for stream in streams for m in MODALITIES]
+
+
+def operator_ws(rig: Processes) -> ClientConnection:
+    """The operator's live page: cam-a is the kiosk's camera, which viewers never see."""
+    return open_ws(rig.ws_url(), ADMIN_TOKEN)
+
+
+def rss(rig: Processes, name: str) -> int:
+    """Resident memory of a process and its children (bytes)."""
+    proc = psutil.Process(rig.procs[name].pid)
+    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
 
 
 # --- reading the live WebSocket ----------------------------------------------------------
-
-Arrival = tuple[float, dict]  # (wall clock when it arrived, message)
-
-
-def read_for(ws: ClientConnection, seconds: float) -> list[Arrival]:
-    """Every message that arrives in the next `seconds`."""
-    out: list[Arrival] = []
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            raw = ws.recv(timeout=left)
-        except TimeoutError:
-            break
-        out.append((time.time(), json.loads(raw)))
-    return out
-
-
-def scores_in(messages: list[Arrival]) -> list[Arrival]:
-    out = []
-    for t, message in messages:
-        if message["type"] == "history":
-            out += [(t, s) for s in message["scores"]]
-        elif message["type"] == "score":
-            out.append((t, message["score"]))
-    return out
-
-
-def read_until(ws: ClientConnection, done: Callable[[dict], bool],
-               timeout: float) -> list[Arrival]:
-    """Messages until a score satisfies `done` (that message is the last); fails on timeout."""
-    seen: list[Arrival] = []
-    deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            raw = ws.recv(timeout=left)
-        except TimeoutError:
-            break
-        seen.append((time.time(), json.loads(raw)))
-        if any(done(s) for _, s in scores_in(seen[-1:])):
-            return seen
-    last = [(s["stream"], s["state"], s["t_end"]) for _, s in scores_in(seen)[-6:]]
-    raise AssertionError(f"condition not met in {timeout} s; last scores: {last}")
-
 
 def wait_all_live(ws: ClientConnection, after: float = 0.0, timeout: float = 60.0,
                   into: list[Arrival] | None = None) -> dict[str, float]:
@@ -233,20 +144,20 @@ def mb(samples: list[int]) -> list[float]:
 
 # --- the faults ----------------------------------------------------------------------------
 
-def test_a_killed_capture_pair_goes_stale_then_lost_alone_and_comes_back_live(rig) -> None:
-    rig.ensure_all()
-    survivors = ("node", "dashboard", "cam-b-video", "cam-b-audio")
-    with rig.ws() as ws:
+def test_a_killed_capture_pair_goes_stale_then_lost_alone_and_comes_back_live(
+        rig, sources) -> None:
+    survivors = ("node", "dashboard", *captures("cam-b"))
+    with operator_ws(rig) as ws:
         wait_all_live(ws)
         pids = rig.pids()
         t_kill = time.time()
-        rig.kill("cam-a-video", "cam-a-audio")
+        rig.kill(*captures("cam-a"))
         outage = read_until(ws, lambda s: s["stream"] == "cam-a" and s["state"] == "lost",
                             timeout=LOST_S + HOP_S + STATE_MARGIN_S + 10)
         outage += read_for(ws, 3.0)  # cam-a stays lost; cam-b goes on
         alive_during = rig.alive(*survivors)
         t_restart = time.time()
-        rig.start_captures("cam-a")
+        rig.start_captures("cam-a", sources["cam-a"])
         t_ready = time.time()
         back = read_until(ws, lambda s: s["stream"] == "cam-a" and s["state"] == "live",
                           timeout=RESUME_S + RESUME_MARGIN_S + 10)
@@ -296,10 +207,8 @@ def test_a_killed_capture_pair_goes_stale_then_lost_alone_and_comes_back_live(ri
 
 def test_a_killed_node_stops_the_updates_and_captures_stay_alive_with_bounded_memory(
         rig) -> None:
-    rig.ensure_all()
-    captures = [f"{stream}-{m}" for stream in STREAMS for m in MODALITIES]
-    survivors = ("dashboard", *captures)
-    with rig.ws() as ws:
+    survivors = ("dashboard", *captures(*STREAMS))
+    with operator_ws(rig) as ws:
         wait_all_live(ws)
         # The node's counters (every 5 s) have reached the dashboard.
         assert any(any(m["type"] == "node" for _, m in read_for(ws, 1.0)) for _ in range(15))
@@ -307,17 +216,17 @@ def test_a_killed_node_stops_the_updates_and_captures_stay_alive_with_bounded_me
         t_kill = time.time()
         rig.kill("node")
         down: list[Arrival] = []
-        rss: dict[str, list[int]] = {name: [] for name in captures}
+        memory: dict[str, list[int]] = {name: [] for name in captures(*STREAMS)}
         statuses = []
         for second in range(DOWN_S):  # the captures send into the void meanwhile
             down += read_for(ws, t_kill + second + 1 - time.time())
-            for name in captures:
-                rss[name].append(rig.rss(name))
+            for name in memory:
+                memory[name].append(rss(rig, name))
             if second in (1, DOWN_S - 1):
-                statuses.append(rig.get("api/status"))
+                statuses.append(rig.get("api/status", TOKEN))
         alive_during = rig.alive(*survivors)
         t_spawn = time.time()
-        rig.start_node()
+        rig.start("node", "infer")
         t_ready = time.time()
         back: list[Arrival] = []
         first_live = wait_all_live(ws, after=t_kill, timeout=RESUME_S + RESUME_MARGIN_S + 10,
@@ -346,10 +255,10 @@ def test_a_killed_node_stops_the_updates_and_captures_stay_alive_with_bounded_me
                                   for node in final["nodes"].values()), final["nodes"]
 
     # ZeroMQ's small high-water marks drop frames instead of queueing them.
-    growth = {name: rss_growth(samples) for name, samples in rss.items()}
+    growth = {name: rss_growth(samples) for name, samples in memory.items()}
     print(f"\ncaptures' RSS growth over {DOWN_S} s without the node (MB): "
           + ", ".join(f"{n} {g / 2**20:.1f}" for n, g in growth.items()))
-    for name, samples in rss.items():
+    for name, samples in memory.items():
         assert rss_growth(samples) <= RSS_GROWTH_LIMIT, (name, mb(samples))
         assert rss_trend(samples) <= RSS_GROWTH_LIMIT, (name, mb(samples))
 
@@ -368,16 +277,14 @@ def test_a_killed_node_stops_the_updates_and_captures_stay_alive_with_bounded_me
 
 def test_a_killed_dashboard_leaves_the_node_scoring_and_a_new_one_serves_both_streams(
         rig) -> None:
-    rig.ensure_all()
-    captures = [f"{stream}-{m}" for stream in STREAMS for m in MODALITIES]
-    survivors = ("node", *captures)
-    with rig.ws() as ws:
+    survivors = ("node", *captures(*STREAMS))
+    with operator_ws(rig) as ws:
         wait_all_live(ws)
         deadline = time.monotonic() + 15
-        while "published" not in rig.get("api/status")["node"]:
+        while "published" not in rig.get("api/status", TOKEN)["node"]:
             assert time.monotonic() < deadline, "no node counters on the dashboard"
             read_for(ws, 0.5)
-    published_before = rig.get("api/status")["node"]["published"]
+    published_before = rig.get("api/status", TOKEN)["node"]["published"]
     pids = rig.pids()
     t_kill = time.time()
     rig.kill("dashboard")
@@ -385,12 +292,12 @@ def test_a_killed_dashboard_leaves_the_node_scoring_and_a_new_one_serves_both_st
     alive_each_second = []
     for second in range(DOWN_S):
         time.sleep(max(0.0, t_kill + second + 1 - time.time()))
-        node_rss.append(rig.rss("node"))
+        node_rss.append(rss(rig, "node"))
         alive_each_second.append(all(rig.alive(*survivors).values()))
     t_restart = time.time()
-    rig.start_dashboard()
+    rig.start("dashboard", "dashboard")
     t_ready = time.time()
-    with rig.ws() as ws:
+    with operator_ws(rig) as ws:
         messages: list[Arrival] = []
         first: dict[str, float] = {}  # the first live score of each stream
         node_stats: list[dict] = []
@@ -426,13 +333,8 @@ def test_a_killed_dashboard_leaves_the_node_scoring_and_a_new_one_serves_both_st
 
 
 def kiosk_until(ws: ClientConnection, kind: str, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
     seen = []
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            message = json.loads(ws.recv(timeout=left))
-        except TimeoutError:
-            break
+    for _, message in arrivals(ws, timeout):
         if message["type"] == kind:
             return message
         assert message["type"] not in ("check.failed", "error"), message
@@ -440,8 +342,8 @@ def kiosk_until(ws: ClientConnection, kind: str, timeout: float) -> dict:
     raise AssertionError(f"no {kind} in {timeout} s; got {seen[-5:]}")
 
 
-def stored_checks(rig: Rig) -> list[tuple]:
-    with sqlite3.connect(rig.p.env["WELLMON_DASHBOARD_STORE"]) as db:
+def stored_checks(rig: Processes) -> list[tuple]:
+    with sqlite3.connect(rig.env["WELLMON_DASHBOARD_STORE"]) as db:
         return db.execute("SELECT c.id, c.status, c.result_json, "
                           "(SELECT COUNT(*) FROM check_windows w WHERE w.check_id = c.id) "
                           "FROM checks c WHERE c.person_id = ? ORDER BY c.id",
@@ -453,9 +355,8 @@ def test_a_paused_node_skips_the_frames_that_waited_instead_of_scoring_them_live
     frames. It skips them as late (node.late_after_s) and scores the fresh ones; the windows
     of queued audio and the burst it cuts to catch up are stale: none published as live holds
     data older than node.late_after_s."""
-    rig.ensure_all()
-    node = rig.p.procs["node"]
-    with rig.ws() as ws:
+    node = rig.procs["node"]
+    with operator_ws(rig) as ws:
         before: list[Arrival] = []
         wait_all_live(ws, into=before)
         late_before = {stream: latest(before, stream)["quality"]["video"]["late"]
@@ -492,8 +393,7 @@ def latest(messages: list[Arrival], stream: str) -> dict:
 
 
 def test_a_completed_kiosk_check_survives_node_and_dashboard_crashes_exactly_once(rig) -> None:
-    rig.ensure_all()
-    with rig.kiosk_ws() as ws:
+    with open_ws(rig.ws_url("ws/kiosk"), KIOSK_TOKEN) as ws:
         hello = json.loads(ws.recv(timeout=10))
         assert hello["type"] == "kiosk.hello" and hello["stream"] == "cam-a"
         deadline = time.monotonic() + 60
@@ -514,17 +414,17 @@ def test_a_completed_kiosk_check_survives_node_and_dashboard_crashes_exactly_onc
 
     pids = rig.pids()
     rig.kill("node")
-    rig.start_node()
-    with rig.ws() as ws:  # the node is back and the dashboard hears it
+    rig.start("node", "infer")
+    with operator_ws(rig) as ws:  # the node is back and the dashboard hears it
         wait_all_live(ws, after=time.time(), timeout=RESUME_S + RESUME_MARGIN_S + 10)
     rig.kill("dashboard")
-    rig.start_dashboard()
-    captures = [f"{stream}-{m}" for stream in STREAMS for m in MODALITIES]
-    assert {n: rig.pids()[n] for n in captures} == {n: pids[n] for n in captures}
+    rig.start("dashboard", "dashboard")
+    assert {n: rig.pids()[n] for n in captures(*STREAMS)} == {n: pids[n] for n in
+                                                               captures(*STREAMS)}
 
     after = stored_checks(rig)
     assert after == before  # one row, still complete, same result, same windows
-    with sqlite3.connect(rig.p.env["WELLMON_DASHBOARD_STORE"]) as db:
+    with sqlite3.connect(rig.env["WELLMON_DASHBOARD_STORE"]) as db:
         assert db.execute("SELECT COUNT(*) FROM checks").fetchone()[0] == 1
     listed = rig.get("api/checks", ADMIN_TOKEN)["checks"]
     ours = [c for c in listed if c["person_id"] == PERSON]

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import yaml
 
-from tests.helpers import TOKEN, open_ws, scores_until
-from tests.test_curve import make_keys
+from tests.helpers import TOKEN, open_ws
+from tests.system.test_curve import make_keys
 from wellmon.harness import LocalPipeline, free_tcp_port
+from wellmon.live_reader import scores_until
 
 NODE_HOST = "127.0.0.2"  # another loopback address: Linux routes all of 127/8 to lo
 
@@ -42,7 +43,7 @@ def test_captures_on_one_host_reach_the_node_and_dashboard_on_another(tmp_path: 
                           ready_child="capture-audio") as captures:
         assert set(node.child_pids()) == {"node", "dashboard"}
         assert set(captures.child_pids()) == {"capture-video", "capture-audio"}
-        with open_ws(node.ws_url) as ws:
+        with open_ws(node.ws_url()) as ws:
             scores_until(ws, lambda s: s["stream"] == "sample"
                          and s["quality"]["video"]["present"]
                          and s["quality"]["audio"]["present"]

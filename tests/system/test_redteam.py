@@ -3,7 +3,7 @@ every WebSocket message type on both sockets, and input fuzzed into the API.
 
 One real dashboard process on a free port. What a person's data is behind (the kiosk's
 check flow with a camera, PINs, locks) is tested on a fed dashboard in
-tests/test_kiosk_security.py; this file walks the whole surface and checks the rules that
+tests/system/test_kiosk_security.py; this file walks the whole surface and checks the rules that
 hold everywhere: the role table of docs/dashboard-api.md, the security headers on every
 answer, no 500 and no traceback for any input, and no credential in the log.
 """
@@ -20,6 +20,7 @@ from websockets.sync.client import connect
 
 from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, TOKEN, sign_in
 from wellmon.dashboard.auth import login_code
+from wellmon.harness import ready_url
 
 ROLES = {"viewer": TOKEN, "kiosk": KIOSK_TOKEN, "admin": ADMIN_TOKEN}
 PAGES_OF = {"/": {"viewer", "admin"}, "/index.html": {"viewer", "admin"},
@@ -92,7 +93,7 @@ def expected_status(role: str | None, method: str, path: str) -> set[int]:
 @pytest.fixture()
 def dashboard(processes):
     ready = processes.start("dashboard", "dashboard")
-    yield ready.ready_line.partition("url=")[2].strip()
+    yield ready_url(ready.ready_line)
     processes.stop_all()
 
 
