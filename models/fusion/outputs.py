@@ -16,7 +16,6 @@ uniform, so the moment is where GAAM's data-driven weights peak, nothing learned
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,47 +28,38 @@ from wellmon.models.stress.index import StressResult, logistic_map
 NOTHING = "nothing to fuse in the window (no face, audio, words or pulse)"
 
 
-@dataclass
-class Fused:
-    """A window's fused score fields, and its reasons with those of the fused nulls added."""
-
-    reasons: dict[str, str]
-    emotions: dict[str, float] | None = None
-    valence: float | None = None
-    arousal: float | None = None
-    stress: float | None = None
-    stress_band: list[float] | None = None
-    drivers: list[dict[str, Any]] = field(default_factory=list)
-
-
 def fused_fields(output: FusionOutput | None, inputs: FusionInput, stress: StressResult,
-                 expert: bool, reasons: dict[str, str], t_start: float, t_end: float) -> Fused:
-    """The window's emotions, valence, arousal, stress and drivers, or the reasons why not
-    (added to a copy of `reasons`, the window's reasons so far)."""
+                 expert: bool, reasons: dict[str, str], t_start: float, t_end: float
+                 ) -> dict[str, Any]:
+    """The window's emotions, valence, arousal, stress, stress band and drivers, or the
+    reasons why not (added to a copy of `reasons`, the window's reasons so far): keyword
+    arguments of the `ScoreMessage`, which declares their types."""
     present = inputs.present
     face = present["visual"]
-    fused = Fused(dict(reasons))
+    fused: dict[str, Any] = {"reasons": dict(reasons), "stress": None}
+    why = fused["reasons"]
     if stress.value is None or output is None:
-        fused.reasons["stress"] = stress.reason or NOTHING
+        why["stress"] = stress.reason or NOTHING
     else:
-        fused.stress = round(output.stress, 1)
-        fused.stress_band = band(output.stress, stress.z_se)
+        fused["stress"] = round(output.stress, 1)
+        fused["stress_band"] = band(output.stress, stress.z_se)
     if output is None:
         for key in ("emotions", "valence", "arousal"):
-            fused.reasons.setdefault(key, NOTHING)
+            why.setdefault(key, NOTHING)
         return fused
     if face or not expert:
-        fused.emotions = {e: round(p, 4) for e, p in output.emotions.items()}
-        fused.reasons.pop("emotions", None)
+        fused["emotions"] = {e: round(p, 4) for e, p in output.emotions.items()}
+        why.pop("emotions", None)
     if face or present["text"] or not expert:
-        fused.valence = round(output.valence, 4)
+        fused["valence"] = round(output.valence, 4)
     else:
-        fused.reasons["valence"] = "no face and no finished utterance in the window"
+        why["valence"] = "no face and no finished utterance in the window"
     if face or not expert:
-        fused.arousal = round(output.arousal, 4)
+        fused["arousal"] = round(output.arousal, 4)
     else:
-        fused.reasons["arousal"] = "no face in the window"
-    fused.drivers = drivers(output, inputs, t_start, t_end, stress_used=fused.stress is not None)
+        why["arousal"] = "no face in the window"
+    fused["drivers"] = drivers(output, inputs, t_start, t_end,
+                               stress_used=fused["stress"] is not None)
     return fused
 
 

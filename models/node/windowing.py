@@ -298,17 +298,15 @@ class Windower:
     def _score(self, cut: Cut) -> ScoreMessage:
         """The window's score message, from its measurements, fusion output and lateness."""
         t_start, t_end = cut.start_ns / NS, cut.end_ns / NS
-        fused = outputs.fused_fields(cut.output, cut.inputs, cut.stress, self.fusion.expert,
-                                     cut.summary.reasons, t_start, t_end)
         return ScoreMessage(
             stream=cut.stream, seq=cut.seq, t_start=t_start, t_end=t_end,
             state=_stream_state({m: cut.quality[m]["state"] for m in MODALITIES}),
             signals=cut.summary.signals, quality=cut.quality,
             latency_ms=cut.latency_ms if self.timings else {},
             t_last_frame=None if cut.t_last_frame_ns is None else cut.t_last_frame_ns / NS,
-            emotions=fused.emotions, valence=fused.valence, arousal=fused.arousal,
-            stress=fused.stress, stress_band=fused.stress_band, drivers=fused.drivers,
-            transcript=[u.for_score() for u in cut.summary.transcript], reasons=fused.reasons,
+            transcript=[u.for_score() for u in cut.summary.transcript],
+            **outputs.fused_fields(cut.output, cut.inputs, cut.stress, self.fusion.expert,
+                                   cut.summary.reasons, t_start, t_end),
         )
 
     def _judge_lateness(self, due: list[Cut], now_ns: int) -> None:

@@ -247,18 +247,21 @@ def test_stress_through_the_fusion_model_rises_with_pulse_and_pitch_and_is_never
     the score message. A raised pulse and pitch against a calm baseline minute raise the
     index; a missing face makes it inconclusive with the reason, not a number."""
     from tests.unit.test_stress import after_baseline, calm_emotions, calm_signals, quality
-    from wellmon.models.fusion.outputs import Fused, fused_fields
+    from wellmon.models.fusion.outputs import fused_fields
+    from wellmon.streamer.wire.score import ScoreMessage
 
     model = FusionModel(DEFAULT_FILE)
     stream = model.new_context()
     index, rng, t = after_baseline()
     frames = _frames(rng, t)
 
-    def scored(signals: dict, face: float) -> Fused:
+    def scored(signals: dict, face: float) -> ScoreMessage:
         result = index.update(signals, calm_emotions(rng), quality(face=face), t + 0.5)
         window = _window(rng, frames if face > 0.5 else [], t - 3.5, [], result)
         (out,) = model.run([(stream, window)]) if any(window.present.values()) else (None,)
-        score = fused_fields(out, window, result, model.expert, {}, t - 3.5, t + 0.5)
+        score = ScoreMessage("s", 1, t - 3.5, t + 0.5, "live", signals, {}, {},
+                             **fused_fields(out, window, result, model.expert, {}, t - 3.5,
+                                            t + 0.5))
         if result.value is not None:
             assert score.stress == pytest.approx(result.value, abs=0.051)
         return score
