@@ -86,10 +86,11 @@ def visual_steps(frames: Sequence[tuple[float, FrameRecord]],
                                          weights=conf)
         out[i, _V["face_weight"]] = conf.sum() / spec.FACE_WEIGHT_SCALE
         out[i, _V["face_fraction"]] = len(faces) / len(records)
-        for feature, key in (("eye_openness", "ear"), ("yaw", "yaw"), ("pitch", "pitch"),
-                             ("roll", "roll"), ("mouth_open", "mouth_open"),
-                             ("brow_lowering", "brow_lowering")):
-            values = [v for r in faces if (v := getattr(r, key)) is not None]
+        seen = [r.behaviour for r in faces if r.behaviour is not None]
+        for feature, key in (("eye_openness", "ear"), ("yaw", "yaw_deg"),
+                             ("pitch", "pitch_deg"), ("roll", "roll_deg"),
+                             ("mouth_open", "mouth_open"), ("brow_lowering", "brow_lowering")):
+            values = [v for b in seen if (v := getattr(b, key)) is not None]
             out[i, _V[feature]] = _norm(feature, float(np.mean(values)) if values else None)
     out[:, _V["blinks"]] = np.where(mask, out[:, _V["blinks"]], 0.0)
     return out, mask

@@ -83,12 +83,8 @@ class StreamPerception:
         self.pulse.insert(t_s, self.skin.sample(frame.image, points))
         if self.learned is not None:
             self.learned.insert(t_s, frame.image, face.box if points is not None else None)
-        seen = self.behaviour.update(t_s, points, (frame.image.shape[1], frame.image.shape[0]),
-                                     frame.image)
-        if seen.face:
-            record.ear, record.yaw, record.pitch = seen.ear, seen.yaw_deg, seen.pitch_deg
-            record.roll, record.mouth_open = seen.roll_deg, seen.mouth_open
-            record.brow_lowering = seen.brow_lowering
+        record.behaviour = self.behaviour.update(
+            t_s, points, (frame.image.shape[1], frame.image.shape[0]), frame.image)
         return record
 
     def insert_audio(self, chunk: AudioChunk) -> None:

@@ -7,26 +7,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from wellmon.models.perception.behaviour import FrameBehaviour
 from wellmon.streamer.wire.protocol import NS
 
 
 @dataclass
 class FrameRecord:
     """One analysed frame, reduced to numbers (the frame itself is not kept). The face
-    fields are None when no face was found; the geometry ones also when the mesh could not
-    be read."""
+    fields are None when no face was found; `behaviour` is what the blink and head tracker
+    measured in the frame (its fields None where the mesh could not be read)."""
 
     brightness: float
     motion: float | None
     face: bool
     face_confidence: float | None = None
     expression: list[float] | None = None  # probabilities in face.EMOTIONS order
-    ear: float | None = None
-    yaw: float | None = None
-    pitch: float | None = None
-    roll: float | None = None
-    mouth_open: float | None = None
-    brow_lowering: float | None = None
+    behaviour: FrameBehaviour | None = None
 
 
 @dataclass

@@ -23,6 +23,7 @@ from wellmon.models.fusion.features import (  # noqa: E402
     visual_steps,
 )
 from wellmon.models.fusion.serving import DEFAULT_FILE, FusionModel  # noqa: E402
+from wellmon.models.perception.behaviour import FrameBehaviour  # noqa: E402
 from wellmon.models.perception.records import FrameRecord, HeardUtterance  # noqa: E402
 from wellmon.models.perception.runtime import ModelError  # noqa: E402
 from wellmon.models.stress.index import WEIGHTS, Baseline, index_of  # noqa: E402
@@ -131,8 +132,8 @@ def _frames(rng: np.random.Generator, start: float, n: int = 60, face_from: int 
         if record.face:
             record.face_confidence = float(rng.uniform(0.5, 1.0))
             record.expression = rng.dirichlet(np.ones(7) * 0.5).tolist()
-            record.ear, record.yaw, record.pitch, record.roll = 0.3, 5.0, -3.0, 1.0
-            record.mouth_open, record.brow_lowering = 0.05, 0.0
+            record.behaviour = FrameBehaviour(t, True, ear=0.3, yaw_deg=5.0, pitch_deg=-3.0,
+                                              roll_deg=1.0, mouth_open=0.05, brow_lowering=0.0)
         frames.append((t, record))
     return frames
 
