@@ -163,9 +163,9 @@ class InferenceNode:
                            windows=windower.windows,
                            asr=worker.figures() if worker else None)
 
-    def stats(self, figures: NodeFigures | None = None) -> dict[str, Any]:
+    def stats(self) -> dict[str, Any]:
         """The stats message (topic n.node): who this node is, and its figures."""
-        figures = figures or self.figures()
+        figures = self.figures()
         return {"node": ROLE, "name": self.config.node.name,
                 "shard": f"{self.shard.index}/{self.shard.count}" if self.shard.sharded
                 else None, "live_nodes": sorted(self.shard.live(time.monotonic())),

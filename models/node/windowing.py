@@ -205,7 +205,6 @@ class Windower:
                 self._stream(item.stream).perception.insert_audio(item)
                 self._keep(item, "audio", measure_chunk(item.samples), item.duration_ns,
                            item.sample_rate, now_ns)
-        self._route_utterances()
         return len(frames)
 
     def _stream(self, name: str) -> Stream:
@@ -220,7 +219,8 @@ class Windower:
 
     def _route_utterances(self) -> None:
         """Hand what the speech-to-text worker finished to the streams it belongs to (a
-        stream forgotten meanwhile has no one to hear it)."""
+        stream forgotten meanwhile has no one to hear it); done before windows are cut,
+        the only place the utterances are read."""
         for name, utterance in self.perception.finished_utterances():
             if name in self.streams:
                 self.streams[name].perception.hear(utterance)
