@@ -1,7 +1,7 @@
 """One window's fusion inputs, built from what perception measured (numpy, no torch).
 
 Live, replay and ``wellmon train`` all build a window's ``FusionInput`` in
-``Perception.fusion_input()`` (models/perception/pipeline.py) from the functions here
+``StreamPerception.fusion_input()`` (models/perception/pipeline.py) from the functions here
 (``visual_steps``, ``audio_steps``, ``text_steps``, ``physio_vector``, ``stress_vector``), so
 a model is trained on exactly the features it is served.
 Layouts, normalisation and masks are defined in spec.py.
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from wellmon.models.fusion import spec
+from wellmon.models.perception.behaviour import FrameBehaviour
 from wellmon.models.perception.records import FrameRecord, HeardUtterance
 from wellmon.models.stress.index import StressResult
 from wellmon.streamer.wire.protocol import NS
@@ -60,13 +61,19 @@ def _step_of(t_s: float, start_s: float, end_s: float, steps: int) -> int:
 
 
 def visual_steps(frames: Sequence[tuple[float, FrameRecord]],
-                 blink_times_s: Iterable[float], start_s: float, end_s: float,
-                 steps: int = spec.STEPS) -> tuple[np.ndarray, np.ndarray]:
-    """``[steps, len(VISUAL_FEATURES)]`` and the mask, from (capture time in s, record)."""
+                 behaviour: Sequence[FrameBehaviour], blink_times_s: Iterable[float],
+                 start_s: float, end_s: float, steps: int = spec.STEPS
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``[steps, len(VISUAL_FEATURES)]`` and the mask, from (capture time in s, record) and
+    the blink and head tracker's frames (`BehaviourWindow.frames`), all in the window."""
     out = np.zeros((steps, len(spec.VISUAL_FEATURES)), np.float32)
     by_step: list[list[FrameRecord]] = [[] for _ in range(steps)]
     for t_s, record in frames:
         by_step[_step_of(t_s, start_s, end_s, steps)].append(record)
+    seen_by_step: list[list[FrameBehaviour]] = [[] for _ in range(steps)]
+    for seen in behaviour:
+        if seen.face:
+            seen_by_step[_step_of(seen.t_s, start_s, end_s, steps)].append(seen)
     for t_s in blink_times_s:
         if start_s <= t_s < end_s:
             out[_step_of(t_s, start_s, end_s, steps), _V["blinks"]] += 1.0
@@ -86,11 +93,10 @@ def visual_steps(frames: Sequence[tuple[float, FrameRecord]],
                                          weights=conf)
         out[i, _V["face_weight"]] = conf.sum() / spec.FACE_WEIGHT_SCALE
         out[i, _V["face_fraction"]] = len(faces) / len(records)
-        seen = [r.behaviour for r in faces if r.behaviour is not None]
         for feature, key in (("eye_openness", "ear"), ("yaw", "yaw_deg"),
                              ("pitch", "pitch_deg"), ("roll", "roll_deg"),
                              ("mouth_open", "mouth_open"), ("brow_lowering", "brow_lowering")):
-            values = [v for b in seen if (v := getattr(b, key)) is not None]
+            values = [v for b in seen_by_step[i] if (v := getattr(b, key)) is not None]
             out[i, _V[feature]] = _norm(feature, float(np.mean(values)) if values else None)
     out[:, _V["blinks"]] = np.where(mask, out[:, _V["blinks"]], 0.0)
     return out, mask

@@ -2,37 +2,40 @@
 
 One code path for live, replay and training. `Perception` holds what all streams share
 (the face models, the speech-to-text worker); `Perception.open_stream()` gives one
-stream's `StreamPerception`, which owns that stream's estimators (pulse, blinks and head,
-voice, speech-to-text routing, stress baseline), its face track and its transcript.
-`measure_frames()` runs the face models batched across every stream's waiting frames and
-turns each frame into a `FrameRecord`; the frames themselves are not kept.
-`StreamPerception.summarize()` turns one window of records into a `WindowSummary`: the
-score message's fields, a value that cannot be given None and `reasons` saying why.
+stream's `StreamPerception`, which owns that stream's streaming stages (pulse, learned
+pulse, blinks and head, voice, speech; models/perception/stages.py), its face track and
+its stress baseline. `measure_frames()` runs the face models batched across every
+stream's waiting frames, feeds each frame to its stream's video stages and turns it into
+a `FrameRecord`; the frames themselves are not kept. `StreamPerception.summarize()` asks
+every stage for the window and turns the answers into a `WindowSummary`: the score
+message's fields, a value that cannot be given None and `reasons` saying why.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import numpy as np
 
 from wellmon.config import AsrConfig, PerceptionConfig
-from wellmon.models.fusion import features, spec
+from wellmon.models.fusion import features
 from wellmon.models.fusion.features import FusionInput
-from wellmon.models.perception import behaviour, rppg
-from wellmon.models.perception.asr import Recognizer, Utterance, make_recognizer
+from wellmon.models.perception.asr import Utterance
 from wellmon.models.perception.asr_worker import AsrWorker
-from wellmon.models.perception.face import EMOTIONS, FacePipeline, FaceTrack
-from wellmon.models.perception.records import FrameRecord, HeardUtterance, WindowSummary
+from wellmon.models.perception.face import EMOTIONS, Face, FacePipeline, FaceTrack
+from wellmon.models.perception.records import FrameRecord, WindowSummary
 from wellmon.models.perception.runtime import choose_providers
-from wellmon.models.perception.sentiment import sentiment
 from wellmon.models.perception.signals import ChunkMeasures, level_db, measure_frame
-from wellmon.models.perception.voice import VoiceAnalyzer
+from wellmon.models.perception.stages import (
+    BehaviourStage,
+    LearnedPulseStage,
+    PulseStage,
+    SeenFrame,
+    SpeechStage,
+    VoiceStage,
+)
 from wellmon.models.stress.index import StressIndex, StressResult
 from wellmon.streamer.wire.protocol import NS, AudioChunk, VideoFrame
-
-TRANSCRIPT_KEEP_S = 120.0
 
 
 class StreamPerception:
@@ -44,71 +47,41 @@ class StreamPerception:
         self.name = name
         self.face_analysis = face_analysis
         self.face_track = FaceTrack()
-        self.pulse = rppg.PulseEstimator(window_s=cfg.pulse_window_s,
-                                         min_window_s=MIN_PULSE_WINDOW_S,
-                                         snr_margin_db=cfg.pulse_snr_margin_db)
-        self.skin = rppg.SkinSampler()
-        self.behaviour = behaviour.BehaviourTracker()
-        self.voice = VoiceAnalyzer()
-        self.asr_worker = asr_worker
-        self.recognizer: Recognizer | None = (
-            None if asr_worker else make_recognizer(asr.engine, asr.vosk_model))
-        self.stress_index = StressIndex(baseline_s=cfg.stress_baseline_s)
         self.thumbnail: np.ndarray | None = None
-        self.utterances: deque[HeardUtterance] = deque()
-        self.learned: Any = None  # rppg_learned.LearnedPulse when perception.rppg_model is set
-        if learned_model is not None:
-            from wellmon.models.perception.rppg_learned import MIN_SNR_DB, LearnedPulse
-
-            self.learned = LearnedPulse(learned_model, window_s=cfg.pulse_window_s,
-                                        min_window_s=MIN_PULSE_WINDOW_S,
-                                        min_snr_db=MIN_SNR_DB + cfg.pulse_snr_margin_db)
+        self.pulse = PulseStage(cfg)
+        self.learned = LearnedPulseStage(learned_model, cfg) if learned_model else None
+        self.behaviour = BehaviourStage()
+        self.voice = VoiceStage()
+        self.speech = SpeechStage(name, asr, asr_worker)
+        self.stress_index = StressIndex(baseline_s=cfg.stress_baseline_s)
 
     def close(self) -> None:
         """The stream is gone: the speech-to-text worker drops its decoder too."""
-        if self.asr_worker:
-            self.asr_worker.forget(self.name)
+        self.speech.close()
 
-    def record(self, frame: VideoFrame, face: Any) -> FrameRecord:
-        """The frame's record; the pulse, learned pulse and blink estimators take it in."""
+    def record(self, frame: VideoFrame, face: Face | None) -> FrameRecord:
+        """The frame's record; the video stages take the frame in."""
         basic = measure_frame(frame.image, self.thumbnail)
         self.thumbnail = basic.thumbnail
-        t_s = frame.t_capture_ns / NS
-        record = FrameRecord(brightness=basic.brightness, motion=basic.motion,
-                             face=bool(face and face.present))
-        points = face.landmarks if face is not None and face.present else None
-        if points is not None:
-            record.face_confidence = face.confidence
-            record.expression = face.expression.tolist()
-        self.pulse.insert(t_s, self.skin.sample(frame.image, points))
-        if self.learned is not None:
-            self.learned.insert(t_s, frame.image, face.box if points is not None else None)
-        record.behaviour = self.behaviour.update(
-            t_s, points, (frame.image.shape[1], frame.image.shape[0]), frame.image)
-        return record
+        seen = SeenFrame(frame.t_capture_ns, frame.image, face)
+        for stage in (self.pulse, self.learned, self.behaviour):
+            if stage is not None:
+                stage.insert(seen)
+        if seen.landmarks is None or face is None:
+            return FrameRecord(basic.brightness, basic.motion, face=False)
+        return FrameRecord(basic.brightness, basic.motion, face=True,
+                           face_confidence=face.confidence,
+                           expression=face.expression.tolist())
 
     def insert_audio(self, chunk: AudioChunk) -> None:
-        """Voice features take the chunk in; speech-to-text too, inline or in the worker
-        (whose results come back through `hear()`)."""
-        self.voice.insert(chunk.t_capture_ns, chunk.samples)
-        if self.asr_worker:
-            self.asr_worker.insert(self.name, chunk.t_capture_ns, chunk.samples)
-        elif self.recognizer is not None:
-            self.recognizer.insert_audio_chunk(chunk.t_capture_ns, chunk.samples)
-            for utterance in self.recognizer.process_iter():
-                self.hear(utterance)
-        keep_from = chunk.t_capture_ns - TRANSCRIPT_KEEP_S * NS
-        while self.utterances and self.utterances[0].t_end_ns < keep_from:
-            self.utterances.popleft()
+        """The audio stages take the chunk in (speech-to-text inline or in the worker, whose
+        results come back through `hear()`)."""
+        self.voice.insert(chunk)
+        self.speech.insert(chunk)
 
     def hear(self, u: Utterance) -> None:
-        """A recognised utterance; a partial result replaces the previous partial one."""
-        if self.utterances and not self.utterances[-1].final:
-            self.utterances.pop()
-        if u.text:
-            self.utterances.append(HeardUtterance(
-                u.text, u.final, u.t_start_ns, u.t_end_ns,
-                round(sentiment(u.text), 4) if u.final else None))
+        """An utterance the speech-to-text worker recognised in this stream."""
+        self.speech.hear(u)
 
     def summarize(self, frames: list[FrameRecord], chunks: list[ChunkMeasures],
                   start_ns: int, end_ns: int) -> WindowSummary:
@@ -125,9 +98,10 @@ class StreamPerception:
             reasons["emotions"] = "face analysis is off (perception.face)"
         else:
             reasons["emotions"] = "no face in the window" if frames else "no video"
-        pulse = self.pulse.estimate(end_ns / NS)
-        seen = self.behaviour.summary(start_ns / NS, end_ns / NS)
-        voice = self.voice.window(start_ns, end_ns)
+        pulse = self.pulse.window(start_ns, end_ns)
+        seen = self.behaviour.window(start_ns, end_ns)
+        heard = self.voice.window(start_ns, end_ns)
+        voice = heard.summary
         motion = [f.motion for f in frames if f.motion is not None]
         signals: dict[str, Any] = {
             "brightness": _mean([f.brightness for f in frames]), "motion": _mean(motion),
@@ -135,25 +109,28 @@ class StreamPerception:
                                        sum(c.n_samples for c in chunks)),
             "heart_rate": pulse.heart_rate_bpm, "hrv_rmssd": pulse.hrv_rmssd_ms,
             "hrv_sdnn": pulse.hrv_sdnn_ms, "pulse_snr_db": pulse.quality,
-            "blink_rate": seen.blink_rate_per_min,
-            "blink_count": seen.blink_count if with_face else None,
-            "blink_times": [round(t, 3) for t in seen.blink_times_s] if with_face else None,
-            "yaw": seen.yaw_mean_deg, "pitch": seen.pitch_mean_deg, "roll": seen.roll_mean_deg,
-            "looking_away": seen.looking_away_ratio, "mouth_open": seen.mouth_open_mean,
-            "brow_lowering": seen.brow_lowering_mean,
+            "blink_rate": seen.summary.blink_rate_per_min,
+            "blink_count": seen.summary.blink_count if with_face else None,
+            "blink_times": ([round(t, 3) for t in seen.summary.blink_times_s]
+                            if with_face else None),
+            "yaw": seen.summary.yaw_mean_deg, "pitch": seen.summary.pitch_mean_deg,
+            "roll": seen.summary.roll_mean_deg,
+            "looking_away": seen.summary.looking_away_ratio,
+            "mouth_open": seen.summary.mouth_open_mean,
+            "brow_lowering": seen.summary.brow_lowering_mean,
             **{name: getattr(voice, attr) for name, attr in VOICE_SIGNALS.items()},
         }
         if pulse.reason:
             reasons["heart_rate"] = pulse.reason
         if self.learned is not None:  # perception.rppg_model (models/perception/rppg_learned.py)
-            learned = self.learned.estimate(end_ns / NS)
+            learned = self.learned.window(start_ns, end_ns)
             signals.update(heart_rate_learned=learned.heart_rate_bpm,
                            pulse_learned_snr_db=learned.quality)
             if learned.reason:
                 reasons["heart_rate_learned"] = learned.reason
         if pulse.hrv_reason:
             reasons["hrv_rmssd"] = reasons["hrv_sdnn"] = pulse.hrv_reason
-        if seen.blink_rate_per_min is None:
+        if seen.summary.blink_rate_per_min is None:
             reasons["blink_rate"] = "too little time with a face in the last minute"
         if not with_face:
             for key in ("blink_count", "blink_times", "yaw", "pitch", "roll", "looking_away",
@@ -162,7 +139,7 @@ class StreamPerception:
         for name, attr in VOICE_SIGNALS.items():
             if attr in voice.reasons:
                 reasons.setdefault(name, voice.reasons[attr])
-        transcript = [u for u in self.utterances if u.overlaps(start_ns, end_ns)]
+        transcript = self.speech.window(start_ns, end_ns)
         finals = [u.sentiment for u in transcript if u.final]
         signals["sentiment"] = float(np.mean(finals)) if finals else None
         if not finals:
@@ -171,7 +148,7 @@ class StreamPerception:
                         "confidence": round(float(np.mean([f.face_confidence
                                                            for f in with_face])), 4)
                         if with_face else None}
-        return WindowSummary(emotions, signals, face_quality, transcript, reasons)
+        return WindowSummary(emotions, signals, face_quality, transcript, reasons, seen, heard)
 
     def stress(self, summary: WindowSummary, quality: dict[str, Any],
                end_ns: int) -> StressResult:
@@ -182,13 +159,14 @@ class StreamPerception:
 
     def fusion_input(self, frames: list[tuple[int, FrameRecord]], start_ns: int,
                      end_ns: int, summary: WindowSummary, stress: StressResult) -> FusionInput:
-        """The fusion model's inputs for one window (frames: capture time in ns, record)."""
+        """The fusion model's inputs for one window (frames: capture time in ns, record;
+        `summary`: this window's, from `summarize()`)."""
         start_s, end_s = start_ns / NS, end_ns / NS
-        blinks = [b.closed_s for b in self.behaviour.blinks.blinks]
         visual, visual_mask = features.visual_steps([(t_ns / NS, r) for t_ns, r in frames],
-                                                    blinks, start_s, end_s)
-        audio, audio_mask = features.audio_steps(self.voice.steps(start_ns, end_ns,
-                                                                  spec.STEPS))
+                                                    summary.behaviour.frames,
+                                                    summary.behaviour.closures_s,
+                                                    start_s, end_s)
+        audio, audio_mask = features.audio_steps(summary.voice.steps)
         text, text_mask = features.text_steps(summary.transcript, start_s, end_s)
         physio, physio_mask = features.physio_vector(summary.signals)
         stress_z, stress_mask = (features.stress_vector(stress) if stress.value is not None
@@ -246,7 +224,6 @@ class Perception:
         return self.asr_worker.results() if self.asr_worker else []
 
 
-MIN_PULSE_WINDOW_S = 10.0
 # score message signal name → VoiceWindow attribute
 VOICE_SIGNALS = {"f0_mean": "f0_mean", "f0_std": "f0_std", "jitter": "jitter",
                  "shimmer": "shimmer", "hnr": "hnr", "speech_rate": "speech_rate",

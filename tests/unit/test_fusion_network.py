@@ -124,23 +124,27 @@ def test_onnx_matches_torch(exported: tuple[FusionNetwork, Path], batch: int,
 
 
 def _frames(rng: np.random.Generator, start: float, n: int = 60, face_from: int = 0
-            ) -> list[tuple[float, FrameRecord]]:
+            ) -> list[tuple[float, FrameRecord, FrameBehaviour]]:
+    """Records and the behaviour tracker's measures of n frames over 4 s."""
     frames = []
     for k in range(n):
         t = start + 4.0 * k / n
         record = FrameRecord(brightness=0.5, motion=0.01, face=k >= face_from)
+        seen = FrameBehaviour(t, False)
         if record.face:
             record.face_confidence = float(rng.uniform(0.5, 1.0))
             record.expression = rng.dirichlet(np.ones(7) * 0.5).tolist()
-            record.behaviour = FrameBehaviour(t, True, ear=0.3, yaw_deg=5.0, pitch_deg=-3.0,
-                                              roll_deg=1.0, mouth_open=0.05, brow_lowering=0.0)
-        frames.append((t, record))
+            seen = FrameBehaviour(t, True, ear=0.3, yaw_deg=5.0, pitch_deg=-3.0,
+                                  roll_deg=1.0, mouth_open=0.05, brow_lowering=0.0)
+        frames.append((t, record, seen))
     return frames
 
 
-def _window(rng: np.random.Generator, frames: list[tuple[float, FrameRecord]], start: float,
-            utterances: list[HeardUtterance], stress=None) -> FusionInput:
-    visual, visual_mask = visual_steps(frames, [start + 1.1], start, start + 4.0)
+def _window(rng: np.random.Generator, frames: list[tuple[float, FrameRecord, FrameBehaviour]],
+            start: float, utterances: list[HeardUtterance], stress=None) -> FusionInput:
+    visual, visual_mask = visual_steps([(t, record) for t, record, _ in frames],
+                                       [seen for _, _, seen in frames], [start + 1.1],
+                                       start, start + 4.0)
     voice = np.zeros((spec.STEPS, 5))
     voice[:, 0] = 50
     voice[:, 1:3] = 30
@@ -181,7 +185,7 @@ def test_shipped_defaults_compute_the_documented_expert_fusion() -> None:
         window = _window(rng, frames, start, utterances, expected_stress)
         (out,) = model.run([(model.new_context(), window)])
 
-        faces = [r for _, r in frames if r.face]
+        faces = [r for _, r, _ in frames if r.face]
         conf = np.array([r.face_confidence for r in faces])
         emotion = np.average([r.expression for r in faces], axis=0, weights=conf)
         np.testing.assert_allclose(list(out.emotions.values()), emotion, atol=1e-5)

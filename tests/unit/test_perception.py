@@ -14,7 +14,7 @@ from wellmon.models.perception.pipeline import Perception, StreamPerception
 from wellmon.models.perception.records import FrameRecord
 from wellmon.streamer import sources
 from wellmon.streamer.synthetic import ClipSpec, make_clip
-from wellmon.streamer.wire.protocol import VideoFrame
+from wellmon.streamer.wire.protocol import NS, VideoFrame
 
 SAMPLE_TRUTH = json.loads((sources.SAMPLE_CLIP.with_suffix(".json")).read_text())
 FPS = 15.0
@@ -55,18 +55,18 @@ def test_heart_rate_from_the_face_is_within_3_bpm_after_10_s(clips, bpm) -> None
     path, truth = clips[bpm]
     stream, records = perceive(path)
     assert sum(r.face for r in records) / len(records) > 0.95
-    estimate = stream.pulse.estimate(truth["duration_s"])
+    estimate = stream.pulse.window(0, round(truth["duration_s"] * NS))
     assert estimate.heart_rate_bpm is not None, estimate.reason
     print(f"{bpm:g} bpm: estimated {estimate.heart_rate_bpm} bpm, SNR {estimate.quality} dB")
     assert abs(estimate.heart_rate_bpm - bpm) <= 3.0, estimate
-    early = stream.pulse.estimate(8.0)
+    early = stream.pulse.window(0, 8 * NS)
     assert early.heart_rate_bpm is None and "10" in early.reason  # not before 10 s of data
 
 
 def test_no_pulse_gives_no_heart_rate_and_says_why(clips) -> None:
     path, truth = clips[None]
     stream, _ = perceive(path)
-    estimate = stream.pulse.estimate(truth["duration_s"])
+    estimate = stream.pulse.window(0, round(truth["duration_s"] * NS))
     assert estimate.heart_rate_bpm is None
     assert "quality" in estimate.reason or "pulse" in estimate.reason
 
@@ -74,7 +74,7 @@ def test_no_pulse_gives_no_heart_rate_and_says_why(clips) -> None:
 def test_blinks_are_found_within_200_ms_and_none_is_invented(clips) -> None:
     path, truth = clips[75.0]
     stream, _ = perceive(path)
-    found = [b.closed_s for b in stream.behaviour.blinks.blinks]
+    found = [b.closed_s for b in stream.behaviour.tracker.blinks.blinks]
     expected = truth["blink_closed_s"]
     assert len(found) == len(expected), (found, expected)
     for f, e in zip(sorted(found), expected):
