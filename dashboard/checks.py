@@ -2,7 +2,7 @@
 
 The dashboard does not compute anything about a person: it collects the node's score
 messages of the kiosk's stream for ``check_s`` seconds, stores each window as it arrives,
-and asks ``models.check.result()`` for the verdict. The result is committed to the store
+and asks ``models.stress.verdict.result()`` for the verdict. The result is committed to the store
 *before* it is sent to the kiosk, so what a person was shown is always on disk. A check
 whose windows stop coming (the node or the camera went away) fails with the reason and
 the kiosk offers a retry; a check cut short by the dashboard itself stopping is marked

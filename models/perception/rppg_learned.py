@@ -27,8 +27,8 @@ Fed as open-rppg feeds it (``rppg/main.py``, version 0.1.1):
 **Heart rate and quality**: the model's output is a pulse (BVP) sample per slot. Over the
 last ``window_s`` seconds (the longest run without a gap, at least ``min_window_s``, and
 excluding the ``warmup_s`` after a reset), the trace is band-passed and its spectral peak
-and de Haan & Jeanne SNR are taken with ``models.rppg.bandpass`` and
-``models.rppg.spectral_peak``: the same gate as the classic estimator. FacePhys returns a
+and de Haan & Jeanne SNR are taken with ``models.perception.rppg.bandpass`` and
+``models.perception.rppg.spectral_peak``: the same gate as the classic estimator. FacePhys returns a
 waveform even from a face with no pulse at all, so the heart rate is withheld below
 ``min_snr_db``, with the reason. open-rppg's own SQI (autocorrelation) is not used.
 """

@@ -4,7 +4,7 @@ Per frame: brightness (mean luma, 0–1) and motion energy (mean absolute luma
 change since the previous frame, 0–1, on a small thumbnail so that sensor
 noise and scale do not dominate). Per audio chunk: the sum of squares (so that
 a window's RMS level is exact, not an average of averages) and how many
-samples are clipped. Voice activity and prosody come from models.voice.
+samples are clipped. Voice activity and prosody come from models.perception.voice.
 """
 
 from __future__ import annotations

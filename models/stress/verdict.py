@@ -4,7 +4,7 @@ A 45 s check is shorter than the session baseline the live stress index needs (t
 minute), so the check compares the person with their *previous checks* instead: each
 complete check leaves a summary (median heart rate, HRV, blink rate, pitch, jitter and
 negative affect over its good windows), and the summaries of the person's last
-``HISTORY_CHECKS`` checks form a ``models.stress.Baseline``. Today's summary is scored
+``HISTORY_CHECKS`` checks form a ``models.stress.index.Baseline``. Today's summary is scored
 against it with the same weights, signs, floors and quality gate as the live index
 (models/stress/index.py), so "your usual" means the same thing on both screens.
 
@@ -28,7 +28,7 @@ from wellmon.models.stress.index import INPUTS, MIN_FACE_PRESENT, Baseline, extr
 
 ABOVE_USUAL = 75.0
 """Index at which a check reads "above your usual range": a weighted mean deviation of
-about 0.7 robust SD in the stressed direction (see models.stress.logistic_map)."""
+about 0.7 robust SD in the stressed direction (see models.stress.index.logistic_map)."""
 MIN_CHECKS = 3
 """Earlier complete checks a person needs before a verdict other than inconclusive."""
 HISTORY_CHECKS = 20

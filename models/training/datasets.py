@@ -2,7 +2,7 @@
 
 The loaders only read file names and annotation text; they never decode media, so they are
 cheap and can be tested on trees of empty files. Every corpus is mapped onto the seven classes
-of the fusion model's emotion head (``models.face.EMOTIONS``, the FER-2013 order):
+of the fusion model's emotion head (``models.perception.face.EMOTIONS``, the FER-2013 order):
 
 * RAVDESS ``calm`` becomes ``neutral``: calm is a low-arousal neutral delivery and the head has
   no class for it (dropping it would throw away a sixth of the corpus).

@@ -2,7 +2,7 @@
 
 1. The dataset (RAVDESS, CREMA-D, IEMOCAP or a manifest; datasets.py) is split by speaker,
    so that no person is in two of train, validation and test.
-2. Every clip goes through ``models.replay.windows()``: the live node's own readers,
+2. Every clip goes through ``models.node.replay.windows()``: the live node's own readers,
    perception and windowing, so the model learns from exactly the features it is served.
 3. The network starts at the expert defaults and is trained on each clip's windows in time
    order, the temporal context carried from window to window as it is live: cross-entropy on

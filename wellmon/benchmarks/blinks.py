@@ -6,10 +6,10 @@ found blink is a false positive and every unclaimed true blink a miss. The onset
 the signed (found - true) onset of the hits, in ms.
 
 ``evaluate_clip`` decodes a clip as the node does (``streamer.sources.video_frames`` at the
-analysis frame rate), runs ``models.face.FacePipeline`` and ``models.behaviour`` 's
-``BehaviourTracker`` on it and scores the blink onsets against the clip's ground truth. The
-landmarks of a clip are cached next to it (``.landmarks.npz``), so tuning the detector
-re-runs only the tracker.
+analysis frame rate), runs ``models.perception.face.FacePipeline`` and
+``models.perception.behaviour.BehaviourTracker`` on it and scores the blink onsets against
+the clip's ground truth. The landmarks of a clip are cached next to it
+(``.landmarks.npz``), so tuning the detector re-runs only the tracker.
 
 Run ``python -m wellmon.benchmarks.blinks [--half tune|report|both] [--fps 15 30]``: it builds
 the clips of ``streamer.synthetic_matrix`` (or a small built-in set of the bundled face when
