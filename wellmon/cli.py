@@ -112,13 +112,37 @@ def _parser() -> argparse.ArgumentParser:
     login.add_argument("--url", help="the dashboard's address, e.g. https://host:8765/ "
                                      "(default: from dashboard.host, port and tls_cert)")
 
-    replay = command(sub, "replay", "score a file offline, faster than real time")
-    replay.add_argument("file", help="a media file PyAV can open, or sample")
+    replay = command(sub, "replay", "score recordings offline, faster than real time",
+                     description="Score one or more recordings as the live node would, as "
+                     "fast as the machine allows, and write each one's report beside its "
+                     "scores (docs/reports.md).")
+    replay.add_argument("files", nargs="+", metavar="FILE",
+                        help="media files PyAV can open, or sample")
     replay.add_argument("--out", type=Path, required=True,
-                        help="JSONL output file (replaced only when the run succeeds; the "
-                             "report goes beside it as NAME.report.json)")
-    replay.add_argument("--stream", help="stream id (capture.stream)")
+                        help="a folder for NAME.jsonl and NAME.report.html per file, or, for "
+                             "one file, the JSONL file itself (x.jsonl); files are replaced "
+                             "only when a run succeeds")
+    replay.add_argument("--jobs", type=_at_least_one, default=None,
+                        help="files scored at once, each in a process of its own (default: "
+                             "the number of CPUs)")
+    replay.add_argument("--baseline", default="whole",
+                        help="the stress index's usual levels: whole (the whole recording, "
+                             "default), first:SECONDS (as live, e.g. first:60s) or a stored "
+                             "baseline file")
+    replay.add_argument("--no-report", action="store_true",
+                        help="the scores only, no report beside them")
+    replay.add_argument("--stream", help="stream id (capture.stream; one file only)")
     replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    report = command(sub, "report", "a readable report of score files (HTML, JSON, CSV)",
+                     description="Write one self-contained HTML page (and its JSON summary "
+                     "and per-window CSV beside it) from the score messages of a replay or a "
+                     "session; several files add a table comparing their emotional arcs.")
+    report.add_argument("files", nargs="+", metavar="SCORES.jsonl", type=Path,
+                        help="score messages, one JSON object a line (replay's output, or a "
+                             "session's history)")
+    report.add_argument("--out", type=Path, required=True, help="the HTML file to write")
+    report.add_argument("--stream", help="the stream to report on, when a file holds several")
 
     command(sub, "devices", "list cameras and microphones with their --source")
     config = command(sub, "config", "the settings file: its commented template")
@@ -133,6 +157,10 @@ def _parser() -> argparse.ArgumentParser:
     latency.add_argument("--seconds", type=float, default=60.0,
                          help="seconds measured after a 5 s warm-up")
     latency.add_argument("--source", default="sample", help="source to measure with")
+    bench_replay = command(bench_sub, "replay", "seconds of media scored per second, the "
+                                                "sample clip, with and without speech-to-text")
+    bench_replay.add_argument("--runs", type=_at_least_one, default=3,
+                              help="runs per case (the median is printed)")
     perception = command(bench_sub, "perception",
                          "face model and audio feature costs per frame")
     perception.add_argument("--frames", type=int, default=300,
@@ -273,17 +301,18 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 
         return run(config)
     if args.command == "replay":
-        from wellmon.models.node.replay import replay, report_path
-
-        report = replay(config, args.file, args.out, progress=not args.no_progress)
-        print(f"wellmon: {report['windows']} windows written to {args.out} "
-              f"(report: {report_path(args.out)})")
-        return 0
+        return _replay(args, config)
+    if args.command == "report":
+        return _report(args)
     if args.command == "bench":
         from wellmon.benchmarks import pipeline as bench
 
         if args.bench == "perception":
             return bench.bench_perception(args.frames)
+        if args.bench == "replay":
+            from wellmon.benchmarks.replay import bench_replay
+
+            return bench_replay(config, runs=args.runs)
         if args.bench == "soak":
             from wellmon.benchmarks.soak import bench_soak
 
@@ -406,6 +435,44 @@ def _config_example(path: str) -> int:
         sink.write(text)
     print(f"wellmon: wrote {path}; use it with --config {path} (or name it config.yaml in "
           f"the folder you run wellmon from)")
+    return 0
+
+
+def _replay(args: argparse.Namespace, config: Config) -> int:
+    """Score the files, then write each one's report beside its scores."""
+    from wellmon.dashboard.report import report_paths, write_report
+    from wellmon.models.node.replay import default_jobs, parse_baseline, replay_many
+
+    if args.stream and len(args.files) > 1:
+        raise UsageError("replay: --stream names one stream; it cannot be given with "
+                         f"{len(args.files)} files")
+    baseline = parse_baseline(args.baseline)
+    done = replay_many(config, args.files, args.out, args.jobs or default_jobs(), baseline,
+                       progress=not args.no_progress)
+    for scores, windows in done:
+        line = f"wellmon: {windows} windows written to {scores}"
+        if windows and not args.no_report:
+            page = scores.with_suffix(".report.html")
+            write_report([scores], page, baseline=baseline.describe())
+            paths = report_paths(page)
+            line += f" (report: {page}; summary {paths['json'].name}, table {paths['csv'].name})"
+        print(line)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from wellmon.dashboard.report import ReportError, report_paths, write_report
+
+    try:
+        summaries = write_report(args.files, args.out, stream=args.stream)
+    except ReportError as exc:
+        return fail(exc)
+    paths = report_paths(args.out)
+    print(f"wellmon: report of {len(summaries)} recording{'s' if len(summaries) > 1 else ''} "
+          f"written to {args.out} (summary {paths['json']}, table {paths['csv']})")
+    for summary in summaries:
+        for line in summary["skipped_lines"][:5]:
+            print(f"wellmon: {summary['source']}: skipped {line}", file=sys.stderr)
     return 0
 
 

@@ -168,6 +168,11 @@ def no_stress() -> tuple[np.ndarray, np.ndarray]:
     return np.zeros(n, np.float32), np.zeros(n, bool)
 
 
+def stress_input(result: StressResult) -> tuple[np.ndarray, np.ndarray]:
+    """A window's stress input: its z-scores when the index gave a value, else none."""
+    return stress_vector(result) if result.value is not None else no_stress()
+
+
 def stack(inputs: Sequence[FusionInput], contexts: Sequence[tuple[np.ndarray, np.ndarray]]
           ) -> dict[str, np.ndarray]:
     """A batch for onnxruntime (or torch) from windows and their streams' contexts."""

@@ -28,20 +28,27 @@ does not publish the past as the present.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from wellmon.config import Config, NodeConfig
-from wellmon.models.fusion import outputs
+from wellmon.models.fusion import features, outputs
 from wellmon.models.fusion.features import FusionInput
 from wellmon.models.fusion.serving import FusionContext, FusionModel, FusionOutput, load_fusion
+from wellmon.models.perception.asr import Utterance
 from wellmon.models.perception.pipeline import Perception, StreamPerception
 from wellmon.models.perception.records import FrameRecord, WindowSummary
 from wellmon.models.perception.signals import ChunkMeasures, measure_chunk
-from wellmon.models.stress.index import StressResult
+from wellmon.models.stress.index import (
+    MAX_BASELINE_SAMPLES,
+    Baseline,
+    StressIndex,
+    StressResult,
+)
 from wellmon.streamer.wire.protocol import NS, AudioChunk, Media, VideoFrame
 from wellmon.streamer.wire.score import ScoreMessage
 
@@ -132,7 +139,7 @@ class Stream:
 @dataclass
 class Cut:
     """A window cut and measured, on its way through fusion and the judging of its lateness
-    to its score message (`Windower._score`, the one place a score message is made)."""
+    to its score message (`Windower.score`, the one place a score message is made)."""
 
     stream: str
     seq: int
@@ -218,12 +225,47 @@ class Windower:
         return self._stream(item.stream).tracks[modality]
 
     def _route_utterances(self) -> None:
-        """Hand what the speech-to-text worker finished to the streams it belongs to (a
-        stream forgotten meanwhile has no one to hear it); done before windows are cut,
-        the only place the utterances are read."""
+        """Hand what the speech-to-text worker finished to the streams it belongs to; done
+        before windows are cut, the only place the utterances are read."""
         for name, utterance in self.perception.finished_utterances():
-            if name in self.streams:
-                self.streams[name].perception.hear(utterance)
+            self.hear(name, utterance)
+
+    def hear(self, name: str, utterance: Utterance) -> None:
+        """An utterance recognised outside the stream's own speech stage (the node's worker,
+        replay's transcriber); a stream forgotten meanwhile has no one to hear it."""
+        if name in self.streams:
+            self.streams[name].perception.hear(utterance)
+
+    def usual_levels(self, cuts: Sequence[Cut]) -> Baseline:
+        """The stress baseline of these windows (of one stream) taken together: every window
+        fed to a stress index that never stops collecting, as a live one does in its first
+        minute. Replay's whole-recording baseline."""
+        index = StressIndex(baseline=Baseline(max_samples=max(len(cuts),
+                                                              MAX_BASELINE_SAMPLES)),
+                            baseline_s=math.inf)
+        for cut in cuts:
+            index.update(cut.summary.signals, cut.summary.emotions, cut.quality,
+                         cut.end_ns / NS)
+        return index.baseline
+
+    def restress(self, cuts: Sequence[Cut], baseline: Baseline) -> Iterator[Cut]:
+        """The windows again, their stress index measured against `baseline` from the first
+        window on (instead of the one each stream collected as it went), fused again in
+        order, each stream with a fresh fusion context. Replay's offline baselines."""
+        indices: dict[str, StressIndex] = {}
+        contexts: dict[str, FusionContext] = {}
+        for cut in cuts:
+            index = indices.setdefault(cut.stream, StressIndex(
+                baseline=Baseline.from_dict(baseline.to_dict())))
+            stress = index.update(cut.summary.signals, cut.summary.emotions, cut.quality,
+                                  cut.end_ns / NS)
+            z, mask = features.stress_input(stress)
+            again = replace(cut, stress=stress, output=None,
+                            inputs=replace(cut.inputs, stress_z=z, stress_mask=mask),
+                            context=contexts.setdefault(cut.stream, self.fusion.new_context()))
+            if any(again.inputs.present.values()):
+                (again.output,) = self.fusion.run([(again.context, again.inputs)])
+            yield again
 
     def _on_time(self, frame: VideoFrame, now_ns: int) -> bool:
         track = self._track(frame, "video")
@@ -256,11 +298,11 @@ class Windower:
         ``heard_ns`` is when the node last looked for messages (default ``now_ns``): states
         and ages are measured to it, so that the time a slow node spends measuring a batch
         does not count as its streams' silence; latencies are measured to ``now_ns``."""
-        return [score for score, _ in self.process_windows(now_ns, heard_ns)]
+        return [self.score(cut) for cut in self.process_cuts(now_ns, heard_ns)]
 
-    def process_windows(self, now_ns: int, heard_ns: int | None = None
-                        ) -> list[tuple[ScoreMessage, FusionInput]]:
-        """As `process()`, with each window's fusion inputs (what training learns from)."""
+    def process_cuts(self, now_ns: int, heard_ns: int | None = None) -> list[Cut]:
+        """As `process()`, each window as its `Cut` (measurements, fusion inputs and output)
+        before it becomes a score message (`score()`): what replay and training keep."""
         heard_ns = now_ns if heard_ns is None else heard_ns
         self._route_utterances()
         due: list[Cut] = []
@@ -282,7 +324,7 @@ class Windower:
                 stream.next_end_ns += self.hop_ns
         self._fuse(due)
         self._judge_lateness(due, self.clock() if self.clock else now_ns)
-        return [(self._score(cut), cut.inputs) for cut in due]
+        return due
 
     def _fuse(self, due: list[Cut]) -> None:
         """One fusion call for every window that has something to fuse."""
@@ -295,7 +337,7 @@ class Windower:
         for cut in runnable:
             cut.latency_ms["fusion"] = elapsed_ms
 
-    def _score(self, cut: Cut) -> ScoreMessage:
+    def score(self, cut: Cut) -> ScoreMessage:
         """The window's score message, from its measurements, fusion output and lateness."""
         t_start, t_end = cut.start_ns / NS, cut.end_ns / NS
         return ScoreMessage(

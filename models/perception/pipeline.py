@@ -169,8 +169,7 @@ class StreamPerception:
         audio, audio_mask = features.audio_steps(summary.voice.steps)
         text, text_mask = features.text_steps(summary.transcript, start_s, end_s)
         physio, physio_mask = features.physio_vector(summary.signals)
-        stress_z, stress_mask = (features.stress_vector(stress) if stress.value is not None
-                                 else features.no_stress())
+        stress_z, stress_mask = features.stress_input(stress)
         return FusionInput(visual, visual_mask, audio, audio_mask, text, text_mask, physio,
                            physio_mask, stress_z, stress_mask)
 

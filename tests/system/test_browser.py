@@ -260,3 +260,47 @@ def test_kiosk_check_from_consent_to_result_card_and_the_operator_sees_it(
     operator.evaluate("window.scrollTo(0, 0)")
     operator.screenshot(path=str(artifacts / "operator.png"))
     assert not [e for e in errors if "favicon" not in e], errors
+
+
+COLOURED_PIXELS = """canvas => {
+  const ctx = canvas.getContext('2d');
+  const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+  let n = 0;
+  for (let i = 0; i < data.length; i += 4) {
+    const hi = Math.max(data[i], data[i + 1], data[i + 2]);
+    const lo = Math.min(data[i], data[i + 1], data[i + 2]);
+    if (data[i + 3] > 0 && hi - lo > 40) n++;
+  }
+  return n;
+}"""
+"""Pixels of a canvas in a colour (the series), not the grey and black of grid and axes."""
+
+
+def test_a_replay_report_opens_from_disk_with_every_plot_drawn(browser, tmp_path, wellmon_env,
+                                                               artifacts) -> None:
+    import subprocess
+    import sys
+
+    from wellmon.dashboard.report.html import PLOTS
+
+    result = subprocess.run([sys.executable, "-m", "wellmon", "replay", SAMPLE, "--out",
+                             str(tmp_path), "--no-progress"], env=wellmon_env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    page = browser.new_page()
+    requests, errors = [], []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((tmp_path / "sample.report.html").as_uri())
+    page.wait_for_selector("body[data-plotted=yes]", timeout=30_000)
+    assert requests == [(tmp_path / "sample.report.html").as_uri()]  # nothing fetched
+    assert not errors, errors
+    headline = page.inner_text(".headline")
+    assert "Stress within your usual range for " in headline and "arc" in headline
+    assert "A wellness indicator, not a diagnosis." in page.inner_text("body")
+    for name in PLOTS:
+        canvas = page.locator(f"#plot-0-{name} canvas").first
+        assert canvas.evaluate(COLOURED_PIXELS) > 200, f"plot {name} drew no series"
+    said = page.locator("table.transcript tr").all_inner_texts()
+    assert len(said) >= 4 and "feeling calm" in " ".join(said)  # heading and utterances
+    page.screenshot(path=str(artifacts / "report.png"), full_page=True)

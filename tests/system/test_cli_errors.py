@@ -65,8 +65,43 @@ MISTAKES = [
             r"^wellmon: source file not found: nope\.mp4$", files={"keep.jsonl": "kept\n"}),
     Mistake("replay-input-not-media", ("replay", "notes.mp4", "--out", "keep.jsonl"),
             r"^wellmon: cannot open source notes\.mp4: ", files={"notes.mp4": "not a video"}),
-    Mistake("replay-out-is-a-folder", ("replay", "sample", "--out", "scores"),
-            r"^wellmon: cannot write scores: it is a folder", files={"scores": None}),
+    Mistake("replay-out-is-a-folder", ("replay", "sample", "--out", "scores.jsonl"),
+            r"^wellmon: cannot write scores\.jsonl: it is a folder",
+            files={"scores.jsonl": None}),
+    Mistake("replay-out-a-folder-is-a-file", ("replay", "sample", "--out", "scores"),
+            r"^wellmon: --out scores: not a folder \(give a folder, or a \.jsonl file for "
+            r"one input\)$", files={"scores": "a file"}),
+    Mistake("replay-several-files-into-one", ("replay", "sample", "sample", "--out",
+                                              "keep.jsonl"),
+            r"^wellmon: --out keep\.jsonl: 2 inputs need a folder, not one JSONL file$",
+            files={"keep.jsonl": "kept\n"}),
+    Mistake("replay-one-stream-for-two-files", ("replay", "sample", "sample", "--out", "o",
+                                                "--stream", "s"),
+            r"^wellmon: replay: --stream names one stream; it cannot be given with 2 files$"),
+    Mistake("replay-jobs-below-one", ("replay", "sample", "--out", "o", "--jobs", "0"),
+            r"^wellmon: replay: argument --jobs: 0 is less than 1 "
+            r"\(see wellmon replay --help\)$"),
+    Mistake("replay-baseline-not-a-time", ("replay", "sample", "--out", "keep.jsonl",
+                                           "--baseline", "first:soon"),
+            r"^wellmon: --baseline first:soon: expected first:SECONDS with a positive "
+            r"number, e\.g\. first:60s$", files={"keep.jsonl": "kept\n"}),
+    Mistake("replay-baseline-file-missing", ("replay", "sample", "--out", "keep.jsonl",
+                                             "--baseline", "mine.json"),
+            r"^wellmon: --baseline mine\.json: expected whole, first:SECONDS or a baseline "
+            r"file, and there is no file mine\.json$", files={"keep.jsonl": "kept\n"}),
+    Mistake("replay-baseline-file-unreadable", ("replay", "sample", "--out", "keep.jsonl",
+                                                "--baseline", "mine.json"),
+            r"^wellmon: cannot read baseline mine\.json: ",
+            files={"keep.jsonl": "kept\n", "mine.json": "{not json"}),
+    Mistake("report-input-missing", ("report", "nope.jsonl", "--out", "keep.html"),
+            r"^wellmon: nope\.jsonl: no such file$", files={"keep.html": "kept\n"}),
+    Mistake("report-input-empty", ("report", "empty.jsonl", "--out", "keep.html"),
+            r"^wellmon: empty\.jsonl: no score messages in the file$",
+            files={"keep.html": "kept\n", "empty.jsonl": ""}),
+    Mistake("report-input-not-scores", ("report", "notes.jsonl", "--out", "keep.html"),
+            r"^wellmon: notes\.jsonl: no score messages in the file \(2 lines skipped: "
+            r"line 1: not JSON, or a number that is not finite\)$",
+            files={"keep.html": "kept\n", "notes.jsonl": "hello\n{\"seq\": 1}\n"}),
     Mistake("replay-out-under-a-file", ("replay", "sample", "--out", "notes/x.jsonl"),
             r"^wellmon: cannot write notes/x\.jsonl: .*notes is not a folder$",
             files={"notes": "a file"}),
@@ -218,7 +253,8 @@ def test_a_successful_replay_replaces_the_output_keeping_its_mode(
                      tmp_path, home_env)
     assert result.returncode == 0, result.stderr
     assert out.read_text().startswith("{") and (out.stat().st_mode & 0o777) == 0o640
-    assert sorted(os.listdir(tmp_path)) == ["home", "keep.jsonl", "keep.report.json"]
+    assert sorted(os.listdir(tmp_path)) == ["home", "keep.jsonl", "keep.report.csv",
+                                            "keep.report.html", "keep.report.json"]
 
 
 def test_wellmon_alone_prints_the_help(tmp_path: Path, home_env: dict[str, str]) -> None:

@@ -12,8 +12,8 @@ def test_replay_writes_one_score_per_hop_that_follows_the_speech(clip, tmp_path,
     path, truth = clip
     out = tmp_path / "scores.jsonl"
     result = subprocess.run([sys.executable, "-m", "wellmon", "replay", str(path), "--out",
-                             str(out)], env=wellmon_env, capture_output=True, text=True,
-                            timeout=120)
+                             str(out), "--baseline", "first:60s"], env=wellmon_env,
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "replay talking.mp4" in result.stderr  # the progress bar
     scores = [json.loads(line) for line in out.read_text().splitlines()]
@@ -53,13 +53,13 @@ def test_replay_writes_one_score_per_hop_that_follows_the_speech(clip, tmp_path,
 
 def test_after_the_baseline_the_stress_index_is_a_number_with_its_drivers(tmp_path,
                                                                          wellmon_env) -> None:
-    """The sample clip (40 s) with a 20 s baseline: heart rate (from 10 s on) and pitch are
-    in the baseline, so the second half is scored, near "your usual" (the clip is calm)."""
+    """The sample clip (40 s) with a 20 s baseline, as live: heart rate (from 10 s on) and
+    pitch are in the baseline, so the second half is scored, near "your usual" (the clip is
+    calm)."""
     out = tmp_path / "scores.jsonl"
-    env = {**wellmon_env, "WELLMON_PERCEPTION_STRESS_BASELINE_S": "20"}
     result = subprocess.run([sys.executable, "-m", "wellmon", "replay", "sample", "--out",
-                             str(out), "--no-progress"], env=env, capture_output=True,
-                            text=True, timeout=120)
+                             str(out), "--no-progress", "--baseline", "first:20s"],
+                            env=wellmon_env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     scores = [json.loads(line) for line in out.read_text().splitlines()]
     scored = [s for s in scores if s["stress"] is not None]
@@ -77,3 +77,51 @@ def test_after_the_baseline_the_stress_index_is_a_number_with_its_drivers(tmp_pa
         assert -1 <= s["valence"] <= 1 and -1 <= s["arousal"] <= 1
     wordless = [s for s in scores if s["signals"]["sentiment"] is None]
     assert wordless and all(s["valence"] > 0.5 for s in wordless)  # the smiling astronaut
+
+
+def replay(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "wellmon", "replay", *argv,
+                             "--no-progress"], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_a_recording_is_its_own_baseline_so_the_sample_clip_shows_stress(tmp_path,
+                                                                        wellmon_env) -> None:
+    """By default the usual levels come from the whole recording: the 40 s sample clip gets
+    a stress index in every window that has enough inputs (none is waiting for a baseline),
+    and its report says which baseline it used."""
+    out = tmp_path / "out"
+    printed = replay(["sample", "--out", str(out)], wellmon_env).stdout
+    scores = [json.loads(line) for line in (out / "sample.jsonl").read_text().splitlines()]
+    with_stress = [s for s in scores if s["stress"] is not None]
+    assert len(with_stress) >= 0.8 * len(scores), [s["reasons"].get("stress") for s in scores]
+    for s in scores:  # the first seconds have too few inputs yet, and say so
+        if s["stress"] is None:
+            assert s["reasons"]["stress"].startswith("inconclusive: too few signals")
+    summary = json.loads((out / "sample.report.json").read_text())
+    assert summary["baseline"].startswith("the whole recording")
+    assert summary["stress"]["windows"] == len(with_stress)
+    assert summary["headline"][0].startswith("Stress within your usual range for ")
+    assert summary["arc"]["shape"] in {"flat", "rise", "fall", "fall-rise", "rise-fall",
+                                       "rise-fall-rise", "fall-rise-fall"}
+    page = (out / "sample.report.html").read_text()
+    assert "the whole recording" in page and "A wellness indicator, not a diagnosis." in page
+    rows = (out / "sample.report.csv").read_text().splitlines()
+    assert len(rows) == len(scores) + 1 and rows[0].startswith("t_end_s,")
+    assert f"{len(scores)} windows written to {out / 'sample.jsonl'}" in printed
+
+
+def test_files_scored_in_parallel_give_the_same_scores_as_one_at_a_time(clip, tmp_path,
+                                                                       wellmon_env) -> None:
+    path, _ = clip
+    files = ["sample", str(path)]
+    replay([*files, "--out", str(tmp_path / "one"), "--jobs", "1", "--no-report"],
+           wellmon_env)
+    replay([*files, "--out", str(tmp_path / "two"), "--jobs", "2", "--no-report"],
+           wellmon_env)
+    for name in ("sample.jsonl", "talking.jsonl"):
+        one, two = (tmp_path / d / name for d in ("one", "two"))
+        assert one.read_bytes() == two.read_bytes(), name
+        assert len(one.read_text().splitlines()) > 20

@@ -1,0 +1,127 @@
+"""Reports as a person reads them: the arc's shape, the summary, and what bad input gets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wellmon.dashboard.report import ReportError, read_scores, summary_of, write_report
+from wellmon.dashboard.report.arcs import SHAPES, arc_of
+
+SHAPE_CURVES = {
+    "rise": lambda u: u ** 1.5,
+    "fall": lambda u: 1 - np.sqrt(u),
+    "fall-rise": lambda u: np.interp(u, [0, 0.4, 1], [0.8, -1, 1]),
+    "rise-fall": lambda u: np.interp(u, [0, 0.6, 1], [-0.7, 1, -1]),
+    "rise-fall-rise": lambda u: np.interp(u, [0, 0.35, 0.7, 1], [-0.5, 1, -1, 0.6]),
+    "fall-rise-fall": lambda u: np.interp(u, [0, 0.3, 0.65, 1], [0.5, -1, 1, -0.5]),
+}
+"""Each shape drawn by hand, not from its template: other curvatures, other turning points."""
+
+
+def valence_series(shape: str, seconds: float, seed: int, warp: float,
+                   noise: float = 0.15, amplitude: float = 0.5) -> tuple[list[float], list]:
+    """A window every 0.5 s: the shape over time warped by u ** warp, plus noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(2.0, seconds, 0.5)
+    u = ((t - t[0]) / (t[-1] - t[0])) ** warp
+    curve = np.asarray(SHAPE_CURVES[shape](u), float)
+    curve = (curve - curve.mean()) / np.ptp(curve) * amplitude
+    return list(t), list(np.clip(curve + rng.normal(0, noise, t.size), -1, 1))
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_each_of_the_six_shapes_is_recognised_through_noise_lengths_and_time_warps(
+        shape: str) -> None:
+    for seed, (seconds, warp) in enumerate([(45, 1.0), (300, 0.8), (3600, 1.25),
+                                            (120, 0.9), (900, 1.1)]):
+        arc = arc_of(*valence_series(shape, seconds, seed, warp))
+        assert arc.shape == shape, (seconds, warp, arc.shape, arc.similarity, arc.runner_up)
+        assert arc.similarity > arc.runner_up_similarity
+
+
+def test_a_flat_session_is_reported_flat_not_forced_into_a_shape() -> None:
+    rng = np.random.default_rng(7)
+    t = list(np.arange(2.0, 600.0, 0.5))
+    arc = arc_of(t, list(0.3 + rng.normal(0, 0.15, len(t))))
+    assert arc.shape == "flat" and arc.similarity is None and arc.template() is None
+
+
+def test_too_few_windows_give_no_arc_and_say_why() -> None:
+    arc = arc_of([1.0, 2.0, 3.0], [0.1, None, 0.3])
+    assert arc.shape is None and "too few" in arc.reason
+
+
+def window(seq: int, t_end: float, **fields) -> dict:
+    """A score message as the node writes it (the fields a report reads)."""
+    message = {"stream": "cam", "seq": seq, "t_start": t_end - 4.0, "t_end": t_end,
+               "state": "live", "signals": {"heart_rate": 70.0 + seq % 3},
+               "quality": {"video": {"present": True, "state": "live"},
+                           "audio": {"present": True, "state": "live"},
+                           "face": {"present": 1.0, "confidence": 0.9}},
+               "latency_ms": {}, "valence": 0.2, "arousal": 0.5, "stress": 50.0,
+               "emotions": {"happy": 0.7, "neutral": 0.3}, "drivers": [], "transcript": [],
+               "reasons": {}, "v": 1}
+    message.update(fields)
+    return message
+
+
+def write_jsonl(path: Path, lines: list) -> Path:
+    path.write_text("".join(line if isinstance(line, str) else json.dumps(line) + "\n"
+                            for line in lines))
+    return path
+
+
+def test_the_summary_says_when_stress_was_highest_and_what_drove_it(tmp_path) -> None:
+    windows = [window(i, 0.5 * i) for i in range(1, 121)]
+    windows[80]["stress"] = 91.0
+    windows[80]["drivers"] = [{"input": "heart_rate", "contribution": 0.9},
+                              {"input": "f0_mean", "contribution": 0.2}]
+    summary = summary_of(read_scores(write_jsonl(tmp_path / "s.jsonl", windows)))
+    assert summary["stress"]["usual_percent"] == pytest.approx(100 * 119 / 120, abs=0.1)
+    assert summary["headline"][0] == ("Stress within your usual range for 99 % of the time "
+                                      "it could be measured; highest (91) at 0:40, driven by "
+                                      "heart rate.")
+    assert summary["signals"]["heart_rate"] == {"median": 71.0, "min": 70.0, "max": 72.0,
+                                                "windows": 120}
+    assert summary["note"] == "A wellness indicator, not a diagnosis."
+
+
+def test_a_corrupt_line_is_named_skipped_and_counted(tmp_path) -> None:
+    lines = [window(1, 4.0), "{not json\n", window(2, 4.5), json.dumps({"seq": "x"}) + "\n",
+             json.dumps(window(3, 5.0, stress=float("nan"))) + "\n", window(4, 5.5)]
+    path = write_jsonl(tmp_path / "s.jsonl", lines)
+    summaries = write_report([path], tmp_path / "r.html")
+    assert summaries[0]["windows"] == 3
+    not_json = "not JSON, or a number that is not finite"
+    assert summaries[0]["skipped_lines"] == [f"line 2: {not_json}",
+                                             "line 4: not a score message (bad seq)",
+                                             f"line 5: {not_json}"]
+    page = (tmp_path / "r.html").read_text()
+    assert "3 lines were not score messages" in page and "line 4: not a score" in page
+
+
+@pytest.mark.parametrize("content, says", [(None, "no such file"),
+                                            ("", "no score messages in the file"),
+                                            ("garbage\n", "1 line skipped: line 1: not JSON")])
+def test_a_missing_or_empty_file_is_one_clear_error(tmp_path, content, says) -> None:
+    path = tmp_path / "s.jsonl"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ReportError, match=says) as raised:
+        read_scores(path)
+    assert str(path) in str(raised.value)
+
+
+def test_text_from_the_file_cannot_run_script_in_the_report(tmp_path) -> None:
+    evil = "</script><script>alert(1)</script><img src=x onerror=alert(2)>"
+    windows = [window(i, 0.5 * i, transcript=[{"text": evil, "final": True, "sentiment": 0.1,
+                                               "t_start": 1.0, "t_end": 2.0}],
+                      reasons={"emotions": evil}) for i in range(1, 30)]
+    write_report([write_jsonl(tmp_path / "s.jsonl", windows)], tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text()
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "&lt;/script&gt;&lt;script&gt;alert(1)" in page  # shown, as text
