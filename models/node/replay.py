@@ -21,11 +21,14 @@ import heapq
 import json
 import math
 import os
+import queue
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any, TypeVar
 
 from tqdm import tqdm
 
@@ -35,10 +38,17 @@ from wellmon.models.fusion.features import FusionInput
 from wellmon.models.node.outputs import output_file
 from wellmon.models.node.transcriber import Transcriber
 from wellmon.models.node.windowing import Cut, Windower
+from wellmon.models.perception.face import Face, FaceTrack
+from wellmon.models.perception.pipeline import Perception
 from wellmon.models.stress.index import Baseline
 from wellmon.streamer import sources
 from wellmon.streamer.wire.protocol import AudioChunk, Media, VideoFrame
 from wellmon.streamer.wire.score import ScoreMessage
+
+T = TypeVar("T")
+LOOKAHEAD_FRAMES = 30
+"""Frames decoded and searched for a face ahead of the ones being measured (2 s at 15
+frames/s): enough to even out the two threads' pace, little memory."""
 
 
 @dataclass(frozen=True)
@@ -92,23 +102,70 @@ def parse_baseline(text: str) -> BaselineChoice:
     return BaselineChoice("file", path=path)
 
 
-def _arrivals(config: Config, path: str, stream: str) -> Iterator[tuple[int, Media]]:
-    """(arrival time ns, item) for both modalities, merged in arrival order."""
+def _arrivals(config: Config, path: str, stream: str, perception: Perception
+              ) -> Iterator[tuple[int, Media, Face | None]]:
+    """(arrival time ns, item, the face found in it) for both modalities, merged in arrival
+    order. The frames are decoded and their faces found ahead, in a thread of their own
+    (`_ahead`), while the caller measures the ones before: PyAV and onnxruntime leave
+    Python's lock while they work, so the two share the machine's cores."""
     cap = config.capture
     plan = sources.plan(path, stream)
     pacer = sources.Pacer(epoch_ns=0, realtime=False)
-    feeds = []
+    feeds: list[Iterator[tuple[int, Media, Face | None]]] = []
     if plan.video:
         frames = sources.video_frames(plan.video, cap.video_fps, cap.video_max_width,
                                       cap.video_max_height, loop=False, pacer=pacer)
-        feeds.append(((t, VideoFrame(stream, i, t, img, cap.video_fps))
-                      for i, (t, img) in enumerate(frames)))
+        track = FaceTrack()
+
+        def seen() -> Iterator[tuple[int, Media, Face | None]]:
+            for i, (t, decoded) in enumerate(frames):
+                image = decoded.copy()  # PyAV may reuse the buffer for the next frame
+                (face,) = perception.find_faces([(track, image)])
+                yield t, VideoFrame(stream, i, t, image, cap.video_fps), face
+
+        feeds.append(_ahead(seen(), LOOKAHEAD_FRAMES))
     if plan.audio:
         blocks = sources.audio_blocks(plan.audio, cap.audio_chunk_ms, loop=False, pacer=pacer)
         chunks = (AudioChunk(stream, i, t, x, sources.AUDIO_RATE)
                   for i, (t, x) in enumerate(blocks))
-        feeds.append((c.t_capture_ns + c.duration_ns, c) for c in chunks)
-    return heapq.merge(*feeds, key=lambda pair: pair[0])
+        feeds.append((c.t_capture_ns + c.duration_ns, c, None) for c in chunks)
+    return heapq.merge(*feeds, key=lambda entry: entry[0])
+
+
+def _ahead(items: Iterator[T], depth: int) -> Iterator[T]:
+    """`items` produced in a thread of its own, at most `depth` ahead of the consumer; an
+    exception there is raised here, and a consumer that stops stops the thread."""
+    box: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        box.put(("item", item), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            box.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            box.put(("error", exc))
+
+    thread = threading.Thread(target=produce, name="wellmon-replay-frames", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = box.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join()
 
 
 def windows(config: Config, path: str, progress: bool = False,
@@ -162,9 +219,10 @@ def _fed(config: Config, path: str, progress: bool, transcriber: bool
     bar = tqdm(total=round(duration, 1) if duration else None, unit="s", disable=not progress,
                desc=f"replay {Path(path).name}", bar_format="{l_bar}{bar}| {n:.1f}/{total} s")
     try:
-        for arrival_ns, item in _arrivals(config, path, stream):
+        for arrival_ns, item, face in _arrivals(config, path, stream, windower.perception):
             item.t_received_ns = item.t_sent_ns = arrival_ns
-            windower.insert([item], arrival_ns)
+            windower.insert([item], arrival_ns,
+                            [face] if isinstance(item, VideoFrame) else None)
             if worker is not None and isinstance(item, AudioChunk):
                 for utterance in worker.heard_after(item.seq):
                     windower.hear(stream, utterance)

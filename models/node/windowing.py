@@ -40,6 +40,7 @@ from wellmon.models.fusion import features, outputs
 from wellmon.models.fusion.features import FusionInput
 from wellmon.models.fusion.serving import FusionContext, FusionModel, FusionOutput, load_fusion
 from wellmon.models.perception.asr import Utterance
+from wellmon.models.perception.face import Face
 from wellmon.models.perception.pipeline import Perception, StreamPerception
 from wellmon.models.perception.records import FrameRecord, WindowSummary
 from wellmon.models.perception.signals import ChunkMeasures, measure_chunk
@@ -192,16 +193,22 @@ class Windower:
                    load_fusion(config.perception), clock=time.time_ns if live else None,
                    timings=live)
 
-    def insert(self, items: list[Media], now_ns: int) -> int:
+    def insert(self, items: list[Media], now_ns: int,
+               faces: Sequence[Face | None] | None = None) -> int:
         """Measure a batch of frames and chunks (from any streams, each in time order) that
         arrived at `now_ns`. Video frames that waited in a queue longer than
         `late_after_s` are skipped unmeasured (a node that fell behind sheds the backlog
         rather than scoring old frames as live) and counted in their track's `late`;
-        audio is cheap and always kept. Returns how many frames were measured."""
-        frames = [it for it in items if isinstance(it, VideoFrame) and self._on_time(it, now_ns)]
+        audio is cheap and always kept. `faces`, one per video frame in `items`: the faces
+        already found in them (replay finds them ahead, in a thread of its own); without
+        it the face models run here. Returns how many frames were measured."""
+        videos = [it for it in items if isinstance(it, VideoFrame)]
+        found = dict(zip(map(id, videos), faces)) if faces is not None else None
+        frames = [it for it in videos if self._on_time(it, now_ns)]
         measured = set(map(id, frames))
         records = iter(self.perception.measure_frames(
-            [(self._stream(f.stream).perception, f) for f in frames]) if frames else ())
+            [(self._stream(f.stream).perception, f) for f in frames],
+            None if found is None else [found[id(f)] for f in frames]) if frames else ())
         for item in items:
             if isinstance(item, VideoFrame):
                 if id(item) in measured:
@@ -376,7 +383,8 @@ class Windower:
             stream.perception.close()
 
     def _forgotten(self, stream: Stream, now_ns: int) -> bool:
-        arrivals = [t.last_arrival_ns for t in stream.tracks.values() if t.last_arrival_ns]
+        arrivals = [t.last_arrival_ns for t in stream.tracks.values()
+                    if t.last_arrival_ns is not None]
         return not arrivals or (now_ns - max(arrivals)) / NS > self.cfg.forget_after_s
 
     def _cut(self, name: str, stream: Stream, end_ns: int, states: dict[str, str],

@@ -209,13 +209,22 @@ class Perception:
         if self.asr_worker:
             self.asr_worker.close()
 
-    def measure_frames(self, frames: list[tuple[StreamPerception, VideoFrame]]
-                       ) -> list[FrameRecord]:
-        """A record per (stream, frame); the face models see all frames in one batch."""
-        faces = (self.faces.process([(stream.face_track, frame.image)
-                                     for stream, frame in frames]) if self.faces
-                 else [None] * len(frames))
+    def measure_frames(self, frames: list[tuple[StreamPerception, VideoFrame]],
+                       faces: list[Face | None] | None = None) -> list[FrameRecord]:
+        """A record per (stream, frame); the face models see all frames in one batch, unless
+        `faces` gives what they found in each frame already (`find_faces`)."""
+        if faces is None:
+            faces = self.find_faces([(stream.face_track, frame.image)
+                                     for stream, frame in frames])
         return [stream.record(frame, face) for (stream, frame), face in zip(frames, faces)]
+
+    def find_faces(self, images: list[tuple[FaceTrack, np.ndarray]]) -> list[Face | None]:
+        """The face models on a batch of (stream's face track, frame), each track moved on
+        to its frame's face; None per frame when face analysis is off. Replay runs this
+        ahead of `measure_frames`, in a thread of its own, with a track of its own."""
+        if self.faces is None:
+            return [None] * len(images)
+        return list(self.faces.process(images))
 
     def finished_utterances(self) -> list[tuple[str, Utterance]]:
         """What the speech-to-text worker has finished since the last look (stream, result);

@@ -120,3 +120,18 @@ def test_an_audio_only_stream_follows_the_audio_clock(core: Windower) -> None:
     last_audio_end = START_NS + 3 * NS
     assert round(scores[-1].t_end * NS) <= last_audio_end
     assert scores[-1].signals["audio_level_db"] is not None
+
+
+def test_a_stream_whose_clock_starts_at_zero_keeps_its_first_frame(core: Windower) -> None:
+    """Replay's clock starts at 0: a frame captured and arrived at 0 ns is an arrival like
+    any other, not "never heard from" (which forgot the stream, and the face track and
+    estimators that had seen that frame, right after it)."""
+    blank = np.zeros((48, 64, 3), np.uint8)
+    core.insert([VideoFrame("file", 0, 0, blank, float(FPS))], 0)
+    core.process(0)
+    stream = core.streams["file"]
+    later = NS // FPS
+    core.insert([VideoFrame("file", 1, later, blank, float(FPS))], later)
+    core.process(later)
+    assert core.streams["file"] is stream
+    assert len(stream.tracks["video"].items) == 2
