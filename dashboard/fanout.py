@@ -119,6 +119,11 @@ class Hub:
         self._hello = {}
         self._send_all(f'{{"type": "score", "score": {kept.text}}}', private)
 
+    def history_of(self, stream: str, sees_private: bool) -> list[dict[str, Any]]:
+        """The kept score messages of one stream, oldest first (none of a private one for a
+        page that may not see it)."""
+        return [k.score for k in self.history.get(stream, ()) if sees_private or not k.private]
+
     def set_node_stats(self, stats: dict[str, Any]) -> None:
         self.node_stats = stats
         self.nodes[str(stats.get("name", "node"))] = stats

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from http.cookies import SimpleCookie
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
@@ -26,7 +26,7 @@ from wellmon.config import DashboardConfig
 from wellmon.dashboard.auth import COOKIES, ROLES, SECURE_COOKIE_PREFIX, Sessions, role_of
 from wellmon.dashboard.page_sockets import PageSockets
 from wellmon.dashboard.responses import SECURITY_HEADERS, file_response
-from wellmon.dashboard.rest_api import Refusal, RestApi
+from wellmon.dashboard.rest_api import STREAM_REPORT_PATH, Refusal, RestApi
 from wellmon.streamer.lifecycle import log
 
 ROLE = "dashboard"
@@ -39,8 +39,9 @@ ALLOWED = {
     "/ws/kiosk": {"kiosk", "admin"}, "/operator": {"admin"},
     "/api/session": {"viewer", "kiosk", "admin"},
 }
-"""Path -> roles that may open it; ``/api/checks`` and ``/api/persons`` are admin only and
-``/static/`` assets are open to every role (they hold no data)."""
+"""Path -> roles that may open it; ``/api/checks`` and ``/api/persons`` are admin only,
+``/api/streams/<stream>/report`` is for viewers and admins (a viewer's has no kiosk check
+in it) and ``/static/`` assets are open to every role (they hold no data)."""
 
 
 class HttpRoutes:
@@ -134,6 +135,8 @@ class HttpRoutes:
                                 f"{reason}: open a sign-in link from `wellmon login "
                                 f"{_role_for(path)}`", http.HTTPStatus.UNAUTHORIZED)
         allowed = ALLOWED.get(path, {"admin"} if path.startswith("/api/") else None)
+        if STREAM_REPORT_PATH.fullmatch(path):
+            allowed = {"viewer", "admin"}
         if path.startswith("/static/"):
             allowed = set(COOKIES)
         if allowed is None:
@@ -160,6 +163,8 @@ class HttpRoutes:
             for role in roles & {r for r in ROLES if self._cookie_name(r) in _cookies(request)}:
                 response.headers["Set-Cookie"] = self._session_cookie(role)
             return response
+        if match := STREAM_REPORT_PATH.fullmatch(path):
+            return self.api.stream_report(unquote(match[1]), sees_private="admin" in roles)
         if path.startswith("/api/"):
             try:
                 return self.api.answer(request, path)

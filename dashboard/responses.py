@@ -30,6 +30,16 @@ def json_response(status: int, body: Any) -> Response:
     return _response(status, json.dumps(body, allow_nan=False).encode(), "application/json")
 
 
+def html_response(body: str, policy: str) -> Response:
+    """A page with a Content-Security-Policy of its own (a report: its inline scripts carry
+    the nonce the policy names) instead of the dashboard's."""
+    headers = Headers([("Content-Type", "text/html; charset=utf-8"),
+                       ("Content-Length", str(len(body.encode()))),
+                       *[(k, v) for k, v in SECURITY_HEADERS if k != "Content-Security-Policy"],
+                       ("Content-Security-Policy", policy)])
+    return Response(200, "OK", headers, body.encode())
+
+
 def file_response(path: Path) -> Response:
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     if content_type.startswith("text/") or content_type.endswith("javascript"):

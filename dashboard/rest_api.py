@@ -1,5 +1,6 @@
-"""The dashboard's JSON API under ``/api/`` (docs/dashboard-api.md): the status, the kiosk's
-stored checks, and a person's data and secret (the operator page).
+"""The dashboard's API under ``/api/`` (docs/dashboard-api.md): the status, the kiosk's
+stored checks, a person's data and secret (the operator page), and the reports of a check
+or a live stream's session (HTML, dashboard/report).
 
 Who may ask is settled before (dashboard/http_routes.py). Input it cannot use gets 400 or 404
 with ``{"error": …}``, never a 500; a store that fails gets 503.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import http
 import re
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,12 +21,18 @@ from websockets.http11 import Request, Response
 
 from wellmon.dashboard.checks import ID_RULE, valid_person
 from wellmon.dashboard.person_secrets import PersonSecrets
-from wellmon.dashboard.responses import json_response
+from wellmon.dashboard.report import Scores, render, summary_of
+from wellmon.dashboard.report.html import policy
+from wellmon.dashboard.responses import html_response, json_response
 from wellmon.dashboard.store import STATUSES, Store, StoreError
 from wellmon.streamer.lifecycle import log
+from wellmon.streamer.wire.protocol import valid_stream_id
 
 ROLE = "dashboard"
 CHECK_PATH = re.compile(r"/api/checks/([0-9]{1,18})")  # fullmatch; a longer id is no check
+CHECK_REPORT_PATH = re.compile(r"/api/checks/([0-9]{1,18})/report")
+STREAM_REPORT_PATH = re.compile(r"/api/streams/([^/]{1,200})/report")
+"""A stream's report: the page of its recent history (viewer and admin; fullmatch)."""
 PERSON_ACTIONS = {"": ("GET", "DELETE"), "enrolment": ("POST",), "secret": ("DELETE",)}
 """/api/persons/<person>[/<action>] -> its methods (docs/dashboard-api.md, operator)."""
 
@@ -43,10 +51,14 @@ class RestApi:
     """``status`` makes the answer to ``GET /api/status``."""
 
     def __init__(self, store: Store, secrets: PersonSecrets,
-                 status: Callable[[], dict[str, Any]]) -> None:
+                 status: Callable[[], dict[str, Any]],
+                 history: Callable[[str, bool], list[dict[str, Any]]]) -> None:
+        """``history(stream, sees_private)``: the dashboard's recent score messages of a
+        stream (dashboard/fanout.py)."""
         self.store = store
         self.secrets = secrets
         self.status = status
+        self.history = history
 
     def answer(self, request: Request, path: str) -> Response:
         """The answer to a request for ``path`` under ``/api/``; Refusal for a change sent
@@ -75,6 +87,13 @@ class RestApi:
                 return json_response(400, {"error": f"person: {ID_RULE}"})
             checks = self.store.list_checks(day=day, person_id=person, status=status)
             return json_response(200, {"checks": checks})
+        if match := CHECK_REPORT_PATH.fullmatch(path):
+            found = self.store.get_check(int(match[1]), with_windows=True)
+            if not found:
+                return json_response(404, {"error": "no such check"})
+            log(ROLE, "an admin opened the report of a check")
+            return _report(f"kiosk check {found['id']}", found.get("windows") or [],
+                           "no windows were kept for this check")
         if match := CHECK_PATH.fullmatch(path):
             found = self.store.get_check(int(match[1]), with_windows=True)
             return (json_response(200, {"check": found}) if found
@@ -88,6 +107,14 @@ class RestApi:
                 return json_response(405, {"error": f"{request.method} not allowed here"})
             return self._person(request, person, action)
         return json_response(404, {"error": "not found"})
+
+    def stream_report(self, stream: str, sees_private: bool) -> Response:
+        """The report of what the dashboard holds of a live stream's session (its history,
+        `dashboard.history_s`), from the same code as `wellmon report`."""
+        if not valid_stream_id(stream):
+            return json_response(404, {"error": "no such stream"})
+        return _report(f"stream {stream}", self.history(stream, sees_private),
+                       "no scores of this stream here")
 
     def _person(self, request: Request, person: str, action: str) -> Response:
         """A person's secret status, deletion, enrolment code and secret reset (admin).
@@ -113,6 +140,16 @@ class RestApi:
         was_set = self.secrets.reset(person)
         log(ROLE, "reset a person's secret at an admin's request")
         return json_response(200, {"reset": True, "secret_was_set": was_set})
+
+
+def _report(source: str, windows: list[dict[str, Any]], none_why: str) -> Response:
+    """The report page of these score messages, or 404 saying why there is none."""
+    if not windows:
+        return json_response(404, {"error": none_why})
+    nonce = secrets.token_urlsafe(16)
+    page = render([summary_of(Scores(source, sorted(windows, key=lambda w: w["t_end"])))],
+                  nonce)
+    return html_response(page, policy(nonce))
 
 
 def _first(query: dict[str, list[str]], key: str) -> str | None:

@@ -69,7 +69,7 @@ class Dashboard:
         self.secrets = PersonSecrets(store)
         self.kiosk = KioskSocket(self.checks, self.secrets, cfg.retention_days)
         self.sockets = PageSockets(cfg, self.hub, self.kiosk)
-        self.api = RestApi(store, self.secrets, self.status)
+        self.api = RestApi(store, self.secrets, self.status, self.hub.history_of)
         self.routes = HttpRoutes(cfg, tokens, Sessions(tokens, cfg.session_hours * 3600),
                                  self.api, self.sockets)
         self.feed = ScoreFeed(config, self._take_score, self.hub.set_node_stats,

@@ -1,5 +1,6 @@
-"""The report as one self-contained HTML file: opened from disk, printed, mailed; it fetches
-nothing (a Content-Security-Policy forbids it) and carries the vendored uPlot inline.
+"""The report as one self-contained HTML file: opened from disk, printed, mailed, or served by
+the dashboard; it fetches nothing (its Content-Security-Policy forbids it) and carries the
+vendored uPlot inline.
 
 Text from the scores file (the transcript, reasons) is escaped into the page and its data
 is embedded as JSON with "<" escaped, so a crafted file cannot run script in the reader's
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import html
 import json
+import re
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +23,17 @@ VENDOR = Path(__file__).resolve().parent.parent / "static" / "vendor"
 PLOTS = ("arc", "emotions", "affect", "stress", "heart", "blinks", "voice", "coverage")
 
 
-def render(summaries: list[dict[str, Any]]) -> str:
-    """The report of one recording, or of several with a table of their arcs first."""
+def policy(nonce: str) -> str:
+    """The report's Content-Security-Policy: nothing fetched, only its own scripts run (the
+    ones carrying `nonce`), not a script that text from the file might smuggle in."""
+    return (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; "
+            "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+
+
+def render(summaries: list[dict[str, Any]], nonce: str | None = None) -> str:
+    """The report of one recording, or of several with a table of their arcs first;
+    `nonce` (default: a fresh one) is what its scripts carry (`policy`)."""
+    nonce = nonce or secrets.token_urlsafe(16)
     sections = "\n".join(_section(i, s) for i, s in enumerate(summaries))
     comparison = _comparison(summaries) if len(summaries) > 1 else ""
     data = json.dumps([{"series": s["series"], "arc": s["arc"], "t0": s["t0_epoch"],
@@ -29,12 +41,13 @@ def render(summaries: list[dict[str, Any]]) -> str:
                        for s in summaries], allow_nan=False).replace("<", "\\u003c")
     title = ("wellmon report: " + html.escape(Path(summaries[0]["source"]).name)
              if len(summaries) == 1 else f"wellmon report: {len(summaries)} recordings")
-    return (_PAGE.replace("@TITLE@", title)
-            .replace("@CSS@", (VENDOR / "uPlot.min.css").read_text() + _CSS)
-            .replace("@BODY@", comparison + sections)
-            .replace("@UPLOT@", (VENDOR / "uPlot.iife.min.js").read_text())
-            .replace("@DATA@", data)
-            .replace("@SCRIPT@", _SCRIPT))
+    values = {"NONCE": nonce, "POLICY": policy(nonce), "TITLE": title,
+              "CSS": (VENDOR / "uPlot.min.css").read_text() + _CSS,
+              "BODY": comparison + sections,
+              "UPLOT": (VENDOR / "uPlot.iife.min.js").read_text(), "DATA": data,
+              "SCRIPT": _SCRIPT}
+    # one pass over the template: a value that holds "@DATA@" is not filled in again
+    return re.sub(r"@([A-Z]+)@", lambda m: values[m[1]], _PAGE)
 
 
 def _section(index: int, s: dict[str, Any]) -> str:
@@ -162,14 +175,13 @@ def _duration(seconds: float) -> str:
 
 _PAGE = """<!doctype html>
 <html lang=en><head><meta charset=utf-8>
-<meta http-equiv="Content-Security-Policy"
- content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'">
+<meta http-equiv="Content-Security-Policy" content="@POLICY@">
 <meta name=viewport content="width=device-width, initial-scale=1">
 <title>@TITLE@</title><style>@CSS@</style></head>
 <body>@BODY@
-<script>@UPLOT@</script>
+<script nonce="@NONCE@">@UPLOT@</script>
 <script type="application/json" id=report-data>@DATA@</script>
-<script>@SCRIPT@</script>
+<script nonce="@NONCE@">@SCRIPT@</script>
 </body></html>
 """
 

@@ -64,6 +64,7 @@ function makeStream(id) {
   node.querySelector("button.open").addEventListener("click", () => openFull(s));
   node.querySelector("button.close").addEventListener("click", closeFull);
   node.querySelector("button.export").addEventListener("click", () => exportStreams([s]));
+  node.querySelector("a.report").href = `/api/streams/${encodeURIComponent(id)}/report`;
   if (ui.paused) s.el["card-paused"].hidden = false;
   streams.set(id, s);
   return s;

@@ -297,6 +297,7 @@
     const r = check.result || {};
     const s = r.summary || {};
     $("detail-title").textContent = `Check ${check.id} — person ${check.person_id}`;
+    $("detail-report").href = `/api/checks/${encodeURIComponent(check.id)}/report`;
     const verdict = r.verdict && LABELS[r.verdict] ? r.verdict
       : (check.status === "complete" ? "inconclusive" : check.status || "none");
     $("detail-card").dataset.verdict = verdict;

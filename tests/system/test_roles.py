@@ -25,6 +25,8 @@ HTTP_PATHS = {
     "/api/status": {"viewer", "admin"},
     "/api/checks": {"admin"},
     "/api/checks/1": {"admin"},
+    "/api/checks/1/report": {"admin"},
+    "/api/streams/cam/report": {"viewer", "admin"},
     "/api/session": {"viewer", "kiosk", "admin"},
 }
 WS_PATHS = {"ws": {"viewer", "admin"}, "ws/kiosk": {"kiosk", "admin"}}

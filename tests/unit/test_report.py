@@ -117,7 +117,7 @@ def test_a_missing_or_empty_file_is_one_clear_error(tmp_path, content, says) -> 
 
 
 def test_text_from_the_file_cannot_run_script_in_the_report(tmp_path) -> None:
-    evil = "</script><script>alert(1)</script><img src=x onerror=alert(2)>"
+    evil = "</script><script>alert(1)</script><img src=x onerror=alert(2)> @NONCE@ @UPLOT@"
     windows = [window(i, 0.5 * i, transcript=[{"text": evil, "final": True, "sentiment": 0.1,
                                                "t_start": 1.0, "t_end": 2.0}],
                       reasons={"emotions": evil}) for i in range(1, 30)]
@@ -125,3 +125,6 @@ def test_text_from_the_file_cannot_run_script_in_the_report(tmp_path) -> None:
     page = (tmp_path / "r.html").read_text()
     assert "<script>alert" not in page and "<img src=x" not in page
     assert "&lt;/script&gt;&lt;script&gt;alert(1)" in page  # shown, as text
+    nonce = page.split('<script nonce="')[1].split('"')[0]
+    assert page.count(nonce) == 3  # the policy and the two scripts: never the file's text
+    assert page.count("var uPlot=") == 1 and "@NONCE@ @UPLOT@" in page
