@@ -157,6 +157,8 @@ def _parser() -> argparse.ArgumentParser:
     latency.add_argument("--seconds", type=float, default=60.0,
                          help="seconds measured after a 5 s warm-up")
     latency.add_argument("--source", default="sample", help="source to measure with")
+    command(bench_sub, "arcs", "how often a report's arc shape is named right, by swing and "
+                               "noise (generated valence series)")
     bench_replay = command(bench_sub, "replay", "seconds of media scored per second, the "
                                                 "sample clip, with and without speech-to-text")
     bench_replay.add_argument("--runs", type=_at_least_one, default=3,
@@ -309,6 +311,10 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 
         if args.bench == "perception":
             return bench.bench_perception(args.frames)
+        if args.bench == "arcs":
+            from wellmon.benchmarks.arcs import bench_arcs
+
+            return bench_arcs()
         if args.bench == "replay":
             from wellmon.benchmarks.replay import bench_replay
 

@@ -8,29 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from wellmon.benchmarks.arcs import valence_series
 from wellmon.dashboard.report import ReportError, read_scores, summary_of, write_report
 from wellmon.dashboard.report.arcs import SHAPES, arc_of
-
-SHAPE_CURVES = {
-    "rise": lambda u: u ** 1.5,
-    "fall": lambda u: 1 - np.sqrt(u),
-    "fall-rise": lambda u: np.interp(u, [0, 0.4, 1], [0.8, -1, 1]),
-    "rise-fall": lambda u: np.interp(u, [0, 0.6, 1], [-0.7, 1, -1]),
-    "rise-fall-rise": lambda u: np.interp(u, [0, 0.35, 0.7, 1], [-0.5, 1, -1, 0.6]),
-    "fall-rise-fall": lambda u: np.interp(u, [0, 0.3, 0.65, 1], [0.5, -1, 1, -0.5]),
-}
-"""Each shape drawn by hand, not from its template: other curvatures, other turning points."""
-
-
-def valence_series(shape: str, seconds: float, seed: int, warp: float,
-                   noise: float = 0.15, amplitude: float = 0.5) -> tuple[list[float], list]:
-    """A window every 0.5 s: the shape over time warped by u ** warp, plus noise."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(2.0, seconds, 0.5)
-    u = ((t - t[0]) / (t[-1] - t[0])) ** warp
-    curve = np.asarray(SHAPE_CURVES[shape](u), float)
-    curve = (curve - curve.mean()) / np.ptp(curve) * amplitude
-    return list(t), list(np.clip(curve + rng.normal(0, noise, t.size), -1, 1))
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
