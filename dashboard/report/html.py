@@ -106,13 +106,23 @@ def _range(low: float, high: float) -> str:
 
 
 def _drivers_table(s: dict[str, Any]) -> str:
-    drivers = s["stress"].get("drivers") or []
+    stress = s["stress"]
+    drivers = stress.get("drivers") or []
     if not drivers:
         return ""
     rows = "".join(f"<tr><td>{html.escape(d['input'])}</td><td>{d['mean_contribution']:+.3f}"
                    "</td></tr>" for d in drivers)
+    top = "".join(f"<tr><td>{html.escape(w['at'])}</td><td>{w['stress']}</td>"
+                  f"<td>{html.escape(w['driver'] or '-')}</td></tr>"
+                  for w in stress.get("top_windows", []))
+    gates = ", ".join(f"{html.escape(m['modality'])} {m['mean_gate']:.2f}"
+                      for m in stress.get("modalities", []))
     return ("<h2>What moved the stress index</h2><table><tr><th>input</th><th>mean share"
-            " of the index (z units)</th></tr>" + rows + "</table>")
+            " of the index (z units)</th></tr>" + rows + "</table>"
+            "<h2>The most stressed moments</h2><table><tr><th>at</th><th>stress</th>"
+            "<th>driven most by</th></tr>" + top + "</table>"
+            + (f"<p class=meta>The fusion model's mean weight per modality: {gates}.</p>"
+               if gates else ""))
 
 
 def _transcript_table(s: dict[str, Any]) -> str:

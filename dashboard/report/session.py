@@ -27,6 +27,8 @@ USUAL_LOW, USUAL_HIGH = 18.0, 82.0
 EPOCH_AFTER_S = 1e9
 """Times beyond this are capture-clock seconds since 1970 (a live session), shown as clock
 time; smaller ones are seconds from a file's start (a replay), shown as mm:ss."""
+TOP_WINDOWS = 3
+"""How many of the most stressed windows the report lists, with what drove each."""
 MIN_GAP_S = 10.0
 """A stretch without a face or a voice is listed from this long (the pauses between
 sentences are not missing data)."""
@@ -175,13 +177,33 @@ def _stress_summary(windows: list[dict[str, Any]], stress: list[float | None],
     values = np.array([s for _, s in have])
     usual = float(np.mean((values >= USUAL_LOW) & (values <= USUAL_HIGH)))
     top_window, top = max(have, key=lambda pair: pair[1])
-    driver = next((d["input"] for d in top_window.get("drivers", [])
-                   if "input" in d and d.get("contribution", 0) > 0), None)
     return {"windows": len(have), "usual_percent": round(100 * usual, 1),
             "median": round(float(np.median(values))),
             "highest": {"value": round(top), "at": _at(top_window["t_end"], t0),
-                        "driver": DRIVER_NAMES.get(driver, driver)},
-            "drivers": _drivers(windows), "usual_range": [USUAL_LOW, USUAL_HIGH]}
+                        "driver": _top_driver(top_window)},
+            "top_windows": [{"at": _at(x["t_end"], t0), "stress": round(v),
+                             "driver": _top_driver(x)}
+                            for x, v in sorted(have, key=lambda pair: -pair[1])[:TOP_WINDOWS]],
+            "drivers": _drivers(windows), "modalities": _modalities(windows),
+            "usual_range": [USUAL_LOW, USUAL_HIGH]}
+
+
+def _top_driver(window: dict[str, Any]) -> str | None:
+    """The stress input that added most to this window's index, as a person calls it."""
+    name = next((d["input"] for d in window.get("drivers", [])
+                 if "input" in d and d.get("contribution", 0) > 0), None)
+    return DRIVER_NAMES.get(name, name)
+
+
+def _modalities(windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The modalities by the fusion model's mean gate over the session, largest first."""
+    gates: dict[str, list[float]] = {}
+    for x in windows:
+        for d in x.get("drivers", []):
+            if "modality" in d and isinstance(d.get("gate"), (int, float)):
+                gates.setdefault(d["modality"], []).append(d["gate"])
+    return sorted(({"modality": m, "mean_gate": round(float(np.mean(g)), 2)}
+                   for m, g in gates.items()), key=lambda m: -m["mean_gate"])
 
 
 def _drivers(windows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -78,7 +78,9 @@ def extract(samples: Sequence[Sample], config: Config, progress: bool = True) ->
     """Windows of every clip through the live code path; windows with nothing in are dropped."""
     clips = []
     for sample in tqdm(samples, desc="features", unit="clip", disable=not progress):
-        found = [x for _, x in windows(config, str(sample.path))
+        # speech-to-text inline: a process per clip would cost more than it saves on short
+        # clips (the windows are the same either way)
+        found = [x for _, x in windows(config, str(sample.path), transcriber=False)
                  if any(x.present.values())]
         if found:
             clips.append(Clip(sample, found))

@@ -108,3 +108,19 @@ def test_text_from_the_file_cannot_run_script_in_the_report(tmp_path) -> None:
     nonce = page.split('<script nonce="')[1].split('"')[0]
     assert page.count(nonce) == 3  # the policy and the two scripts: never the file's text
     assert page.count("var uPlot=") == 1 and "@NONCE@ @UPLOT@" in page
+
+
+def test_several_recordings_get_a_table_of_their_arcs(tmp_path) -> None:
+    rising = [window(i, 0.5 * i, valence=-0.5 + i / 100) for i in range(1, 120)]
+    falling = [window(i, 0.5 * i, valence=0.6 - i / 100) for i in range(1, 120)]
+    files = [write_jsonl(tmp_path / "monday.jsonl", rising),
+             write_jsonl(tmp_path / "tuesday.jsonl", falling)]
+    summaries = write_report(files, tmp_path / "week.html")
+    assert [s["arc"]["shape"] for s in summaries] == ["rise", "fall"]
+    page = (tmp_path / "week.html").read_text()
+    assert "Arcs compared" in page and page.index("monday.jsonl") < page.index("tuesday")
+    assert [s["source"] for s in json.loads((tmp_path / "week.json").read_text())] == \
+        [str(f) for f in files]
+    rows = (tmp_path / "week.csv").read_text().splitlines()
+    assert rows[0].startswith("recording,t_end_s,") and len(rows) == 1 + 2 * 119
+    assert rows[1].startswith("monday.jsonl,0.5,") and rows[-1].startswith("tuesday.jsonl,")
