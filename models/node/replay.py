@@ -118,8 +118,7 @@ def _arrivals(config: Config, path: str, stream: str, perception: Perception
         track = FaceTrack()
 
         def seen() -> Iterator[tuple[int, Media, Face | None]]:
-            for i, (t, decoded) in enumerate(frames):
-                image = decoded.copy()  # PyAV may reuse the buffer for the next frame
+            for i, (t, image) in enumerate(frames):
                 (face,) = perception.find_faces([(track, image)])
                 yield t, VideoFrame(stream, i, t, image, cap.video_fps), face
 
@@ -138,20 +137,24 @@ def _ahead(items: Iterator[T], depth: int) -> Iterator[T]:
     box: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def offer(entry: tuple[str, Any]) -> bool:
+        """Put `entry` in the box unless the consumer stopped; whether it went in."""
+        while not stop.is_set():
+            try:
+                box.put(entry, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        box.put(("item", item), timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer(("item", item)):
                     return
-            box.put(("end", None))
+            offer(("end", None))
         except BaseException as exc:  # handed to the consumer, raised there
-            box.put(("error", exc))
+            offer(("error", exc))
 
     thread = threading.Thread(target=produce, name="wellmon-replay-frames", daemon=True)
     thread.start()
