@@ -150,6 +150,7 @@ class ClipSpec:
     speech_voice: str = "en-us"  # espeak-ng -v
     speech_pitch: int = 50  # espeak-ng -p (0..99)
     speech_wpm: int = 150  # espeak-ng -s
+    speech_gain: float = 1.0  # loudness of the speech: its peak is 0.7 x this of full scale
     audio_noise_rms: float = 0.0005  # background hiss (full scale = 1), so silence is not 0
     motion_px: float = 3.0  # max head translation per axis, in frame pixels
     lighting_drift: float = 0.03  # relative amplitude of a slow global brightness drift
@@ -597,7 +598,7 @@ def _render_utterance(text: str, spec: ClipSpec, tmp: Path) -> np.ndarray:
     if loud.size == 0:
         raise RuntimeError(f"espeak-ng produced silence for {text!r}")
     y = y[loud[0]:loud[-1] + 1]
-    return (0.7 * y / np.max(np.abs(y))).astype(np.float32)
+    return (0.7 * spec.speech_gain * y / np.max(np.abs(y))).astype(np.float32)
 
 
 def _resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:

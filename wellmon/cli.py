@@ -213,6 +213,20 @@ def _parser() -> argparse.ArgumentParser:
                            help="seconds of scores before measuring: the history each new "
                                 "socket is sent grows with it (dashboard.history_s at most)")
 
+    datasets = command(sub, "datasets", "generate labelled clips for training and comparing "
+                                        "fusion models")
+    datasets_sub = datasets.add_subparsers(dest="action", required=True, metavar="ACTION",
+                                           help="what to do")
+    make = command(datasets_sub, "make", "write a generated dataset: clips and manifest.csv")
+    make.add_argument("kind", choices=("crossmodal",),
+                      help="crossmodal: what is said and how it is said decide the class "
+                           "together (docs/fusion.md)")
+    make.add_argument("directory", type=Path, help="where the clips and manifest.csv go")
+    make.add_argument("--speakers", type=_at_least_one, default=6,
+                      help="espeak-ng voices, each a speaker of the split (1 to 6)")
+    make.add_argument("--sentences", type=_at_least_one, default=2,
+                      help="sentences per kind of words (1 to 3)")
+
     train = command(sub, "train", "fit the fusion model on labelled clips (needs "
                                   "pip install 'wellmon[train]')")
     train.add_argument("data", type=Path, help="a RAVDESS, CREMA-D or IEMOCAP folder, or a "
@@ -347,6 +361,16 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
             return bench.bench_fusion(args.model or config.perception.fusion_model,
                                       args.seconds)
         return bench.bench_latency(config, seconds=args.seconds, source=args.source)
+    if args.command == "datasets":
+        from wellmon.models.training.crossmodal import make_crossmodal
+
+        try:
+            manifest = make_crossmodal(args.directory, args.speakers, args.sentences)
+        except ValueError as exc:
+            raise UsageError(f"datasets make: {exc}") from None
+        print(f"wellmon: {args.kind} dataset written: {manifest} (train on it with "
+              f"wellmon train {manifest} --out DIR)")
+        return 0
     if args.command == "train":
         with _train_extra("train"):
             return _train(args, config)

@@ -479,3 +479,21 @@ def test_write_model_card_md_and_json(tmp_path: Path) -> None:
     assert record["data"]["samples"] == 13
     assert record["training"]["final_loss"] is None  # NaN is not JSON
     assert record["confusion_png"] == "confusion_test.png"
+
+
+def test_the_crossmodal_benchmark_needs_both_what_is_said_and_how(tmp_path) -> None:
+    """Its classes: words alone and voice alone each leave two pairs; together they are
+    unique. The clips and manifest load as a dataset `wellmon train` takes."""
+    from wellmon.models.training.crossmodal import CLASSES, TEXT_CEILING, make_crossmodal
+
+    assert len(set(CLASSES.values())) == len(CLASSES)  # (words, delivery) decides the class
+    for part in (0, 1):  # either modality alone: neutral plus two pairs
+        groups = sorted(sum(1 for c in CLASSES.values() if c[part] == v)
+                        for v in {c[part] for c in CLASSES.values()})
+        assert groups == [1, 2, 2]
+        assert (1 + 2 * 0.5 * 2) / len(CLASSES) == TEXT_CEILING
+    manifest = make_crossmodal(tmp_path / "xm", speakers=2, sentences=1, seconds=7.0)
+    samples = load_dataset(manifest)
+    assert sorted(s.label for s in samples) == sorted(list(CLASSES) * 2)
+    assert {s.speaker for s in samples} == {"en-us", "en-gb"}
+    assert all(s.path.is_file() and s.path.stat().st_size > 10_000 for s in samples)
