@@ -33,6 +33,11 @@ CHECK_PATH = re.compile(r"/api/checks/([0-9]{1,18})")  # fullmatch; a longer id 
 CHECK_REPORT_PATH = re.compile(r"/api/checks/([0-9]{1,18})/report")
 STREAM_REPORT_PATH = re.compile(r"/api/streams/([^/]{1,200})/report")
 """A stream's report: the page of its recent history (viewer and admin; fullmatch)."""
+REPORT_REUSE_S = 5.0
+"""A stream's report page is made at most once in this long (per stream, for viewers and for
+admins) and given again meanwhile: making it takes ~60 ms of the dashboard's one loop for 15
+minutes of history, which a page reloaded in a loop must not turn into a stall of every
+live page."""
 PERSON_ACTIONS = {"": ("GET", "DELETE"), "enrolment": ("POST",), "secret": ("DELETE",)}
 """/api/persons/<person>[/<action>] -> its methods (docs/dashboard-api.md, operator)."""
 
@@ -59,6 +64,7 @@ class RestApi:
         self.secrets = secrets
         self.status = status
         self.history = history
+        self._reports: dict[tuple[str, bool], tuple[float, Response]] = {}
 
     def answer(self, request: Request, path: str) -> Response:
         """The answer to a request for ``path`` under ``/api/``; Refusal for a change sent
@@ -113,8 +119,16 @@ class RestApi:
         `dashboard.history_s`), from the same code as `wellmon report`."""
         if not valid_stream_id(stream):
             return json_response(404, {"error": "no such stream"})
-        return _report(f"stream {stream}", self.history(stream, sees_private),
-                       "no scores of this stream here")
+        now = time.monotonic()
+        made = self._reports.get((stream, sees_private))
+        if made is not None and now - made[0] < REPORT_REUSE_S:
+            return made[1]
+        response = _report(f"stream {stream}", self.history(stream, sees_private),
+                           "no scores of this stream here")
+        self._reports = {key: kept for key, kept in self._reports.items()
+                         if now - kept[0] < REPORT_REUSE_S}
+        self._reports[(stream, sees_private)] = (now, response)
+        return response
 
     def _person(self, request: Request, person: str, action: str) -> Response:
         """A person's secret status, deletion, enrolment code and secret reset (admin).

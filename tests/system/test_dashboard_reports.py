@@ -88,3 +88,24 @@ def test_the_operator_opens_the_report_of_a_stored_check(processes) -> None:
     assert "Nothing was recognised." in page  # a check keeps no words
     assert http(f"{base}api/checks/{check}/report", bearer(TOKEN))[0] == 403
     assert http(f"{base}api/checks/{check + 1}/report", bearer(ADMIN_TOKEN))[0] == 404
+
+
+def test_a_report_reloaded_in_a_loop_is_made_once(tmp_path) -> None:
+    """A stream's report is made at most once in REPORT_REUSE_S and given again meanwhile,
+    so a viewer reloading it cannot keep the dashboard's loop busy making pages."""
+    from wellmon.dashboard.person_secrets import PersonSecrets
+    from wellmon.dashboard.rest_api import RestApi
+
+    asked = []
+
+    def history(stream: str, sees_private: bool) -> list[dict]:
+        asked.append((stream, sees_private))
+        return [score(stream, k, 1000.0 + 0.5 * k, 0.3) for k in range(1, 40)]
+
+    store = open_store(tmp_path / "checks.db")
+    api = RestApi(store, PersonSecrets(store), lambda: {}, history)
+    first = api.stream_report("desk-1", sees_private=False)
+    assert api.stream_report("desk-1", sees_private=False) is first
+    api.stream_report("desk-1", sees_private=True)  # an admin's has other scores in it
+    assert asked == [("desk-1", False), ("desk-1", True)]
+    assert first.status_code == 200 and b"stream desk-1" in first.body
