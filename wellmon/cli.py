@@ -28,6 +28,9 @@ USER_ERRORS = (UsageError, SourceError, ModelError, OutputError)
 TRAIN_PACKAGES = ("torch", "onnx")
 """What `pip install 'wellmon[train]'` brings for `train` and `export`."""
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+ARCH_NAMES = ("gaam-corect", "mmmla", "mm-b")
+"""models/training/architectures.py's ARCHITECTURES, named here so that the command's help
+needs no torch (tests/unit/test_fusion_architectures.py keeps the two equal)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -243,6 +246,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate")
     train.add_argument("--batch", type=int, default=4, help="clips per update")
     train.add_argument("--seed", type=int, default=0, help="split and initialisation seed")
+    train.add_argument("--arch", default=ARCH_NAMES[0], choices=ARCH_NAMES,
+                       help="the fusion architecture (docs/fusion.md#architectures)")
     train.add_argument("--threads", type=_at_least_one, default=1,
                        help="torch threads (default 1: the network is small, and more threads "
                             "only slow it on a busy machine)")
@@ -254,6 +259,9 @@ def _parser() -> argparse.ArgumentParser:
     what.add_argument("checkpoint", type=Path, nargs="?", help="fusion.pt from wellmon train")
     what.add_argument("--expert-defaults", action="store_true",
                       help="the shipped expert-default model (models/weights/)")
+    export.add_argument("--arch", default=None, choices=ARCH_NAMES,
+                        help="the architecture the checkpoint must be (default: whichever it "
+                             "is)")
     export.add_argument("--out", type=Path, default=None,
                         help="ONNX file to write (default for --expert-defaults: the "
                              "shipped file)")
@@ -521,7 +529,8 @@ def _train(args: argparse.Namespace, config: Config) -> int:
     from wellmon.models.training.train import TrainSettings, train
 
     settings = TrainSettings(epochs=args.epochs, patience=args.patience, lr=args.lr,
-                             batch=args.batch, seed=args.seed, threads=args.threads)
+                             batch=args.batch, seed=args.seed, threads=args.threads,
+                             arch=args.arch)
     try:
         metrics = train(config, args.data, args.out, args.kind, settings,
                         progress=not args.no_progress)
@@ -543,7 +552,7 @@ def _export(args: argparse.Namespace) -> int:
         if args.out is None:
             raise UsageError("export needs --out for a checkpoint")
         try:
-            net, extra = export.load_checkpoint(args.checkpoint)
+            net, extra = export.load_checkpoint(args.checkpoint, args.arch)
         except (FileNotFoundError, ValueError) as exc:
             raise UsageError(str(exc)) from None
         path = export.export_onnx(net, args.out, "trained",

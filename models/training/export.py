@@ -21,7 +21,8 @@ import torch
 
 from wellmon.models.fusion import spec
 from wellmon.models.fusion.serving import DEFAULT_FILE
-from wellmon.models.training.network import FusionNetwork, example_inputs
+from wellmon.models.training.architectures import ARCHITECTURES, DEFAULT_ARCH, make_network
+from wellmon.models.training.network import ExpertHeads, FusionNetwork, example_inputs
 
 OPSET = 17
 CHECKPOINT_VERSION = 1
@@ -38,7 +39,7 @@ def _dynamic_axes() -> dict[str, dict[int, str]]:
     return axes
 
 
-def export_onnx(net: FusionNetwork, path: Path, kind: str,
+def export_onnx(net: ExpertHeads, path: Path, kind: str,
                 metadata: dict[str, str] | None = None) -> Path:
     """Write ``net`` as ONNX to ``path`` (parent folders made) and return the path."""
     import onnx
@@ -54,6 +55,7 @@ def export_onnx(net: FusionNetwork, path: Path, kind: str,
     model = onnx.load_from_string(buffer.getvalue())
     info = {"wellmon.kind": kind, "wellmon.steps": str(spec.STEPS),
             "wellmon.dim": str(net.dim), "wellmon.context_windows": str(net.k_past),
+            "wellmon.arch": net.arch,
             "wellmon.emotions": json.dumps(list(spec.EMOTIONS)),
             "wellmon.stress_inputs": json.dumps(list(spec.STRESS_INPUTS)),
             **(metadata or {})}
@@ -74,15 +76,18 @@ def expert_network(seed: int = 0) -> FusionNetwork:
     return FusionNetwork()
 
 
-def save_checkpoint(net: FusionNetwork, path: Path, extra: dict[str, Any] | None = None) -> None:
+def save_checkpoint(net: ExpertHeads, path: Path, extra: dict[str, Any] | None = None) -> None:
     """A checkpoint that ``wellmon export`` can turn into ONNX again."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"version": CHECKPOINT_VERSION, "dim": net.dim, "k_past": net.k_past,
+    torch.save({"version": CHECKPOINT_VERSION, "arch": net.arch, "dim": net.dim,
+                "k_past": net.k_past,
                 "state_dict": net.state_dict(), "extra": extra or {}}, path)
 
 
-def load_checkpoint(path: Path) -> tuple[FusionNetwork, dict[str, Any]]:
-    """The network and the extra information saved with it; clear errors for bad files."""
+def load_checkpoint(path: Path, arch: str | None = None) -> tuple[ExpertHeads, dict[str, Any]]:
+    """The network and the extra information saved with it; clear errors for bad files and
+    for a checkpoint of another architecture than ``arch`` (when given). A checkpoint from
+    before architectures were named is a gaam-corect one."""
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
@@ -93,11 +98,18 @@ def load_checkpoint(path: Path) -> tuple[FusionNetwork, dict[str, Any]]:
         raise ValueError(f"{path} is not a wellmon fusion checkpoint (version "
                          f"{data.get('version') if isinstance(data, dict) else None!r}, "
                          f"expected {CHECKPOINT_VERSION})")
-    net = FusionNetwork(dim=int(data["dim"]), k_past=int(data["k_past"]))
+    saved = data.get("arch", DEFAULT_ARCH)
+    if saved not in ARCHITECTURES:
+        raise ValueError(f"{path} is a checkpoint of an unknown architecture {saved!r} "
+                         f"(expected one of {', '.join(ARCHITECTURES)})")
+    if arch is not None and arch != saved:
+        raise ValueError(f"{path} is a {saved} checkpoint, not {arch}: export it with "
+                         f"--arch {saved} (or without --arch)")
+    net = make_network(saved, dim=int(data["dim"]), k_past=int(data["k_past"]))
     try:
         net.load_state_dict(data["state_dict"])
     except RuntimeError as exc:
-        raise ValueError(f"{path} does not fit the fusion network: {exc}") from None
+        raise ValueError(f"{path} does not fit the {saved} network: {exc}") from None
     return net, dict(data.get("extra") or {})
 
 

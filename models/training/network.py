@@ -70,29 +70,20 @@ class ModalityEncoder(nn.Module):
         return h + self.gaam_out(attended), weights.mean(dim=-1)
 
 
-class FusionNetwork(nn.Module):
-    """See the module docstring; inputs and outputs are named in spec.py."""
+class ExpertHeads(nn.Module):
+    """What every fusion architecture shares (models/training/architectures.py): the
+    documented expert fusion as the prior, and heads that correct it from the fused window
+    vector ``g`` ([B, dim]). The correcting layers start at zero, so every architecture
+    starts out computing the expert fusion exactly; training moves it away."""
 
-    def __init__(self, dim: int = spec.DIM, k_past: int = spec.CONTEXT_WINDOWS,
-                 heads: int = 4, gaussians: int = 2) -> None:
-        super().__init__()
-        self.dim = dim
-        self.k_past = k_past
-        self.encoders = nn.ModuleDict({
-            m: ModalityEncoder(len(spec.FEATURES[m]), dim, gaussians)
-            for m in spec.SEQUENCE_MODALITIES})
-        self.physio = nn.Linear(len(spec.PHYSIO_FEATURES), dim)
-        cross = {name: CrossModalAttention(dim, heads, zero_init=True)
-                 for name in ("visual_from_audio", "audio_from_visual", "text_from_both",
-                              "visual_from_text", "audio_from_text")}
-        self.cross = nn.ModuleDict(cross)
-        self.norm = nn.ModuleDict({m: nn.LayerNorm(dim) for m in spec.SEQUENCE_MODALITIES})
-        self.pool = nn.ModuleDict({m: AttentionPooling(dim) for m in spec.SEQUENCE_MODALITIES})
-        for pool in self.pool.values():
-            nn.init.zeros_(pool.score.weight)
-        self.gmu = GatedMultimodalUnit([dim] * len(spec.MODALITIES), dim)
-        _zero(self.gmu.gate)
-        self.context = CausalContextGraph(dim, k_past, zero_init=True)
+    dim: int
+    k_past: int
+    arch = "gaam-corect"
+    causal = True
+    """Whether a window's output depends on that window and earlier ones only (live serving
+    takes only causal architectures)."""
+
+    def _init_heads(self, dim: int) -> None:
         n_emotions = len(spec.EMOTIONS)
         self.emotion = _zero(nn.Linear(dim, n_emotions))
         self.emotion_prior_scale = nn.Parameter(torch.ones(()))
@@ -107,46 +98,15 @@ class FusionNetwork(nn.Module):
         self.register_buffer("arousal_of", torch.tensor(
             [spec.EMOTION_AROUSAL[e] for e in spec.EMOTIONS]))
 
-    def forward(self, visual: torch.Tensor, visual_mask: torch.Tensor, audio: torch.Tensor,
-                audio_mask: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
-                physio: torch.Tensor, physio_mask: torch.Tensor, stress_z: torch.Tensor,
-                stress_mask: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor,
-                log_emotion: bool = False) -> tuple[torch.Tensor, ...]:
-        """Outputs in ``spec.OUTPUT_NAMES`` order; ``log_emotion`` gives log-probabilities
-        as the first output instead (training: the expert prior can put a class below float
-        precision, where the probability's logarithm has no gradient)."""
-        masks = {"visual": visual_mask.to(torch.bool), "audio": audio_mask.to(torch.bool),
-                 "text": text_mask.to(torch.bool)}
-        seqs, gaam = {}, {}
-        for m, x in (("visual", visual), ("audio", audio), ("text", text)):
-            seqs[m], gaam[m] = self.encoders[m](x, masks[m])
-        v, a, t = seqs["visual"], seqs["audio"], seqs["text"]
-        v, _ = self.cross["visual_from_audio"](v, a, masks["audio"])
-        a, _ = self.cross["audio_from_visual"](a, seqs["visual"], masks["visual"])
-        t, _ = self.cross["text_from_both"](t, torch.cat([a, v], dim=1),
-                                           torch.cat([masks["audio"], masks["visual"]], dim=1))
-        v, _ = self.cross["visual_from_text"](v, seqs["text"], masks["text"])
-        a, _ = self.cross["audio_from_text"](a, seqs["text"], masks["text"])
-        pooled, attention = [], []
-        for m, x in (("visual", v), ("audio", a), ("text", t)):
-            p, w = self.pool[m](self.norm[m](x), masks[m])
-            pooled.append(p)
-            attention.append(w)
-        physio_ok = physio_mask.to(torch.bool)
-        physio = torch.where(physio_ok.unsqueeze(-1), physio, torch.zeros_like(physio))
-        pooled.append(self.physio(physio))
-        present = torch.stack([masks[m].any(dim=1) for m in spec.SEQUENCE_MODALITIES]
-                              + [physio_ok], dim=1)
-        fused, gates = self.gmu(pooled, present)
-        g, next_context, next_mask = self.context(fused, context, context_mask)
-
-        emotion, valence, arousal = self._affect(g, visual, masks["visual"], text,
-                                                 masks["text"], log_emotion)
+    def _heads(self, g: torch.Tensor, visual: torch.Tensor, visual_mask: torch.Tensor,
+               text: torch.Tensor, text_mask: torch.Tensor, stress_z: torch.Tensor,
+               stress_mask: torch.Tensor, log_emotion: bool
+               ) -> tuple[torch.Tensor, ...]:
+        """Emotion, valence, arousal, stress and the stress contributions from ``g``."""
+        emotion, valence, arousal = self._affect(g, visual, visual_mask.to(torch.bool), text,
+                                                 text_mask.to(torch.bool), log_emotion)
         stress, contributions = self._stress(g, stress_z, stress_mask.to(torch.bool))
-        step_attention = torch.stack(attention, dim=1)
-        gaam_weights = torch.stack([gaam[m] for m in spec.SEQUENCE_MODALITIES], dim=1)
-        return (emotion, valence, arousal, stress, contributions, gates, step_attention,
-                gaam_weights, next_context, next_mask)
+        return emotion, valence, arousal, stress, contributions
 
     def _affect(self, g: torch.Tensor, visual: torch.Tensor, visual_mask: torch.Tensor,
                 text: torch.Tensor, text_mask: torch.Tensor, log_emotion: bool = False
@@ -191,6 +151,72 @@ class FusionNetwork(nn.Module):
         combined = contributions.sum(dim=-1) + self.stress_shift(g).squeeze(-1)
         return 100.0 * torch.sigmoid(spec.STRESS_SLOPE * combined), contributions
 
+
+class FusionNetwork(ExpertHeads):
+    """See the module docstring; inputs and outputs are named in spec.py."""
+
+    def __init__(self, dim: int = spec.DIM, k_past: int = spec.CONTEXT_WINDOWS,
+                 heads: int = 4, gaussians: int = 2) -> None:
+        super().__init__()
+        self.dim = dim
+        self.k_past = k_past
+        self.encoders = nn.ModuleDict({
+            m: ModalityEncoder(len(spec.FEATURES[m]), dim, gaussians)
+            for m in spec.SEQUENCE_MODALITIES})
+        self.physio = nn.Linear(len(spec.PHYSIO_FEATURES), dim)
+        cross = {name: CrossModalAttention(dim, heads, zero_init=True)
+                 for name in ("visual_from_audio", "audio_from_visual", "text_from_both",
+                              "visual_from_text", "audio_from_text")}
+        self.cross = nn.ModuleDict(cross)
+        self.norm = nn.ModuleDict({m: nn.LayerNorm(dim) for m in spec.SEQUENCE_MODALITIES})
+        self.pool = nn.ModuleDict({m: AttentionPooling(dim) for m in spec.SEQUENCE_MODALITIES})
+        for pool in self.pool.values():
+            nn.init.zeros_(pool.score.weight)
+        self.gmu = GatedMultimodalUnit([dim] * len(spec.MODALITIES), dim)
+        _zero(self.gmu.gate)
+        self.context = CausalContextGraph(dim, k_past, zero_init=True)
+        self._init_heads(dim)
+
+    def forward(self, visual: torch.Tensor, visual_mask: torch.Tensor, audio: torch.Tensor,
+                audio_mask: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
+                physio: torch.Tensor, physio_mask: torch.Tensor, stress_z: torch.Tensor,
+                stress_mask: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor,
+                log_emotion: bool = False) -> tuple[torch.Tensor, ...]:
+        """Outputs in ``spec.OUTPUT_NAMES`` order; ``log_emotion`` gives log-probabilities
+        as the first output instead (training: the expert prior can put a class below float
+        precision, where the probability's logarithm has no gradient)."""
+        masks = {"visual": visual_mask.to(torch.bool), "audio": audio_mask.to(torch.bool),
+                 "text": text_mask.to(torch.bool)}
+        seqs, gaam = {}, {}
+        for m, x in (("visual", visual), ("audio", audio), ("text", text)):
+            seqs[m], gaam[m] = self.encoders[m](x, masks[m])
+        v, a, t = seqs["visual"], seqs["audio"], seqs["text"]
+        v, _ = self.cross["visual_from_audio"](v, a, masks["audio"])
+        a, _ = self.cross["audio_from_visual"](a, seqs["visual"], masks["visual"])
+        t, _ = self.cross["text_from_both"](t, torch.cat([a, v], dim=1),
+                                           torch.cat([masks["audio"], masks["visual"]], dim=1))
+        v, _ = self.cross["visual_from_text"](v, seqs["text"], masks["text"])
+        a, _ = self.cross["audio_from_text"](a, seqs["text"], masks["text"])
+        pooled, attention = [], []
+        for m, x in (("visual", v), ("audio", a), ("text", t)):
+            p, w = self.pool[m](self.norm[m](x), masks[m])
+            pooled.append(p)
+            attention.append(w)
+        physio_ok = physio_mask.to(torch.bool)
+        physio = torch.where(physio_ok.unsqueeze(-1), physio, torch.zeros_like(physio))
+        pooled.append(self.physio(physio))
+        present = torch.stack([masks[m].any(dim=1) for m in spec.SEQUENCE_MODALITIES]
+                              + [physio_ok], dim=1)
+        fused, gates = self.gmu(pooled, present)
+        g, next_context, next_mask = self.context(fused, context, context_mask)
+
+        emotion, valence, arousal, stress, contributions = self._heads(
+            g, visual, masks["visual"], text, masks["text"], stress_z, stress_mask,
+            log_emotion)
+        step_attention = torch.stack(attention, dim=1)
+        gaam_weights = torch.stack([gaam[m] for m in spec.SEQUENCE_MODALITIES], dim=1)
+        return (emotion, valence, arousal, stress, contributions, gates, step_attention,
+                gaam_weights, next_context, next_mask)
 
 def example_inputs(batch: int = 2, steps: int = spec.STEPS, k_past: int = spec.CONTEXT_WINDOWS,
                    dim: int = spec.DIM, seed: int = 0) -> tuple[torch.Tensor, ...]:

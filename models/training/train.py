@@ -38,9 +38,10 @@ from wellmon.models.fusion.features import FusionInput
 from wellmon.models.fusion.serving import FusionModel
 from wellmon.models.node.replay import windows
 from wellmon.models.training import card
+from wellmon.models.training.architectures import DEFAULT_ARCH, make_network
 from wellmon.models.training.datasets import Sample, Split, detect_kind, load_dataset, speaker_split
 from wellmon.models.training.export import export_onnx, save_checkpoint
-from wellmon.models.training.network import FusionNetwork
+from wellmon.models.training.network import ExpertHeads
 
 TRAINED = "trained"
 NEXT_CONTEXT = spec.OUTPUT_NAMES.index("next_context")
@@ -68,6 +69,8 @@ class TrainSettings:
     seed: int = 0
     val_fraction: float = 0.15
     test_fraction: float = 0.15
+    arch: str = DEFAULT_ARCH
+    """The fusion architecture (models/training/architectures.py)."""
     threads: int = 1
     """torch threads. The network is small: a second thread gains nothing on an idle 2-core
     machine and, beside two busy processes, made each step 4x slower (its threads wait for
@@ -105,7 +108,7 @@ def _empty_like(x: FusionInput) -> FusionInput:
                           for f in dataclasses.fields(FusionInput)})
 
 
-def run_clips(net: FusionNetwork, clips: Sequence[Clip]
+def run_clips(net: ExpertHeads, clips: Sequence[Clip]
               ) -> tuple[list[torch.Tensor], list[tuple[torch.Tensor, ...]], torch.Tensor]:
     """Per clip, the emotion log-probabilities of every window ``[windows, 7]``, context
     carried from window to window; also every step's outputs and which clips each step
@@ -124,7 +127,7 @@ def run_clips(net: FusionNetwork, clips: Sequence[Clip]
             for i, c in enumerate(clips)], per_step, valid
 
 
-def _loss(net: FusionNetwork, clips: Sequence[Clip],
+def _loss(net: ExpertHeads, clips: Sequence[Clip],
           run: tuple[list[torch.Tensor], list[tuple[torch.Tensor, ...]], torch.Tensor]
           | None = None) -> torch.Tensor:
     """Mean per-window loss of the clips (``run``: their ``run_clips`` output, if at hand)."""
@@ -144,13 +147,13 @@ def _loss(net: FusionNetwork, clips: Sequence[Clip],
     return total / max(1, count)
 
 
-def predict(net: FusionNetwork, clips: Sequence[Clip]) -> tuple[list[int], list[list[int]]]:
+def predict(net: ExpertHeads, clips: Sequence[Clip]) -> tuple[list[int], list[list[int]]]:
     """Clip predictions (mean window probability) and every window's prediction."""
     per_clip, per_window, _ = evaluate(net, clips)
     return per_clip, per_window
 
 
-def evaluate(net: FusionNetwork, clips: Sequence[Clip]
+def evaluate(net: ExpertHeads, clips: Sequence[Clip]
              ) -> tuple[list[int], list[list[int]], float]:
     """:func:`predict`'s predictions and the training loss on the same clips, in one pass."""
     net.eval()
@@ -184,7 +187,7 @@ def reports(clips: Sequence[Clip], per_clip: Sequence[int], per_window: Sequence
 
 
 def fit(train: Sequence[Clip], val: Sequence[Clip], settings: TrainSettings,
-        progress: bool = True) -> tuple[FusionNetwork, dict[str, Any]]:
+        progress: bool = True) -> tuple[ExpertHeads, dict[str, Any]]:
     """Adam from the expert defaults; keeps the epoch with the best validation UA.
 
     UA over a handful of validation clips is coarse: it stays flat for many epochs while the
@@ -199,7 +202,7 @@ def fit(train: Sequence[Clip], val: Sequence[Clip], settings: TrainSettings,
     torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     random.seed(settings.seed)
-    net = FusionNetwork()
+    net = make_network(settings.arch)
     optimiser = torch.optim.Adam(_parameter_groups(net, settings.lr), lr=settings.lr)
     schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimiser, factor=LR_DECAY, patience=LR_DECAY_PATIENCE)
@@ -252,7 +255,7 @@ face), these few scalars must move far; at the network's rate they would take th
 steps."""
 
 
-def _parameter_groups(net: FusionNetwork, lr: float) -> list[dict[str, Any]]:
+def _parameter_groups(net: ExpertHeads, lr: float) -> list[dict[str, Any]]:
     fast = [net.emotion_prior_scale, net.emotion.bias]
     ids = {id(p) for p in fast}
     return [{"params": [p for p in net.parameters() if id(p) not in ids], "lr": lr},
@@ -276,7 +279,8 @@ def train(config: Config, data: Path, out_dir: Path, kind: str = "auto",
     onnx_path = out_dir / "fusion.onnx"
     card_path = out_dir / "MODEL_CARD.md"
     export_onnx(net, onnx_path, TRAINED, {"wellmon.model_card": card_path.name,
-                                          "wellmon.trained_on": f"{kind}:{data}"})
+                                          "wellmon.trained_on": f"{kind}:{data}",
+                                          "wellmon.arch": net.arch})
     save_checkpoint(net, out_dir / "fusion.pt", {"data": str(data), "kind": kind})
     metrics = {}
     for name in ("val", "test"):
@@ -291,6 +295,7 @@ def train(config: Config, data: Path, out_dir: Path, kind: str = "auto",
         data=_data_summary(data, kind, parts), split=_split_summary(split, parts, settings),
         metrics=metrics, training={
             **dataclasses.asdict(settings), "epochs_run": history["epochs_run"],
+            "parameters": sum(p.numel() for p in net.parameters()),
             "best_epoch": history["best_epoch"], "history": "history.json",
             "optimiser": "Adam", "lr_schedule": f"x{LR_DECAY} after {LR_DECAY_PATIENCE} epochs "
             "without a lower validation loss", "loss": "cross-entropy (+ squared error on "
