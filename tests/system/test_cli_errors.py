@@ -135,6 +135,12 @@ MISTAKES = [
     Mistake("export-without-torch", ("export", "--expert-defaults", "--out", "x.onnx"),
             r"^wellmon: export needs torch, .*pip install 'wellmon\[train\]'.*"
             r"--index-url https://download\.pytorch\.org/whl/cpu", without_torch=True),
+    Mistake("train-unknown-architecture", ("train", "clips", "--out", "o", "--arch", "bimha2"),
+            r"^wellmon: train: argument --arch: invalid choice: 'bimha2' \(choose from "
+            r"'gaam-corect', 'mmmla', 'mm-b'\)", files={"clips": None}),
+    Mistake("datasets-too-many-speakers", ("datasets", "make", "crossmodal", "d",
+                                           "--speakers", "9"),
+            r"^wellmon: datasets make: speakers: 1 to 6$"),
     Mistake("train-threads-below-one", ("train", "clips", "--out", "model", "--threads", "0"),
             r"^wellmon: train: argument --threads: 0 is less than 1 "
             r"\(see wellmon train --help\)$"),
