@@ -81,6 +81,7 @@ class FusionModel:
         if self.kind is None:
             raise ModelError(f"model {self.path} is not a wellmon fusion model "
                              "(no wellmon.kind metadata)")
+        self.arch = meta.get("wellmon.arch", "gaam-corect")  # files from before it was named
         self.dim = int(meta.get("wellmon.dim", spec.DIM))
         self.k_past = int(meta.get("wellmon.context_windows", spec.CONTEXT_WINDOWS))
         self._check(meta)
@@ -113,7 +114,7 @@ class FusionModel:
 
     def describe(self) -> str:
         what = "expert defaults" if self.expert else self.kind
-        return f"fusion {self.path.name} ({what}) on {self.provider}"
+        return f"fusion {self.path.name} ({self.arch}, {what}) on {self.provider}"
 
     def new_context(self) -> FusionContext:
         """A stream's context before its first window (no past windows)."""
