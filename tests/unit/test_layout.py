@@ -39,3 +39,21 @@ def test_no_layer_imports_against_the_data() -> None:
                 if name not in SHARED and target not in allowed:
                     wrong.append(f"{path.relative_to(ROOT)} imports {name}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_every_package_is_installed_with_the_wheel() -> None:
+    """A sub-package missing from setup.cfg works in the editable checkout and is absent
+    from an installed wheel (wellmon.dashboard.report once was)."""
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    listed = set(cfg["options"]["packages"].split())
+    prefix = {"wellmon": "wellmon", "models": "wellmon.models", "streamer": "wellmon.streamer",
+              "dashboard": "wellmon.dashboard"}
+    found = set()
+    for top, name in prefix.items():
+        for init in (ROOT / top).rglob("__init__.py"):
+            parts = init.parent.relative_to(ROOT / top).parts
+            found.add(".".join((name, *parts)))
+    assert found == listed, (found - listed, listed - found)
