@@ -253,6 +253,23 @@ def _parser() -> argparse.ArgumentParser:
                             "only slow it on a busy machine)")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
 
+    comparison = command(sub, "compare", "train every fusion architecture and the unimodal "
+                                         "ablations on one split, and compare them (needs "
+                                         "pip install 'wellmon[train]')")
+    comparison.add_argument("data", type=Path, help="labelled clips, as for wellmon train")
+    comparison.add_argument("--out", type=Path, required=True,
+                            help="folder for comparison.md, .json, .png and each run (a run "
+                                 "already there is kept, not redone)")
+    comparison.add_argument("--arch", default="all",
+                            help="all, or a comma-separated list of " + ", ".join(ARCH_NAMES))
+    comparison.add_argument("--epochs", type=_at_least_one, default=60,
+                            help="at most this many epochs a run")
+    comparison.add_argument("--patience", type=_at_least_one, default=10,
+                            help="epochs without improvement before a run stops")
+    comparison.add_argument("--seed", type=int, default=0, help="split and initialisation seed")
+    comparison.add_argument("--threads", type=_at_least_one, default=1, help="torch threads")
+    comparison.add_argument("--no-progress", action="store_true", help="no progress bars")
+
     export = command(sub, "export", "write a fusion checkpoint (or the expert defaults) as "
                                     "ONNX (needs pip install 'wellmon[train]')")
     what = export.add_mutually_exclusive_group(required=True)
@@ -379,6 +396,9 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         print(f"wellmon: {args.kind} dataset written: {manifest} (train on it with "
               f"wellmon train {manifest} --out DIR)")
         return 0
+    if args.command == "compare":
+        with _train_extra("compare"):
+            return _compare(args, config)
     if args.command == "train":
         with _train_extra("train"):
             return _train(args, config)
@@ -540,6 +560,25 @@ def _train(args: argparse.Namespace, config: Config) -> int:
     print(f"wellmon: test speakers: clip accuracy WA {test['wa']:.3f} UA {test['ua']:.3f}, "
           f"window WA {windows['wa']:.3f}; wrote {args.out / 'fusion.onnx'} and "
           f"{args.out / 'MODEL_CARD.md'}")
+    return 0
+
+
+def _compare(args: argparse.Namespace, config: Config) -> int:
+    from wellmon.models.training.compare import arch_names, compare
+    from wellmon.models.training.datasets import DatasetError
+    from wellmon.models.training.train import TrainSettings
+
+    try:
+        archs = arch_names(args.arch)
+    except ValueError as exc:
+        raise UsageError(f"compare: {exc}") from None
+    settings = TrainSettings(epochs=args.epochs, patience=args.patience, seed=args.seed,
+                             threads=args.threads)
+    try:
+        compare(config, args.data, args.out, archs, settings, progress=not args.no_progress)
+    except DatasetError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wellmon: comparison written to {args.out / 'comparison.md'} (and .json, .png)")
     return 0
 
 
