@@ -29,7 +29,7 @@ from torch import nn
 
 from wellmon.models.fusion import spec
 from wellmon.models.training.layers import AttentionPooling, GatedMultimodalUnit
-from wellmon.models.training.network import ExpertHeads, FusionNetwork
+from wellmon.models.training.network import ExpertHeads, Fused, FusionNetwork, WindowInputs
 
 
 def _valid_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -61,24 +61,6 @@ def _remember(g: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor
     return next_context, torch.cat([context_mask[:, 1:].to(torch.bool), valid], dim=1)
 
 
-class _Inputs:
-    """One window's inputs with every masked value zeroed (so that none can leak)."""
-
-    def __init__(self, visual: torch.Tensor, visual_mask: torch.Tensor, audio: torch.Tensor,
-                 audio_mask: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
-                 physio: torch.Tensor, physio_mask: torch.Tensor) -> None:
-        self.masks = {"visual": visual_mask.to(torch.bool), "audio": audio_mask.to(torch.bool),
-                      "text": text_mask.to(torch.bool)}
-        self.seqs = {m: torch.where(self.masks[m].unsqueeze(-1), x, torch.zeros_like(x))
-                     for m, x in (("visual", visual), ("audio", audio), ("text", text))}
-        self.physio_ok = physio_mask.to(torch.bool)
-        self.physio = torch.where(self.physio_ok.unsqueeze(-1), physio,
-                                  torch.zeros_like(physio))
-        self.present = torch.stack([self.masks[m].any(dim=1)
-                                    for m in spec.SEQUENCE_MODALITIES] + [self.physio_ok],
-                                   dim=1)
-
-
 class MMBNetwork(ExpertHeads):
     """MM-B: averaged steps, concatenated, a two-layer perceptron (module doc)."""
 
@@ -93,21 +75,14 @@ class MMBNetwork(ExpertHeads):
                                  nn.Tanh())
         self._init_heads(dim)
 
-    def forward(self, visual: torch.Tensor, visual_mask: torch.Tensor, audio: torch.Tensor,
-                audio_mask: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
-                physio: torch.Tensor, physio_mask: torch.Tensor, stress_z: torch.Tensor,
-                stress_mask: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor,
-                log_emotion: bool = False) -> tuple[torch.Tensor, ...]:
-        x = _Inputs(visual, visual_mask, audio, audio_mask, text, text_mask, physio,
-                    physio_mask)
+    def fuse(self, x: WindowInputs, context: torch.Tensor, context_mask: torch.Tensor
+             ) -> Fused:
         parts = [_valid_mean(x.seqs[m], x.masks[m]) for m in spec.SEQUENCE_MODALITIES]
-        g = self.mlp(torch.cat([*parts, x.physio, x.present.to(visual.dtype)], dim=1))
-        steps = [_uniform_steps(x.masks[m]) for m in spec.SEQUENCE_MODALITIES]
-        next_context, next_mask = _remember(g, context, context_mask)
-        return (*self._heads(g, visual, visual_mask, text, text_mask, stress_z, stress_mask,
-                             log_emotion),
-                _even_gates(x.present), torch.stack(steps, dim=1), torch.stack(steps, dim=1),
-                next_context, next_mask)
+        g = self.mlp(torch.cat([*parts, x.physio, x.present.to(x.physio.dtype)], dim=1))
+        steps = torch.stack([_uniform_steps(x.masks[m]) for m in spec.SEQUENCE_MODALITIES],
+                            dim=1)
+        return Fused(g, _even_gates(x.present), steps, steps, *_remember(g, context,
+                                                                         context_mask))
 
 
 class MMMLANetwork(ExpertHeads):
@@ -126,13 +101,8 @@ class MMMLANetwork(ExpertHeads):
         self.gmu = GatedMultimodalUnit([dim] * len(spec.MODALITIES), dim)
         self._init_heads(dim)
 
-    def forward(self, visual: torch.Tensor, visual_mask: torch.Tensor, audio: torch.Tensor,
-                audio_mask: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
-                physio: torch.Tensor, physio_mask: torch.Tensor, stress_z: torch.Tensor,
-                stress_mask: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor,
-                log_emotion: bool = False) -> tuple[torch.Tensor, ...]:
-        x = _Inputs(visual, visual_mask, audio, audio_mask, text, text_mask, physio,
-                    physio_mask)
+    def fuse(self, x: WindowInputs, context: torch.Tensor, context_mask: torch.Tensor
+             ) -> Fused:
         pooled, attention = [], []
         for m in spec.SEQUENCE_MODALITIES:
             h, _ = self.lstm[m](x.seqs[m])
@@ -142,10 +112,7 @@ class MMMLANetwork(ExpertHeads):
         pooled.append(self.physio_proj(x.physio))
         g, gates = self.gmu(pooled, x.present)
         steps = torch.stack(attention, dim=1)
-        next_context, next_mask = _remember(g, context, context_mask)
-        return (*self._heads(g, visual, visual_mask, text, text_mask, stress_z, stress_mask,
-                             log_emotion),
-                gates, steps, steps, next_context, next_mask)
+        return Fused(g, gates, steps, steps, *_remember(g, context, context_mask))
 
 
 ARCHITECTURES: dict[str, type[ExpertHeads]] = {

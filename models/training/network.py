@@ -30,6 +30,8 @@ input has a mask and a masked value reaches no output (tests/unit/test_fusion_ne
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
@@ -70,11 +72,42 @@ class ModalityEncoder(nn.Module):
         return h + self.gaam_out(attended), weights.mean(dim=-1)
 
 
+class WindowInputs:
+    """One window's inputs with every masked value zeroed (so that none can leak), its
+    sequence masks as booleans and which modalities are present."""
+
+    def __init__(self, visual: torch.Tensor, visual_mask: torch.Tensor, audio: torch.Tensor,
+                 audio_mask: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
+                 physio: torch.Tensor, physio_mask: torch.Tensor) -> None:
+        self.masks = {"visual": visual_mask.to(torch.bool), "audio": audio_mask.to(torch.bool),
+                      "text": text_mask.to(torch.bool)}
+        self.seqs = {m: torch.where(self.masks[m].unsqueeze(-1), x, torch.zeros_like(x))
+                     for m, x in (("visual", visual), ("audio", audio), ("text", text))}
+        self.physio_ok = physio_mask.to(torch.bool)
+        self.physio = torch.where(self.physio_ok.unsqueeze(-1), physio,
+                                  torch.zeros_like(physio))
+        self.present = torch.stack([self.masks[m].any(dim=1)
+                                    for m in spec.SEQUENCE_MODALITIES] + [self.physio_ok],
+                                   dim=1)
+
+
+class Fused(NamedTuple):
+    """What an architecture makes of a window: the fused vector and its diagnostics."""
+
+    g: torch.Tensor  # [B, dim]
+    gates: torch.Tensor  # [B, modalities]: trust in each modality
+    step_attention: torch.Tensor  # [B, 3, T]
+    gaam_weights: torch.Tensor  # [B, 3, T]
+    next_context: torch.Tensor  # [B, K, dim]
+    next_context_mask: torch.Tensor  # [B, K]
+
+
 class ExpertHeads(nn.Module):
-    """What every fusion architecture shares (models/training/architectures.py): the
-    documented expert fusion as the prior, and heads that correct it from the fused window
-    vector ``g`` ([B, dim]). The correcting layers start at zero, so every architecture
-    starts out computing the expert fusion exactly; training moves it away."""
+    """What every fusion architecture shares (models/training/architectures.py): the one
+    forward of the contract (inputs masked into `WindowInputs`, the architecture's `fuse`,
+    the heads), the documented expert fusion as the prior, and heads that correct it from
+    the fused window vector ``g`` ([B, dim]). The correcting layers start at zero, so every
+    architecture starts out computing the expert fusion exactly; training moves it away."""
 
     dim: int
     k_past: int
@@ -82,6 +115,26 @@ class ExpertHeads(nn.Module):
     causal = True
     """Whether a window's output depends on that window and earlier ones only (live serving
     takes only causal architectures)."""
+
+    def forward(self, visual: torch.Tensor, visual_mask: torch.Tensor, audio: torch.Tensor,
+                audio_mask: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
+                physio: torch.Tensor, physio_mask: torch.Tensor, stress_z: torch.Tensor,
+                stress_mask: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor,
+                log_emotion: bool = False) -> tuple[torch.Tensor, ...]:
+        """Outputs in ``spec.OUTPUT_NAMES`` order; ``log_emotion`` gives log-probabilities
+        as the first output instead (training: the expert prior can put a class below float
+        precision, where the probability's logarithm has no gradient)."""
+        window = WindowInputs(visual, visual_mask, audio, audio_mask, text, text_mask,
+                              physio, physio_mask)
+        f = self.fuse(window, context, context_mask)
+        return (*self._heads(f.g, visual, window.masks["visual"], text, window.masks["text"],
+                             stress_z, stress_mask, log_emotion),
+                f.gates, f.step_attention, f.gaam_weights, f.next_context, f.next_context_mask)
+
+    def fuse(self, x: WindowInputs, context: torch.Tensor, context_mask: torch.Tensor
+             ) -> Fused:
+        """The architecture's own part: a window (and the context) to ``g``."""
+        raise NotImplementedError
 
     def _init_heads(self, dim: int) -> None:
         n_emotions = len(spec.EMOTIONS)
@@ -177,19 +230,13 @@ class FusionNetwork(ExpertHeads):
         self.context = CausalContextGraph(dim, k_past, zero_init=True)
         self._init_heads(dim)
 
-    def forward(self, visual: torch.Tensor, visual_mask: torch.Tensor, audio: torch.Tensor,
-                audio_mask: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
-                physio: torch.Tensor, physio_mask: torch.Tensor, stress_z: torch.Tensor,
-                stress_mask: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor,
-                log_emotion: bool = False) -> tuple[torch.Tensor, ...]:
-        """Outputs in ``spec.OUTPUT_NAMES`` order; ``log_emotion`` gives log-probabilities
-        as the first output instead (training: the expert prior can put a class below float
-        precision, where the probability's logarithm has no gradient)."""
-        masks = {"visual": visual_mask.to(torch.bool), "audio": audio_mask.to(torch.bool),
-                 "text": text_mask.to(torch.bool)}
-        seqs, gaam = {}, {}
-        for m, x in (("visual", visual), ("audio", audio), ("text", text)):
-            seqs[m], gaam[m] = self.encoders[m](x, masks[m])
+    def fuse(self, x: WindowInputs, context: torch.Tensor, context_mask: torch.Tensor
+             ) -> Fused:
+        """GAAM per modality, the cross-modal stack, pooling, the GMU and the context graph
+        (module doc)."""
+        masks, seqs, gaam = x.masks, {}, {}
+        for m in spec.SEQUENCE_MODALITIES:
+            seqs[m], gaam[m] = self.encoders[m](x.seqs[m], masks[m])
         v, a, t = seqs["visual"], seqs["audio"], seqs["text"]
         v, _ = self.cross["visual_from_audio"](v, a, masks["audio"])
         a, _ = self.cross["audio_from_visual"](a, seqs["visual"], masks["visual"])
@@ -198,25 +245,17 @@ class FusionNetwork(ExpertHeads):
         v, _ = self.cross["visual_from_text"](v, seqs["text"], masks["text"])
         a, _ = self.cross["audio_from_text"](a, seqs["text"], masks["text"])
         pooled, attention = [], []
-        for m, x in (("visual", v), ("audio", a), ("text", t)):
-            p, w = self.pool[m](self.norm[m](x), masks[m])
+        for m, h in (("visual", v), ("audio", a), ("text", t)):
+            p, w = self.pool[m](self.norm[m](h), masks[m])
             pooled.append(p)
             attention.append(w)
-        physio_ok = physio_mask.to(torch.bool)
-        physio = torch.where(physio_ok.unsqueeze(-1), physio, torch.zeros_like(physio))
-        pooled.append(self.physio(physio))
-        present = torch.stack([masks[m].any(dim=1) for m in spec.SEQUENCE_MODALITIES]
-                              + [physio_ok], dim=1)
-        fused, gates = self.gmu(pooled, present)
+        pooled.append(self.physio(x.physio))
+        fused, gates = self.gmu(pooled, x.present)
         g, next_context, next_mask = self.context(fused, context, context_mask)
+        return Fused(g, gates, torch.stack(attention, dim=1),
+                     torch.stack([gaam[m] for m in spec.SEQUENCE_MODALITIES], dim=1),
+                     next_context, next_mask)
 
-        emotion, valence, arousal, stress, contributions = self._heads(
-            g, visual, masks["visual"], text, masks["text"], stress_z, stress_mask,
-            log_emotion)
-        step_attention = torch.stack(attention, dim=1)
-        gaam_weights = torch.stack([gaam[m] for m in spec.SEQUENCE_MODALITIES], dim=1)
-        return (emotion, valence, arousal, stress, contributions, gates, step_attention,
-                gaam_weights, next_context, next_mask)
 
 def example_inputs(batch: int = 2, steps: int = spec.STEPS, k_past: int = spec.CONTEXT_WINDOWS,
                    dim: int = spec.DIM, seed: int = 0) -> tuple[torch.Tensor, ...]:
