@@ -28,7 +28,7 @@ USER_ERRORS = (UsageError, SourceError, ModelError, OutputError)
 TRAIN_PACKAGES = ("torch", "onnx")
 """What `pip install 'wellmon[train]'` brings for `train` and `export`."""
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
-ARCH_NAMES = ("gaam-corect", "mmmla", "mm-b")
+ARCH_NAMES = ("gaam-corect", "mmmla", "mm-b", "sc-lstm")
 """models/training/architectures.py's ARCHITECTURES, named here so that the command's help
 needs no torch (tests/unit/test_fusion_architectures.py keeps the two equal)."""
 

@@ -17,8 +17,10 @@ Every input is masked: a masked step or modality reaches no output
   pooling (``e_i = v^T tanh(W h_i + b)``), a GMU between the modalities.
 * ``mm-b`` (seed 001's baseline "MM-B"): each modality's steps averaged, the four
   concatenated with which are present, a two-layer perceptron.
+* ``sc-lstm`` (seed 002's contextual LSTM, live form): each window as one vector, a
+  unidirectional LSTM over the last windows' vectors and this one.
 
-All three are causal across windows (a window's output depends on it and earlier ones), so
+All four are causal across windows (a window's output depends on it and earlier ones), so
 all may be served live; within a window every architecture reads all of its steps.
 """
 
@@ -115,8 +117,39 @@ class MMMLANetwork(ExpertHeads):
         return Fused(g, gates, steps, steps, *_remember(g, context, context_mask))
 
 
+class SCLSTMNetwork(ExpertHeads):
+    """sc-LSTM: each window summarised into one vector (its modalities' averaged steps and
+    which are present, through a layer), and a unidirectional LSTM over the last windows'
+    vectors and this one (seed 002's contextual LSTM, in its live, causal form). The context
+    carries the windows' vectors, so the LSTM reads the past without keeping a state."""
+
+    arch = "sc-lstm"
+
+    def __init__(self, dim: int = spec.DIM, k_past: int = spec.CONTEXT_WINDOWS) -> None:
+        super().__init__()
+        self.dim, self.k_past = dim, k_past
+        width = sum(len(spec.FEATURES[m]) for m in spec.SEQUENCE_MODALITIES) \
+            + len(spec.PHYSIO_FEATURES) + len(spec.MODALITIES)
+        self.window = nn.Sequential(nn.Linear(width, dim), nn.Tanh())
+        self.lstm = nn.LSTM(dim, dim, batch_first=True)
+        self._init_heads(dim)
+
+    def fuse(self, x: WindowInputs, context: torch.Tensor, context_mask: torch.Tensor
+             ) -> Fused:
+        parts = [_valid_mean(x.seqs[m], x.masks[m]) for m in spec.SEQUENCE_MODALITIES]
+        u = self.window(torch.cat([*parts, x.physio, x.present.to(x.physio.dtype)], dim=1))
+        past = torch.where(context_mask.to(torch.bool).unsqueeze(-1), context,
+                           torch.zeros_like(context))
+        h, _ = self.lstm(torch.cat([past, u.unsqueeze(1)], dim=1))
+        steps = torch.stack([_uniform_steps(x.masks[m]) for m in spec.SEQUENCE_MODALITIES],
+                            dim=1)
+        return Fused(h[:, -1], _even_gates(x.present), steps, steps,
+                     *_remember(u, context, context_mask))
+
+
 ARCHITECTURES: dict[str, type[ExpertHeads]] = {
-    "gaam-corect": FusionNetwork, "mmmla": MMMLANetwork, "mm-b": MMBNetwork}
+    "gaam-corect": FusionNetwork, "mmmla": MMMLANetwork, "mm-b": MMBNetwork,
+    "sc-lstm": SCLSTMNetwork}
 """``--arch`` name -> network class; the first is the default."""
 DEFAULT_ARCH = "gaam-corect"
 

@@ -137,7 +137,7 @@ MISTAKES = [
             r"--index-url https://download\.pytorch\.org/whl/cpu", without_torch=True),
     Mistake("train-unknown-architecture", ("train", "clips", "--out", "o", "--arch", "bimha2"),
             r"^wellmon: train: argument --arch: invalid choice: 'bimha2' \(choose from "
-            r"'gaam-corect', 'mmmla', 'mm-b'\)", files={"clips": None}),
+            r"'gaam-corect', 'mmmla', 'mm-b', 'sc-lstm'\)", files={"clips": None}),
     Mistake("datasets-too-many-speakers", ("datasets", "make", "crossmodal", "d",
                                            "--speakers", "9"),
             r"^wellmon: datasets make: speakers: 1 to 6$"),

@@ -92,7 +92,7 @@ def test_onnx_reproduces_torch_at_batch_1_and_16(arch: str, tmp_path: Path) -> N
 
 def test_an_unknown_architecture_names_the_choices() -> None:
     with pytest.raises(ValueError, match="unknown architecture 'bimha2': expected one of "
-                                         "gaam-corect, mmmla, mm-b"):
+                                         "gaam-corect, mmmla, mm-b, sc-lstm"):
         make_network("bimha2")
 
 
@@ -111,3 +111,19 @@ def test_a_checkpoint_of_another_architecture_is_refused_by_name(tmp_path: Path)
     with pytest.raises(ValueError, match=r"fusion\.pt is a mm-b checkpoint, not mmmla: "
                                          r"export it with --arch mm-b"):
         load_checkpoint(tmp_path / "fusion.pt", "mmmla")
+
+
+def test_sc_lstm_reads_the_windows_before_and_only_those() -> None:
+    """Its context is the last windows' vectors: another past changes the scores; the next
+    context is this window's vector appended to the last K-1."""
+    net = trained_like("sc-lstm")
+    inputs = list(example_inputs(3, seed=5))
+    out = run(net, inputs)
+    c = spec.INPUT_NAMES.index("context")
+    other = list(inputs)
+    other[c] = inputs[c] + 1.0
+    assert not np.allclose(out["emotion"], run(net, other)["emotion"])
+    kept = inputs[c].numpy()[:, 1:][inputs[c + 1].numpy()[:, 1:]]
+    np.testing.assert_array_equal(out["next_context"][:, :-1][out["next_context_mask"][:, :-1]],
+                                  kept)
+    assert out["next_context_mask"][:, -1].all()
