@@ -74,7 +74,10 @@ def read_scores(path: str | Path, stream: str | None = None) -> Scores:
                 skipped.append(f"line {number}: {message.detail}")
                 continue
             problem = shape_problem(message) if isinstance(message, dict) else "not an object"
-            if problem is None and not isinstance(message.get("stream"), str):
+            if problem is None:  # what the node always writes, and the report reads
+                problem = next((key for key in ("stream", "signals", "quality")
+                                if key not in message), None)
+            if problem is None and not isinstance(message["stream"], str):
                 problem = "stream"
             if problem is not None:
                 skipped.append(f"line {number}: not a score message (bad {problem})")
@@ -191,8 +194,17 @@ def _stress_summary(windows: list[dict[str, Any]], stress: list[float | None],
 def _top_driver(window: dict[str, Any]) -> str | None:
     """The stress input that added most to this window's index, as a person calls it."""
     name = next((d["input"] for d in window.get("drivers", [])
-                 if "input" in d and d.get("contribution", 0) > 0), None)
+                 if _is_input(d) and d["contribution"] > 0), None)
     return DRIVER_NAMES.get(name, name)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_input(driver: dict[str, Any]) -> bool:
+    """A stress input's entry of a window's drivers (a file may hold anything else)."""
+    return isinstance(driver.get("input"), str) and _is_number(driver.get("contribution"))
 
 
 def _modalities(windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -200,7 +212,7 @@ def _modalities(windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     gates: dict[str, list[float]] = {}
     for x in windows:
         for d in x.get("drivers", []):
-            if "modality" in d and isinstance(d.get("gate"), (int, float)):
+            if isinstance(d.get("modality"), str) and _is_number(d.get("gate")):
                 gates.setdefault(d["modality"], []).append(d["gate"])
     return sorted(({"modality": m, "mean_gate": round(float(np.mean(g)), 2)}
                    for m, g in gates.items()), key=lambda m: -m["mean_gate"])
@@ -212,7 +224,7 @@ def _drivers(windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     totals: dict[str, list[float]] = {}
     for x in windows:
         for d in x.get("drivers", []):
-            if "input" in d and isinstance(d.get("contribution"), (int, float)):
+            if _is_input(d):
                 totals.setdefault(d["input"], []).append(d["contribution"])
     ranked = sorted(totals.items(), key=lambda kv: -abs(float(np.mean(kv[1]))))
     return [{"input": DRIVER_NAMES.get(name, name), "mean_contribution":
@@ -255,8 +267,9 @@ def _transcript(windows: list[dict[str, Any]], t0: float) -> list[dict[str, Any]
     seen: dict[tuple[float, str], dict[str, Any]] = {}
     for x in windows:
         for u in x.get("transcript", []):
-            if u.get("final") and isinstance(u.get("text"), str):
-                key = (round(float(u.get("t_start", 0.0)), 2), u["text"])
+            if u.get("final") is True and isinstance(u.get("text"), str) \
+                    and _is_number(u.get("t_start")):
+                key = (round(float(u["t_start"]), 2), u["text"])
                 seen.setdefault(key, {"at": _at(key[0], t0), "t_s": round(key[0] - t0, 1),
                                       "text": u["text"],
                                       "sentiment": _round(u.get("sentiment"), 2)})
@@ -268,9 +281,10 @@ def _series(windows: list[dict[str, Any]], t0: float) -> dict[str, list[Any]]:
     emotions = sorted(next((x["emotions"] for x in windows if x.get("emotions")), {}))
     out: dict[str, list[Any]] = {"t_s": [round(x["t_end"] - t0, 2) for x in windows]}
     out["stress"] = [_round(x.get("stress"), 1) for x in windows]
-    out["stress_low"] = [_round((x.get("stress_band") or [None])[0], 1) for x in windows]
-    out["stress_high"] = [_round((x.get("stress_band") or [None, None])[-1], 1)
-                          for x in windows]
+    bands = [x.get("stress_band") if len(x.get("stress_band") or ()) == 2 else [None, None]
+             for x in windows]
+    out["stress_low"] = [_round(low, 1) for low, _ in bands]
+    out["stress_high"] = [_round(high, 1) for _, high in bands]
     out["valence"] = [_round(x.get("valence"), 3) for x in windows]
     out["arousal"] = [_round(x.get("arousal"), 3) for x in windows]
     for label in emotions:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from wellmon.benchmarks.arcs import valence_series
 from wellmon.dashboard.report import ReportError, read_scores, summary_of, write_report
@@ -71,17 +73,19 @@ def test_the_summary_says_when_stress_was_highest_and_what_drove_it(tmp_path) ->
 
 
 def test_a_corrupt_line_is_named_skipped_and_counted(tmp_path) -> None:
+    bare = {k: v for k, v in window(5, 6.0).items() if k != "signals"}
     lines = [window(1, 4.0), "{not json\n", window(2, 4.5), json.dumps({"seq": "x"}) + "\n",
-             json.dumps(window(3, 5.0, stress=float("nan"))) + "\n", window(4, 5.5)]
+             json.dumps(window(3, 5.0, stress=float("nan"))) + "\n", window(4, 5.5), bare]
     path = write_jsonl(tmp_path / "s.jsonl", lines)
     summaries = write_report([path], tmp_path / "r.html")
     assert summaries[0]["windows"] == 3
     not_json = "not JSON, or a number that is not finite"
     assert summaries[0]["skipped_lines"] == [f"line 2: {not_json}",
                                              "line 4: not a score message (bad seq)",
-                                             f"line 5: {not_json}"]
+                                             f"line 5: {not_json}",
+                                             "line 7: not a score message (bad signals)"]
     page = (tmp_path / "r.html").read_text()
-    assert "3 lines were not score messages" in page and "line 4: not a score" in page
+    assert "4 lines were not score messages" in page and "line 4: not a score" in page
 
 
 @pytest.mark.parametrize("content, says", [(None, "no such file"),
@@ -124,3 +128,56 @@ def test_several_recordings_get_a_table_of_their_arcs(tmp_path) -> None:
     rows = (tmp_path / "week.csv").read_text().splitlines()
     assert rows[0].startswith("recording,t_end_s,") and len(rows) == 1 + 2 * 119
     assert rows[1].startswith("monday.jsonl,0.5,") and rows[-1].startswith("tuesday.jsonl,")
+
+
+def test_odd_values_in_a_valid_message_do_not_break_the_report(tmp_path) -> None:
+    """Fields the score contract leaves open (a transcript's or a driver's entries) are
+    read only where they hold what the node writes."""
+    odd = [window(i, 0.5 * i,
+                  transcript=[{"text": ["x"], "final": True, "t_start": "soon"},
+                              {"text": "fine", "final": "yes", "t_start": 1.0},
+                              {"text": "kept", "final": True, "t_start": 2.0}],
+                  drivers=[{"input": ["hr"], "contribution": 1.0},
+                           {"input": "heart_rate", "contribution": "high"},
+                           {"modality": 3, "gate": 0.5}, {"input": "f0_mean",
+                                                           "contribution": 0.4}],
+                  stress_band=[] if i % 2 else [40.0, 60.0, 70.0])
+           for i in range(1, 40)]
+    summary = write_report([write_jsonl(tmp_path / "odd.jsonl", odd)], tmp_path / "o.html")[0]
+    assert [u["text"] for u in summary["transcript"]] == ["kept"]
+    assert summary["stress"]["drivers"] == [{"input": "voice pitch", "mean_contribution": 0.4}]
+    assert summary["stress"]["highest"]["driver"] == "voice pitch"
+    assert set(summary["series"]["stress_low"]) == {None}  # a band is two numbers
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6)
+                           | st.floats(-1e6, 1e6) | st.text(max_size=6),
+                           lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+                           max_leaves=8)
+FIELDS = ("emotions", "valence", "arousal", "stress", "stress_band", "drivers", "transcript",
+          "reasons", "signals", "quality", "t_start")
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(FIELDS), json_values), max_size=6),
+       st.integers(1, 12))
+def test_whatever_a_file_holds_the_report_is_made_or_says_why(tmp_path, changes,
+                                                               n) -> None:
+    """Any value in any field of otherwise real messages: the lines the reader takes make
+    a report, the rest are skipped by name; nothing else can happen."""
+    lines = []
+    for i in range(1, n + 1):
+        message = window(i, 0.5 * i)
+        for field, value in changes:
+            if (i + len(field)) % 3:
+                message[field] = value
+        lines.append(message)
+    path = write_jsonl(tmp_path / "f.jsonl", lines)
+    try:
+        summaries = write_report([path], tmp_path / "f.html")
+    except ReportError as exc:
+        assert "no score messages" in str(exc)
+        return
+    assert summaries[0]["windows"] + len(summaries[0]["skipped_lines"]) == n
