@@ -40,10 +40,22 @@ def _valid_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * weights).sum(dim=1) / torch.clamp(weights.sum(dim=1), min=1.0)
 
 
-def _uniform_steps(mask: torch.Tensor) -> torch.Tensor:
-    """Equal attention over the valid steps ``[B, T]``."""
-    weights = mask.to(torch.float32)
-    return weights / torch.clamp(weights.sum(dim=1, keepdim=True), min=1.0)
+def _uniform_steps(x: WindowInputs) -> torch.Tensor:
+    """Equal attention over each modality's valid steps ``[B, 3, T]``."""
+    weights = torch.stack([x.masks[m] for m in spec.SEQUENCE_MODALITIES], dim=1).to(
+        torch.float32)
+    return weights / torch.clamp(weights.sum(dim=2, keepdim=True), min=1.0)
+
+
+SUMMARY_WIDTH = sum(len(spec.FEATURES[m]) for m in spec.SEQUENCE_MODALITIES) \
+    + len(spec.PHYSIO_FEATURES) + len(spec.MODALITIES)
+
+
+def _summary(x: WindowInputs) -> torch.Tensor:
+    """A window as one row ``[B, SUMMARY_WIDTH]``: each modality's steps averaged over the
+    valid ones, the physiology, and which modalities are present."""
+    parts = [_valid_mean(x.seqs[m], x.masks[m]) for m in spec.SEQUENCE_MODALITIES]
+    return torch.cat([*parts, x.physio, x.present.to(x.physio.dtype)], dim=1)
 
 
 def _even_gates(present: torch.Tensor) -> torch.Tensor:
@@ -71,18 +83,14 @@ class MMBNetwork(ExpertHeads):
     def __init__(self, dim: int = spec.DIM, k_past: int = spec.CONTEXT_WINDOWS) -> None:
         super().__init__()
         self.dim, self.k_past = dim, k_past
-        width = sum(len(spec.FEATURES[m]) for m in spec.SEQUENCE_MODALITIES) \
-            + len(spec.PHYSIO_FEATURES) + len(spec.MODALITIES)
-        self.mlp = nn.Sequential(nn.Linear(width, dim), nn.ReLU(), nn.Linear(dim, dim),
+        self.mlp = nn.Sequential(nn.Linear(SUMMARY_WIDTH, dim), nn.ReLU(), nn.Linear(dim, dim),
                                  nn.Tanh())
         self._init_heads(dim)
 
     def fuse(self, x: WindowInputs, context: torch.Tensor, context_mask: torch.Tensor
              ) -> Fused:
-        parts = [_valid_mean(x.seqs[m], x.masks[m]) for m in spec.SEQUENCE_MODALITIES]
-        g = self.mlp(torch.cat([*parts, x.physio, x.present.to(x.physio.dtype)], dim=1))
-        steps = torch.stack([_uniform_steps(x.masks[m]) for m in spec.SEQUENCE_MODALITIES],
-                            dim=1)
+        g = self.mlp(_summary(x))
+        steps = _uniform_steps(x)
         return Fused(g, _even_gates(x.present), steps, steps, *_remember(g, context,
                                                                          context_mask))
 
@@ -128,21 +136,17 @@ class SCLSTMNetwork(ExpertHeads):
     def __init__(self, dim: int = spec.DIM, k_past: int = spec.CONTEXT_WINDOWS) -> None:
         super().__init__()
         self.dim, self.k_past = dim, k_past
-        width = sum(len(spec.FEATURES[m]) for m in spec.SEQUENCE_MODALITIES) \
-            + len(spec.PHYSIO_FEATURES) + len(spec.MODALITIES)
-        self.window = nn.Sequential(nn.Linear(width, dim), nn.Tanh())
+        self.window = nn.Sequential(nn.Linear(SUMMARY_WIDTH, dim), nn.Tanh())
         self.lstm = nn.LSTM(dim, dim, batch_first=True)
         self._init_heads(dim)
 
     def fuse(self, x: WindowInputs, context: torch.Tensor, context_mask: torch.Tensor
              ) -> Fused:
-        parts = [_valid_mean(x.seqs[m], x.masks[m]) for m in spec.SEQUENCE_MODALITIES]
-        u = self.window(torch.cat([*parts, x.physio, x.present.to(x.physio.dtype)], dim=1))
+        u = self.window(_summary(x))
         past = torch.where(context_mask.to(torch.bool).unsqueeze(-1), context,
                            torch.zeros_like(context))
         h, _ = self.lstm(torch.cat([past, u.unsqueeze(1)], dim=1))
-        steps = torch.stack([_uniform_steps(x.masks[m]) for m in spec.SEQUENCE_MODALITIES],
-                            dim=1)
+        steps = _uniform_steps(x)
         return Fused(h[:, -1], _even_gates(x.present), steps, steps,
                      *_remember(u, context, context_mask))
 
