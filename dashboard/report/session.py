@@ -21,7 +21,7 @@ import numpy as np
 
 from wellmon.dashboard.report.arcs import Arc, arc_of
 from wellmon.streamer.wire.protocol import Rejected, loads_finite
-from wellmon.streamer.wire.score import shape_problem
+from wellmon.streamer.wire.score import is_number, shape_problem
 
 USUAL_LOW, USUAL_HIGH = 18.0, 82.0
 EPOCH_AFTER_S = 1e9
@@ -198,13 +198,9 @@ def _top_driver(window: dict[str, Any]) -> str | None:
     return DRIVER_NAMES.get(name, name)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _is_input(driver: dict[str, Any]) -> bool:
     """A stress input's entry of a window's drivers (a file may hold anything else)."""
-    return isinstance(driver.get("input"), str) and _is_number(driver.get("contribution"))
+    return isinstance(driver.get("input"), str) and is_number(driver.get("contribution"))
 
 
 def _modalities(windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -212,7 +208,7 @@ def _modalities(windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     gates: dict[str, list[float]] = {}
     for x in windows:
         for d in x.get("drivers", []):
-            if isinstance(d.get("modality"), str) and _is_number(d.get("gate")):
+            if isinstance(d.get("modality"), str) and is_number(d.get("gate")):
                 gates.setdefault(d["modality"], []).append(d["gate"])
     return sorted(({"modality": m, "mean_gate": round(float(np.mean(g)), 2)}
                    for m, g in gates.items()), key=lambda m: -m["mean_gate"])
@@ -268,7 +264,7 @@ def _transcript(windows: list[dict[str, Any]], t0: float) -> list[dict[str, Any]
     for x in windows:
         for u in x.get("transcript", []):
             if u.get("final") is True and isinstance(u.get("text"), str) \
-                    and _is_number(u.get("t_start")):
+                    and is_number(u.get("t_start")):
                 key = (round(float(u["t_start"]), 2), u["text"])
                 seen.setdefault(key, {"at": _at(key[0], t0), "t_s": round(key[0] - t0, 1),
                                       "text": u["text"],

@@ -218,7 +218,7 @@ def _fed(config: Config, path: str, progress: bool, transcriber: bool
     windower = Windower.from_config(
         replace(config, asr=replace(asr, engine="off")) if speech else config, live=False)
     worker = Transcriber(path, asr, config.capture.audio_chunk_ms) if speech else None
-    duration = _duration_s(path)
+    duration = duration_s(path)
     bar = tqdm(total=round(duration, 1) if duration else None, unit="s", disable=not progress,
                desc=f"replay {Path(path).name}", bar_format="{l_bar}{bar}| {n:.1f}/{total} s")
     try:
@@ -303,7 +303,8 @@ def default_jobs() -> int:
         (os.cpu_count() or 1)
 
 
-def _duration_s(path: str) -> float | None:
+def duration_s(path: str) -> float | None:
+    """The file's length in seconds, as its container says (None when it does not)."""
     import av
 
     plan = sources.plan(path)

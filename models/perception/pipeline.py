@@ -32,6 +32,7 @@ from wellmon.models.perception.stages import (
     PulseStage,
     SeenFrame,
     SpeechStage,
+    Stage,
     VoiceStage,
 )
 from wellmon.models.stress.index import StressIndex, StressResult
@@ -51,6 +52,8 @@ class StreamPerception:
         self.pulse = PulseStage(cfg)
         self.learned = LearnedPulseStage(learned_model, cfg) if learned_model else None
         self.behaviour = BehaviourStage()
+        self.video_stages: list[Stage[SeenFrame, Any]] = [
+            stage for stage in (self.pulse, self.learned, self.behaviour) if stage is not None]
         self.voice = VoiceStage()
         self.speech = SpeechStage(name, asr, asr_worker)
         self.stress_index = StressIndex(baseline_s=cfg.stress_baseline_s)
@@ -64,9 +67,8 @@ class StreamPerception:
         basic = measure_frame(frame.image, self.thumbnail)
         self.thumbnail = basic.thumbnail
         seen = SeenFrame(frame.t_capture_ns, frame.image, face)
-        for stage in (self.pulse, self.learned, self.behaviour):
-            if stage is not None:
-                stage.insert(seen)
+        for stage in self.video_stages:
+            stage.insert(seen)
         if seen.landmarks is None or face is None:
             return FrameRecord(basic.brightness, basic.motion, face=False)
         return FrameRecord(basic.brightness, basic.motion, face=True,

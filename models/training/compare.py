@@ -129,7 +129,7 @@ def compare(config: Config, data: Path, out: Path, archs: Sequence[str],
 def latency(model_path: Path, clips: Sequence[Clip]) -> dict[str, float]:
     """Median CPU milliseconds per window through onnxruntime, at batch 1 and 16."""
     model = FusionModel(model_path, threads=1)
-    windows = [x for c in clips for x in c.windows] or [None]
+    windows = [x for c in clips for x in c.windows]
     out = {}
     for batch in (1, 16):
         items = [(model.new_context(), windows[i % len(windows)]) for i in range(batch)]

@@ -112,9 +112,6 @@ class ExpertHeads(nn.Module):
     dim: int
     k_past: int
     arch = "gaam-corect"
-    causal = True
-    """Whether a window's output depends on that window and earlier ones only (live serving
-    takes only causal architectures)."""
 
     def forward(self, visual: torch.Tensor, visual_mask: torch.Tensor, audio: torch.Tensor,
                 audio_mask: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,

@@ -54,22 +54,22 @@ def shape_problem(score: dict[str, Any]) -> str | None:
     if score.get("state") not in STATES:
         return "state"
     for key in ("t_start", "t_end"):
-        if not _is_number(score.get(key)):
+        if not is_number(score.get(key)):
             return key
     for key in ("t_last_frame", "t_published", "valence", "arousal", "stress"):
-        if not _optional(score.get(key), _is_number):
+        if not _optional(score.get(key), is_number):
             return key
     checks = {
-        "signals": lambda v: _is_map(v, lambda k, x: _is_number(x) or x is None or (
-            k == "blink_times" and isinstance(x, list) and all(map(_is_number, x)))),
-        "emotions": lambda v: v is None or _is_map(v, lambda k, x: _is_number(x)),
+        "signals": lambda v: _is_map(v, lambda k, x: is_number(x) or x is None or (
+            k == "blink_times" and isinstance(x, list) and all(map(is_number, x)))),
+        "emotions": lambda v: v is None or _is_map(v, lambda k, x: is_number(x)),
         "quality": lambda v: _is_map(v, lambda k, x: _is_map(x, _quality_value)),
-        "latency_ms": lambda v: _is_map(v, lambda k, x: _is_number(x)),
+        "latency_ms": lambda v: _is_map(v, lambda k, x: is_number(x)),
         "reasons": lambda v: _is_map(v, lambda k, x: isinstance(x, str)),
         "drivers": lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v),
         "transcript": lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v),
         "stress_band": lambda v: v is None or (isinstance(v, list)
-                                               and all(map(_is_number, v))),
+                                               and all(map(is_number, v))),
         "v": _is_int,
     }
     for key, check in checks.items():
@@ -78,13 +78,15 @@ def shape_problem(score: dict[str, Any]) -> str | None:
     return None
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """A number as the contract has it: int or float, not a bool, within a float's exact
+    integers."""
     return (isinstance(value, (int, float)) and not isinstance(value, bool)
             and abs(value) <= MAX_INT)
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and _is_number(value)
+    return isinstance(value, int) and is_number(value)
 
 
 def _optional(value: Any, check: Any) -> bool:
@@ -99,4 +101,4 @@ def _quality_value(key: str, value: Any) -> bool:
     """A modality's quality: numbers, flags and None; its state is a word."""
     if key == "state":
         return isinstance(value, str)
-    return value is None or isinstance(value, bool) or _is_number(value)
+    return value is None or isinstance(value, bool) or is_number(value)

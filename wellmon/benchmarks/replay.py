@@ -18,7 +18,7 @@ from wellmon.streamer import sources
 
 def bench_replay(config: Config, runs: int = 3) -> int:
     clip = str(sources.SAMPLE_CLIP)
-    media_s = replay._duration_s(clip) or 0.0
+    media_s = replay.duration_s(clip) or 0.0
     print(f"bench replay: the sample clip ({media_s:.1f} s), {runs} runs each, "
           f"baseline whole recording, {replay.default_jobs()} CPUs", flush=True)
     off = replace(config, asr=replace(config.asr, engine="off"))
