@@ -28,7 +28,7 @@ USER_ERRORS = (UsageError, SourceError, ModelError, OutputError)
 TRAIN_PACKAGES = ("torch", "onnx")
 """What `pip install 'wellmon[train]'` brings for `train` and `export`."""
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
-ARCH_NAMES = ("gaam-corect", "mmmla", "mm-b", "sc-lstm")
+ARCH_NAMES = ("gaam-corect", "mmmla", "mm-b", "sc-lstm", "bc-lstm", "bimha", "late")
 """models/training/architectures.py's ARCHITECTURES, named here so that the command's help
 needs no torch (tests/unit/test_fusion_architectures.py keeps the two equal)."""
 
@@ -172,8 +172,14 @@ def _parser() -> argparse.ArgumentParser:
                             help="frames of the sample clip to time")
 
     fusion = command(bench_sub, "fusion", "fusion model windows per second and latency")
-    fusion.add_argument("--model", type=Path, default=None,
-                        help="fusion ONNX file (default: perception.fusion_model)")
+    fusion_what = fusion.add_mutually_exclusive_group()
+    fusion_what.add_argument("--model", type=Path, default=None,
+                             help="fusion ONNX file (default: perception.fusion_model)")
+    fusion_what.add_argument("--arch", default=None,
+                             help="instead of a file: a fresh network of these architectures "
+                                  "(all, or a comma-separated list of " + ", ".join(ARCH_NAMES)
+                                  + "), with parameters and FLOPs (needs pip install "
+                                    "'wellmon[train]')")
     fusion.add_argument("--seconds", type=float, default=3.0,
                         help="seconds of runs per batch size")
     soak = command(bench_sub, "soak", "a long run: memory growth, drops and latency drift "
@@ -225,8 +231,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="crossmodal: what is said and how it is said decide the class "
                            "together (docs/fusion.md)")
     make.add_argument("directory", type=Path, help="where the clips and manifest.csv go")
-    make.add_argument("--speakers", type=_at_least_one, default=6,
-                      help="espeak-ng voices, each a speaker of the split (1 to 6)")
+    make.add_argument("--speakers", type=_at_least_one, default=8,
+                      help="espeak-ng voices, each a speaker of the split (1 to 8)")
     make.add_argument("--sentences", type=_at_least_one, default=2,
                       help="sentences per kind of words (1 to 3)")
 
@@ -251,6 +257,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--threads", type=_at_least_one, default=1,
                        help="torch threads (default 1: the network is small, and more threads "
                             "only slow it on a busy machine)")
+    train.add_argument("--features", type=Path, default=None, metavar="DIR",
+                       help="keep the clips' measured windows in DIR and reuse them in later "
+                            "runs (another --arch, other settings) instead of measuring again")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     comparison = command(sub, "compare", "train every fusion architecture and the unimodal "
@@ -267,6 +276,8 @@ def _parser() -> argparse.ArgumentParser:
     comparison.add_argument("--patience", type=_at_least_one, default=10,
                             help="epochs without improvement before a run stops")
     comparison.add_argument("--seed", type=int, default=0, help="split and initialisation seed")
+    comparison.add_argument("--test-fraction", type=_fraction, default=0.15,
+                            help="share of the clips (whole speakers) held out for the test")
     comparison.add_argument("--threads", type=_at_least_one, default=1, help="torch threads")
     comparison.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -383,8 +394,7 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
             return bench_capacity(config, max_streams=args.max_streams, seconds=args.seconds,
                                   gpu_tflops=args.gpu_tflops)
         if args.bench == "fusion":
-            return bench.bench_fusion(args.model or config.perception.fusion_model,
-                                      args.seconds)
+            return _bench_fusion(args, config)
         return bench.bench_latency(config, seconds=args.seconds, source=args.source)
     if args.command == "datasets":
         from wellmon.models.training.crossmodal import make_crossmodal
@@ -544,6 +554,31 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+def _bench_fusion(args: argparse.Namespace, config: Config) -> int:
+    from wellmon.benchmarks.pipeline import bench_fusion
+
+    if args.arch is None:
+        return bench_fusion(args.model or config.perception.fusion_model, args.seconds)
+    with _train_extra("bench fusion --arch"):
+        from wellmon.models.training.architectures import arch_names
+
+        try:
+            archs = arch_names(args.arch)
+        except ValueError as exc:
+            raise UsageError(f"bench fusion: {exc}") from None
+        return bench_fusion(None, args.seconds, archs)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value < 0.5:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and 0.5")
+    return value
+
+
 def _train(args: argparse.Namespace, config: Config) -> int:
     from wellmon.models.training.datasets import DatasetError
     from wellmon.models.training.train import TrainSettings, train
@@ -553,7 +588,7 @@ def _train(args: argparse.Namespace, config: Config) -> int:
                              arch=args.arch)
     try:
         metrics = train(config, args.data, args.out, args.kind, settings,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, features=args.features)
     except DatasetError as exc:
         raise UsageError(str(exc)) from None
     test, windows = metrics["test"], metrics["test_windows"]
@@ -564,7 +599,8 @@ def _train(args: argparse.Namespace, config: Config) -> int:
 
 
 def _compare(args: argparse.Namespace, config: Config) -> int:
-    from wellmon.models.training.compare import arch_names, compare
+    from wellmon.models.training.architectures import arch_names
+    from wellmon.models.training.compare import compare
     from wellmon.models.training.datasets import DatasetError
     from wellmon.models.training.train import TrainSettings
 
@@ -573,7 +609,7 @@ def _compare(args: argparse.Namespace, config: Config) -> int:
     except ValueError as exc:
         raise UsageError(f"compare: {exc}") from None
     settings = TrainSettings(epochs=args.epochs, patience=args.patience, seed=args.seed,
-                             threads=args.threads)
+                             threads=args.threads, test_fraction=args.test_fraction)
     try:
         compare(config, args.data, args.out, archs, settings, progress=not args.no_progress)
     except DatasetError as exc:

@@ -4,6 +4,10 @@ The exported graph is stateless; each stream owns its temporal context (the fuse
 of its last K windows, a `FusionContext`), which `FusionModel.run` passes in and moves on,
 so windows of different streams share one batched call. A file that cannot be loaded or
 was exported for other features is a ``ModelError`` that names the file and the mismatch.
+
+A model whose context also holds windows *after* the current one (``wellmon.context_before``
+below ``wellmon.context_windows``: bc-lstm) is not causal: it cannot be served live, and
+`FusionModel.run_recording` runs it over a whole recording instead.
 """
 
 from __future__ import annotations
@@ -84,6 +88,8 @@ class FusionModel:
         self.arch = meta.get("wellmon.arch", "gaam-corect")  # files from before it was named
         self.dim = int(meta.get("wellmon.dim", spec.DIM))
         self.k_past = int(meta.get("wellmon.context_windows", spec.CONTEXT_WINDOWS))
+        self.context_before = int(meta.get("wellmon.context_before", self.k_past))
+        """How many context slots hold earlier windows; the rest hold later ones."""
         self._check(meta)
 
     def _check(self, meta: dict[str, str]) -> None:
@@ -107,6 +113,11 @@ class FusionModel:
     def expert(self) -> bool:
         """The shipped defaults: outputs are the documented expert fusion, nothing learned."""
         return self.kind == spec.EXPERT_DEFAULTS
+
+    @property
+    def causal(self) -> bool:
+        """Its outputs depend on the window and earlier ones only: it may be served live."""
+        return self.context_before == self.k_past
 
     @property
     def provider(self) -> str:
@@ -141,6 +152,37 @@ class FusionModel:
             self._run_round([(i, *windows[i]) for i in this_round], results)
         return [r for r in results if r is not None]
 
+    def run_recording(self, inputs: Sequence[FusionInput]) -> list[FusionOutput]:
+        """One stream's windows of a whole recording, in time order (replay, training).
+
+        A causal model runs them one after another, its context carried. A non-causal one
+        runs in two batched passes: each window alone, which gives its own vector (the last
+        slot of its ``next_context``), then each window with the vectors of the
+        ``context_before`` windows before it and of those after it in its context."""
+        if self.causal:
+            context = self.new_context()
+            return self.run([(context, x) for x in inputs])
+        alone = [self.new_context() for _ in inputs]
+        self._run_batches(list(zip(alone, inputs)))
+        own = [c.context[-1] for c in alone]
+        after = self.k_past - self.context_before
+        around = []
+        for t in range(len(inputs)):
+            neighbours = [t - self.context_before + j for j in range(self.context_before)]
+            neighbours += [t + 1 + j for j in range(after)]
+            context = self.new_context()
+            for slot, other in enumerate(neighbours):
+                if 0 <= other < len(inputs):
+                    context.context[slot], context.mask[slot] = own[other], True
+            around.append(context)
+        return self._run_batches(list(zip(around, inputs)))
+
+    def _run_batches(self, windows: list[tuple[FusionContext, FusionInput]]
+                     ) -> list[FusionOutput]:
+        """`run` over windows of distinct contexts, RECORDING_BATCH at a time."""
+        return [out for k in range(0, len(windows), RECORDING_BATCH)
+                for out in self.run(windows[k:k + RECORDING_BATCH])]
+
     def _run_round(self, batch: list[tuple[int, FusionContext, FusionInput]],
                    results: list[FusionOutput | None]) -> None:
         feeds = stack([x for _, _, x in batch], [(c.context, c.mask) for _, c, _ in batch])
@@ -168,9 +210,19 @@ class FusionModel:
             )
 
 
-def load_fusion(cfg: PerceptionConfig) -> FusionModel:
-    """The configured fusion model (``perception.fusion_model``) on the configured providers."""
-    return FusionModel(cfg.fusion_model, choose_providers(cfg.providers), cfg.threads)
+RECORDING_BATCH = 256
+"""Windows per onnxruntime call when a recording is fused in one go."""
+
+
+def load_fusion(cfg: PerceptionConfig, live: bool = False) -> FusionModel:
+    """The configured fusion model (``perception.fusion_model``) on the configured providers;
+    ``live``: a model that is not causal is refused by name."""
+    model = FusionModel(cfg.fusion_model, choose_providers(cfg.providers), cfg.threads)
+    if live and not model.causal:
+        raise ModelError(f"perception.fusion_model {model.path}: a {model.arch} model reads "
+                         "the windows after each one, so it cannot be served live; use it "
+                         "with `wellmon replay`, or train a causal architecture for the node")
+    return model
 
 
 def _json_list(names: Sequence[str]) -> str:

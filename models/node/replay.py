@@ -13,6 +13,9 @@ whole recording and every window is then scored against them (`Windower.restress
 index then says when the person was more or less stressed than their own average over this
 recording, not whether the recording as a whole was stressful (a stored personal baseline,
 `--baseline FILE`, says that). `--baseline first:60s` is the live behaviour.
+
+A fusion model that reads the windows after each one (bc-lstm) runs here only, over the
+whole recording once every window is cut (`Windower.fuse_recording`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from tqdm import tqdm
 from wellmon.config import Config
 from wellmon.models.errors import ModelError
 from wellmon.models.fusion.features import FusionInput
+from wellmon.models.fusion.serving import load_fusion
 from wellmon.models.node.outputs import output_file
 from wellmon.models.node.transcriber import Transcriber
 from wellmon.models.node.windowing import Cut, Windower
@@ -180,12 +184,16 @@ def windows(config: Config, path: str, progress: bool = False,
     if baseline is not None and baseline.kind == "first":
         config = replace(config, perception=replace(config.perception,
                                                     stress_baseline_s=baseline.seconds))
-    if baseline is None or baseline.kind == "first":
+    offline_baseline = baseline is not None and baseline.kind != "first"
+    if not offline_baseline and load_fusion(config.perception).causal:
         yield from _one_pass(config, path, progress, transcriber)
         return
     windower, cuts = _cuts(config, path, progress, transcriber)
-    fixed = baseline.load() if baseline.kind == "file" else windower.usual_levels(cuts)
-    for cut in windower.restress(cuts, fixed):
+    if offline_baseline:
+        fixed = baseline.load() if baseline.kind == "file" else windower.usual_levels(cuts)
+        cuts = windower.restress(cuts, fixed)
+    windower.fuse_recording(cuts)
+    for cut in cuts:
         yield windower.score(cut), cut.inputs
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -190,7 +190,7 @@ class Windower:
         """The core as the node (``live``: speech-to-text in its own process, lateness judged
         by the wall clock) or replay and training (in process, by the data's clock) run it."""
         return cls(config.node, Perception(config.perception, config.asr, asr_process=live),
-                   load_fusion(config.perception), clock=time.time_ns if live else None,
+                   load_fusion(config.perception, live), clock=time.time_ns if live else None,
                    timings=live)
 
     def insert(self, items: list[Media], now_ns: int,
@@ -255,24 +255,32 @@ class Windower:
                          cut.end_ns / NS)
         return index.baseline
 
-    def restress(self, cuts: Sequence[Cut], baseline: Baseline) -> Iterator[Cut]:
+    def restress(self, cuts: Sequence[Cut], baseline: Baseline) -> list[Cut]:
         """The windows again, their stress index measured against `baseline` from the first
-        window on (instead of the one each stream collected as it went), fused again in
-        order, each stream with a fresh fusion context. Replay's offline baselines."""
+        window on (instead of the one each stream collected as it went), not yet fused
+        (`fuse_recording`). Replay's offline baselines."""
         indices: dict[str, StressIndex] = {}
-        contexts: dict[str, FusionContext] = {}
+        again = []
         for cut in cuts:
             index = indices.setdefault(cut.stream, StressIndex(
                 baseline=Baseline.from_dict(baseline.to_dict())))
             stress = index.update(cut.summary.signals, cut.summary.emotions, cut.quality,
                                   cut.end_ns / NS)
             z, mask = features.stress_input(stress)
-            again = replace(cut, stress=stress, output=None,
-                            inputs=replace(cut.inputs, stress_z=z, stress_mask=mask),
-                            context=contexts.setdefault(cut.stream, self.fusion.new_context()))
-            if any(again.inputs.present.values()):
-                (again.output,) = self.fusion.run([(again.context, again.inputs)])
-            yield again
+            again.append(replace(cut, stress=stress, output=None,
+                                 inputs=replace(cut.inputs, stress_z=z, stress_mask=mask)))
+        return again
+
+    def fuse_recording(self, cuts: Sequence[Cut]) -> None:
+        """Fuse every window of whole recordings, each stream's in order from a fresh
+        context (`FusionModel.run_recording`: the one way to run a model that is not causal).
+        Replay, after the windows were all cut."""
+        for stream in dict.fromkeys(cut.stream for cut in cuts):
+            runnable = [cut for cut in cuts
+                        if cut.stream == stream and any(cut.inputs.present.values())]
+            outputs = self.fusion.run_recording([cut.inputs for cut in runnable])
+            for cut, output in zip(runnable, outputs):
+                cut.output = output
 
     def _on_time(self, frame: VideoFrame, now_ns: int) -> bool:
         track = self._track(frame, "video")
@@ -334,7 +342,10 @@ class Windower:
         return due
 
     def _fuse(self, due: list[Cut]) -> None:
-        """One fusion call for every window that has something to fuse."""
+        """One fusion call for every window that has something to fuse. A model that is not
+        causal fuses nothing here: it waits for the whole recording (`fuse_recording`)."""
+        if not self.fusion.causal:
+            return
         started = time.perf_counter()
         runnable = [cut for cut in due if any(cut.inputs.present.values())]
         for cut, output in zip(runnable, self.fusion.run([(cut.context, cut.inputs)

@@ -4,7 +4,8 @@ measured on the same held-out speakers through onnxruntime, as the node would ru
 
 Each run's result is written as it finishes (DIR/runs/NAME/result.json) and a finished run
 is not redone, so a comparison that stopped goes on where it was. The features of every clip
-are extracted once (DIR/features.npz) for all runs. The report is DIR/comparison.md and
+are measured once for all runs and kept (DIR/features, a `FeatureCache`), so a resumed
+comparison does not measure them again. The report is DIR/comparison.md and
 .json, and a bar chart, DIR/comparison.png.
 """
 
@@ -22,16 +23,18 @@ import numpy as np
 
 from wellmon.config import Config
 from wellmon.models.fusion import spec
-from wellmon.models.fusion.features import FusionInput
 from wellmon.models.fusion.serving import FusionModel
-from wellmon.models.training.architectures import ARCHITECTURES, DEFAULT_ARCH
+from wellmon.models.training.architectures import DEFAULT_ARCH
 from wellmon.models.training.datasets import detect_kind, load_dataset, speaker_split
 from wellmon.models.training.export import export_onnx
+from wellmon.models.training.feature_cache import FeatureCache
+from wellmon.models.training.size import flops_per_window, parameters
 from wellmon.models.training.train import (
     Clip,
     TrainSettings,
     extract,
     fit,
+    only,
     predict_onnx,
     reports,
 )
@@ -62,23 +65,6 @@ def plan(archs: Sequence[str]) -> list[Run]:
                                          for name, keep in ABLATIONS.items()]
 
 
-def only(clips: Sequence[Clip], keep: tuple[str, ...] | None) -> list[Clip]:
-    """The clips with every input but `keep` masked (values zeroed, masks false)."""
-    if keep is None:
-        return list(clips)
-    masked = {"visual", "audio", "text", "physio", "stress_z"} - set(keep)
-
-    def window(x: FusionInput) -> FusionInput:
-        changes = {}
-        for name in masked:
-            mask = f"{name}_mask" if name != "stress_z" else "stress_mask"
-            changes[name] = np.zeros_like(getattr(x, name))
-            changes[mask] = np.zeros_like(getattr(x, mask))
-        return dataclasses.replace(x, **changes)
-
-    return [Clip(c.sample, [window(x) for x in c.windows]) for c in clips]
-
-
 def compare(config: Config, data: Path, out: Path, archs: Sequence[str],
             settings: TrainSettings, progress: bool = True,
             say: Callable[[str], None] = print) -> dict[str, Any]:
@@ -87,7 +73,8 @@ def compare(config: Config, data: Path, out: Path, archs: Sequence[str],
     samples = load_dataset(data, kind)
     split = speaker_split(samples, settings.val_fraction, settings.test_fraction, settings.seed)
     started = time.monotonic()
-    parts = {name: extract(split.part(name), config, progress)
+    cache = FeatureCache(out / "features", config)
+    parts = {name: extract(split.part(name), config, progress, cache)
              for name in ("train", "val", "test")}
     say(f"compare: features of {sum(len(p) for p in parts.values())} clips in "
         f"{time.monotonic() - started:.0f} s; test speakers: "
@@ -108,7 +95,7 @@ def compare(config: Config, data: Path, out: Path, archs: Sequence[str],
         test = only(parts["test"], run.keep)
         clip_report, window_report = reports(test, *predict_onnx(model, test))
         result = {"name": run.name, "arch": run.arch, "modalities": list(run.keep or ()),
-                  "parameters": sum(p.numel() for p in net.parameters()),
+                  "parameters": parameters(net), "flops_per_window": flops_per_window(net),
                   "epochs_run": history["epochs_run"],
                   "train_s": round(time.monotonic() - started, 1),
                   "clip": clip_report, "window": window_report,
@@ -148,12 +135,13 @@ def markdown(summary: dict[str, Any]) -> str:
              f"training, {summary['clips']['val']} validation and {summary['clips']['test']} "
              f"test clips; test speakers {', '.join(summary['test_speakers'])}, never seen in "
              "training. Measured through onnxruntime, as the node runs the models.", "",
-             "| run | clip WA | clip UA | window WA | window UA | parameters | ms/window "
-             "batch 1 | batch 16 |", "|---|---|---|---|---|---|---|---|"]
+             "| run | clip WA | clip UA | window WA | window UA | parameters | FLOPs/window "
+             "| ms/window batch 1 | batch 16 |", "|---|---|---|---|---|---|---|---|---|"]
     for r in summary["runs"]:
         lines.append(f"| {r['name']} | {_pct(r['clip']['wa'])} | {_pct(r['clip']['ua'])} | "
                      f"{_pct(r['window']['wa'])} | {_pct(r['window']['ua'])} | "
-                     f"{r['parameters']:,} | {r['latency_ms']['batch_1']:.2f} | "
+                     f"{r['parameters']:,} | {r['flops_per_window']:,} | "
+                     f"{r['latency_ms']['batch_1']:.2f} | "
                      f"{r['latency_ms']['batch_16']:.2f} |")
     labels = [label for label in spec.EMOTIONS
               if any(r["clip"]["per_class"][label]["count"] for r in summary["runs"])]
@@ -188,13 +176,3 @@ def bar_chart(results: Sequence[dict[str, Any]], path: Path) -> None:
                         cv2.LINE_AA)
     if not cv2.imwrite(str(path), image):
         raise OSError(f"cannot write {path}")
-
-
-def arch_names(text: str) -> list[str]:
-    """`all` or a comma-separated list of architectures (ValueError naming the choices)."""
-    names = list(ARCHITECTURES) if text == "all" else [n.strip() for n in text.split(",")]
-    unknown = [n for n in names if n not in ARCHITECTURES]
-    if unknown or not names:
-        raise ValueError(f"--arch: unknown {', '.join(unknown) or 'empty'}: expected all or "
-                         f"some of {', '.join(ARCHITECTURES)}")
-    return names

@@ -62,7 +62,7 @@ CLASSES = {"happy": ("positive", "aroused"), "disgust": ("positive", "subdued"),
            "neutral": ("neutral", "plain")}
 """label -> (words, delivery)."""
 SPEAKERS = (("en-us", 0), ("en-gb", -8), ("en-gb-scotland", 6), ("en-029", -4),
-            ("en-gb-x-rp", 8), ("en-gb-x-gbclan", -6))
+            ("en-gb-x-rp", 8), ("en-gb-x-gbclan", -6), ("en-us-nyc", 3), ("en-gb-x-gbcwmd", -3))
 """espeak-ng voice and its pitch offset (a speaker's own register)."""
 TEXT_CEILING = VOICE_CEILING = 0.6
 """Accuracy of a perfect single modality on equal classes (module doc)."""

@@ -55,7 +55,7 @@ def export_onnx(net: ExpertHeads, path: Path, kind: str,
     model = onnx.load_from_string(buffer.getvalue())
     info = {"wellmon.kind": kind, "wellmon.steps": str(spec.STEPS),
             "wellmon.dim": str(net.dim), "wellmon.context_windows": str(net.k_past),
-            "wellmon.arch": net.arch,
+            "wellmon.context_before": str(net.context_before), "wellmon.arch": net.arch,
             "wellmon.emotions": json.dumps(list(spec.EMOTIONS)),
             "wellmon.stress_inputs": json.dumps(list(spec.STRESS_INPUTS)),
             **(metadata or {})}

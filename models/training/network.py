@@ -112,6 +112,24 @@ class ExpertHeads(nn.Module):
     dim: int
     k_past: int
     arch = "gaam-corect"
+    alone: tuple[tuple[str, ...], ...] = ()
+    """Score-level fusion: the modality sets whose classifiers are trained each on its own
+    inputs (train.py), instead of the whole network on every input."""
+
+    @property
+    def context_before(self) -> int:
+        """How many context slots hold earlier windows; the others hold later ones (a model
+        with any is not causal: `FusionModel.run_recording` runs it over whole recordings,
+        and the live node refuses it)."""
+        return self.k_past
+
+    @property
+    def causal(self) -> bool:
+        return self.context_before == self.k_past
+
+    def weigh(self, accuracy: dict[tuple[str, ...], float]) -> None:
+        """Set what depends on the validation accuracy of each `alone` entry (late fusion's
+        modality weights); nothing for the other architectures."""
 
     def forward(self, visual: torch.Tensor, visual_mask: torch.Tensor, audio: torch.Tensor,
                 audio_mask: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,

@@ -41,7 +41,9 @@ from wellmon.models.training import card
 from wellmon.models.training.architectures import DEFAULT_ARCH, make_network
 from wellmon.models.training.datasets import Sample, Split, detect_kind, load_dataset, speaker_split
 from wellmon.models.training.export import export_onnx, save_checkpoint
+from wellmon.models.training.feature_cache import FeatureCache
 from wellmon.models.training.network import ExpertHeads
+from wellmon.models.training.size import flops_per_window, parameters
 
 TRAINED = "trained"
 NEXT_CONTEXT = spec.OUTPUT_NAMES.index("next_context")
@@ -77,14 +79,20 @@ class TrainSettings:
     each other at every operation) where one thread lost 20 %."""
 
 
-def extract(samples: Sequence[Sample], config: Config, progress: bool = True) -> list[Clip]:
-    """Windows of every clip through the live code path; windows with nothing in are dropped."""
+def extract(samples: Sequence[Sample], config: Config, progress: bool = True,
+            cache: FeatureCache | None = None) -> list[Clip]:
+    """Windows of every clip through the live code path; windows with nothing in are dropped.
+    With a `cache`, a clip measured before under the same settings is read back instead."""
     clips = []
     for sample in tqdm(samples, desc="features", unit="clip", disable=not progress):
-        # speech-to-text inline: a process per clip would cost more than it saves on short
-        # clips (the windows are the same either way)
-        found = [x for _, x in windows(config, str(sample.path), transcriber=False)
-                 if any(x.present.values())]
+        found = cache.get(sample.path) if cache else None
+        if found is None:
+            # speech-to-text inline: a process per clip would cost more than it saves on
+            # short clips (the windows are the same either way)
+            found = [x for _, x in windows(config, str(sample.path), transcriber=False)
+                     if any(x.present.values())]
+            if cache:
+                cache.put(sample.path, found)
         if found:
             clips.append(Clip(sample, found))
     return clips
@@ -111,20 +119,81 @@ def _empty_like(x: FusionInput) -> FusionInput:
 def run_clips(net: ExpertHeads, clips: Sequence[Clip]
               ) -> tuple[list[torch.Tensor], list[tuple[torch.Tensor, ...]], torch.Tensor]:
     """Per clip, the emotion log-probabilities of every window ``[windows, 7]``, context
-    carried from window to window; also every step's outputs and which clips each step
-    belongs to."""
+    carried from window to window (for a network that is not causal: the windows around
+    each, as `FusionModel.run_recording` builds them); also every step's outputs and which
+    clips each step belongs to."""
     steps, valid = _batch_steps(clips)
     context = torch.zeros(len(clips), net.k_past, net.dim)
     context_mask = torch.zeros(len(clips), net.k_past, dtype=torch.bool)
     per_step = []
-    for inputs, ok in zip(steps, valid):
-        out = net(**inputs, context=context, context_mask=context_mask, log_emotion=True)
-        keep = ok[:, None, None]
-        context = torch.where(keep, out[NEXT_CONTEXT], context)
-        context_mask = torch.where(ok[:, None], out[NEXT_CONTEXT + 1], context_mask)
-        per_step.append(out)
+    if net.causal:
+        for inputs, ok in zip(steps, valid):
+            out = net(**inputs, context=context, context_mask=context_mask, log_emotion=True)
+            keep = ok[:, None, None]
+            context = torch.where(keep, out[NEXT_CONTEXT], context)
+            context_mask = torch.where(ok[:, None], out[NEXT_CONTEXT + 1], context_mask)
+            per_step.append(out)
+    else:
+        own = torch.stack([net(**inputs, context=context, context_mask=context_mask)
+                           [NEXT_CONTEXT][:, -1] for inputs in steps])  # [T, clips, dim]
+        for t, inputs in enumerate(steps):
+            around, around_mask = _around(net, own, valid, t)
+            per_step.append(net(**inputs, context=around, context_mask=around_mask,
+                                log_emotion=True))
     return [torch.stack([per_step[t][0][i] for t in range(len(c.windows))])
             for i, c in enumerate(clips)], per_step, valid
+
+
+def _around(net: ExpertHeads, own: torch.Tensor, valid: torch.Tensor, t: int
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step ``t``'s context for a network that is not causal: the vectors ``own`` ``[T, B,
+    dim]`` of the `context_before` windows before it and of those after it."""
+    before = net.context_before
+    offsets = [*range(-before, 0), *range(1, net.k_past - before + 1)]
+    slots, masks = [], []
+    for offset in offsets:
+        i = t + offset
+        inside = 0 <= i < len(own)
+        slots.append(own[i] if inside else torch.zeros_like(own[0]))
+        masks.append(valid[i] if inside else torch.zeros_like(valid[0]))
+    return torch.stack(slots, dim=1), torch.stack(masks, dim=1)
+
+
+def only(clips: Sequence[Clip], keep: tuple[str, ...] | None) -> list[Clip]:
+    """The clips with every input but `keep` masked (values zeroed, masks false)."""
+    if keep is None:
+        return list(clips)
+    masked = {"visual", "audio", "text", "physio", "stress_z"} - set(keep)
+
+    def window(x: FusionInput) -> FusionInput:
+        changes = {}
+        for name in masked:
+            mask = f"{name}_mask" if name != "stress_z" else "stress_mask"
+            changes[name] = np.zeros_like(getattr(x, name))
+            changes[mask] = np.zeros_like(getattr(x, mask))
+        return dataclasses.replace(x, **changes)
+
+    return [Clip(c.sample, [window(x) for x in c.windows]) for c in clips]
+
+
+def _objective(net: ExpertHeads, clips: Sequence[Clip]) -> torch.Tensor:
+    """What training minimises: the loss of the whole network, or for score-level fusion
+    the mean loss of each classifier on its own inputs (`ExpertHeads.alone`)."""
+    if not net.alone:
+        return _loss(net, clips)
+    return torch.stack([_loss(net, only(clips, keep)) for keep in net.alone]).mean()
+
+
+def _weigh(net: ExpertHeads, val: Sequence[Clip]) -> None:
+    """Score-level fusion's weights from each classifier's validation accuracy (per clip,
+    unweighted: every class counts the same)."""
+    if net.alone:
+        accuracy = {}
+        for keep in net.alone:
+            clips = only(val, keep)
+            clip_report, _ = reports(clips, *predict(net, clips))
+            accuracy[keep] = clip_report["ua"] or 0.0
+        net.weigh(accuracy)
 
 
 def _loss(net: ExpertHeads, clips: Sequence[Clip],
@@ -159,7 +228,7 @@ def evaluate(net: ExpertHeads, clips: Sequence[Clip]
     net.eval()
     with torch.no_grad():
         run = run_clips(net, clips)
-        loss = float(_loss(net, clips, run))
+        loss = float(_objective(net, clips) if net.alone else _loss(net, clips, run))
     return ([int(p.exp().mean(0).argmax()) for p in run[0]],
             [p.argmax(1).tolist() for p in run[0]], loss)
 
@@ -169,9 +238,8 @@ def predict_onnx(path: Path, clips: Sequence[Clip]) -> tuple[list[int], list[lis
     model = FusionModel(path)
     per_clip, per_window = [], []
     for clip in clips:
-        context = model.new_context()
         probs = np.array([list(o.emotions.values())
-                          for o in model.run([(context, x) for x in clip.windows])])
+                          for o in model.run_recording(clip.windows)])
         per_clip.append(int(probs.mean(0).argmax()))
         per_window.append(probs.argmax(1).tolist())
     return per_clip, per_window
@@ -218,11 +286,12 @@ def fit(train: Sequence[Clip], val: Sequence[Clip], settings: TrainSettings,
         losses = []
         for k in range(0, len(order), settings.batch):
             optimiser.zero_grad()
-            loss = _loss(net, order[k:k + settings.batch])
+            loss = _objective(net, order[k:k + settings.batch])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             optimiser.step()
             losses.append(float(loss.detach()))
+        _weigh(net, val)
         per_clip, per_window, val_loss = evaluate(net, val)
         clip_report, window_report = reports(val, per_clip, per_window)
         score = (clip_report["ua"] or 0.0, window_report["ua"] or 0.0, -val_loss)
@@ -263,12 +332,15 @@ def _parameter_groups(net: ExpertHeads, lr: float) -> list[dict[str, Any]]:
 
 
 def train(config: Config, data: Path, out_dir: Path, kind: str = "auto",
-          settings: TrainSettings = TrainSettings(), progress: bool = True) -> dict[str, Any]:
-    """The whole of ``wellmon train``; returns the test metrics written to the card."""
+          settings: TrainSettings = TrainSettings(), progress: bool = True,
+          features: Path | None = None) -> dict[str, Any]:
+    """The whole of ``wellmon train``; returns the test metrics written to the card.
+    `features`: a folder keeping the clips' measured windows between runs."""
     kind = detect_kind(data) if kind == "auto" else kind
     samples = load_dataset(data, kind)
     split = speaker_split(samples, settings.val_fraction, settings.test_fraction, settings.seed)
-    parts = {name: extract(split.part(name), config, progress)
+    cache = FeatureCache(features, config) if features else None
+    parts = {name: extract(split.part(name), config, progress, cache)
              for name in ("train", "val", "test")}
     for name, clips in parts.items():
         if not clips:
@@ -295,7 +367,7 @@ def train(config: Config, data: Path, out_dir: Path, kind: str = "auto",
         data=_data_summary(data, kind, parts), split=_split_summary(split, parts, settings),
         metrics=metrics, training={
             **dataclasses.asdict(settings), "epochs_run": history["epochs_run"],
-            "parameters": sum(p.numel() for p in net.parameters()),
+            "parameters": parameters(net), "flops_per_window": flops_per_window(net),
             "best_epoch": history["best_epoch"], "history": "history.json",
             "optimiser": "Adam", "lr_schedule": f"x{LR_DECAY} after {LR_DECAY_PATIENCE} epochs "
             "without a lower validation loss", "loss": "cross-entropy (+ squared error on "

@@ -137,10 +137,21 @@ MISTAKES = [
             r"--index-url https://download\.pytorch\.org/whl/cpu", without_torch=True),
     Mistake("train-unknown-architecture", ("train", "clips", "--out", "o", "--arch", "bimha2"),
             r"^wellmon: train: argument --arch: invalid choice: 'bimha2' \(choose from "
-            r"'gaam-corect', 'mmmla', 'mm-b', 'sc-lstm'\)", files={"clips": None}),
+            r"'gaam-corect', 'mmmla', 'mm-b', 'sc-lstm', 'bc-lstm', 'bimha', 'late'\)",
+            files={"clips": None}),
+    Mistake("bench-fusion-unknown-architecture", ("bench", "fusion", "--arch", "mm-b,bimha2"),
+            r"^wellmon: bench fusion: --arch: unknown bimha2: expected all or some of "
+            r"gaam-corect, mmmla, mm-b, sc-lstm, bc-lstm, bimha, late$"),
+    Mistake("bench-fusion-architecture-without-torch", ("bench", "fusion", "--arch", "mm-b"),
+            r"^wellmon: bench fusion --arch needs torch, .*pip install 'wellmon\[train\]'",
+            without_torch=True),
+    Mistake("compare-test-fraction-too-large", ("compare", "d.csv", "--out", "o",
+                                                "--test-fraction", "0.7"),
+            r"^wellmon: compare: argument --test-fraction: 0\.7 is not between 0 and 0\.5 "
+            r"\(see wellmon compare --help\)$"),
     Mistake("datasets-too-many-speakers", ("datasets", "make", "crossmodal", "d",
                                            "--speakers", "9"),
-            r"^wellmon: datasets make: speakers: 1 to 6$"),
+            r"^wellmon: datasets make: speakers: 1 to 8$"),
     Mistake("train-threads-below-one", ("train", "clips", "--out", "model", "--threads", "0"),
             r"^wellmon: train: argument --threads: 0 is less than 1 "
             r"\(see wellmon train --help\)$"),

@@ -32,12 +32,14 @@ def test_compare_trains_every_run_once_and_reports_them(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     summary = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     names = [r["name"] for r in summary["runs"]]
-    assert names == ["gaam-corect", "mmmla", "mm-b", "sc-lstm", "gaam-corect, audio only",
+    assert names == ["gaam-corect", "mmmla", "mm-b", "sc-lstm", "bc-lstm", "bimha", "late",
+                     "gaam-corect, audio only",
                      "gaam-corect, text only", "gaam-corect, visual only",
                      "gaam-corect, physiology only"]
     for run in summary["runs"]:
         assert run["clip"]["n"] == summary["clips"]["test"] == 5  # one held-out speaker
         assert 0 <= run["clip"]["ua"] <= 1 and run["parameters"] > 0
+        assert run["flops_per_window"] > run["parameters"]
         assert run["latency_ms"]["batch_1"] > 0 and run["latency_ms"]["batch_16"] > 0
     report = (tmp_path / "cmp" / "comparison.md").read_text()
     assert all(f"| {name} |" in report for name in names)
@@ -52,4 +54,4 @@ def test_an_unknown_architecture_to_compare_is_one_line(tmp_path: Path) -> None:
                      cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr == ("wellmon: compare: --arch: unknown bimha2: expected all or some "
-                             "of gaam-corect, mmmla, mm-b, sc-lstm\n")
+                             "of gaam-corect, mmmla, mm-b, sc-lstm, bc-lstm, bimha, late\n")

@@ -92,7 +92,7 @@ def test_onnx_reproduces_torch_at_batch_1_and_16(arch: str, tmp_path: Path) -> N
 
 def test_an_unknown_architecture_names_the_choices() -> None:
     with pytest.raises(ValueError, match="unknown architecture 'bimha2': expected one of "
-                                         "gaam-corect, mmmla, mm-b, sc-lstm"):
+                                         "gaam-corect, mmmla, mm-b, sc-lstm, bc-lstm, bimha, late"):
         make_network("bimha2")
 
 
@@ -127,3 +127,92 @@ def test_sc_lstm_reads_the_windows_before_and_only_those() -> None:
     np.testing.assert_array_equal(out["next_context"][:, :-1][out["next_context_mask"][:, :-1]],
                                   kept)
     assert out["next_context_mask"][:, -1].all()
+
+
+def recording(windows: int, seed: int) -> list:
+    """A recording of `windows` windows, as the node hands them to the fusion model."""
+    from wellmon.models.fusion.features import FusionInput
+
+    tensors = example_inputs(windows, seed=seed)[:len(spec.INPUT_NAMES) - 2]
+    return [FusionInput(*(t[i].numpy() for t in tensors)) for i in range(windows)]
+
+
+def emotions_of(model: FusionModel, windows: list) -> np.ndarray:
+    return np.array([list(o.emotions.values()) for o in model.run_recording(windows)])
+
+
+@pytest.mark.parametrize("arch, reads_later", [("bc-lstm", True), ("sc-lstm", False)])
+def test_only_bc_lstm_reads_the_windows_after_each_one(arch: str, reads_later: bool,
+                                                       tmp_path: Path) -> None:
+    """bc-lstm's output for a window changes when a later window changes; a causal model's
+    does not. Served files say which they are."""
+    model = FusionModel(export_onnx(trained_like(arch), tmp_path / f"{arch}.onnx", "test"))
+    assert model.causal is not reads_later
+    windows = recording(8, seed=6)
+    changed = windows[:5] + recording(8, seed=7)[5:]  # from window 5 on
+    before, after = emotions_of(model, windows), emotions_of(model, changed)
+    reach = model.k_past - model.context_before  # how many later windows each one reads
+    assert reach == (4 if reads_later else 0)
+    np.testing.assert_array_equal(before[:5 - reach], after[:5 - reach])
+    for t in range(5 - reach, 8):
+        assert not np.allclose(before[t], after[t]), t
+
+
+@pytest.mark.parametrize("arch", ["bc-lstm", "sc-lstm", "gaam-corect"])
+def test_training_runs_a_recording_as_the_node_does(arch: str, tmp_path: Path) -> None:
+    """The torch pass that training and evaluation use gives onnxruntime's outputs over
+    whole recordings of different lengths, context and neighbours included."""
+    from wellmon.models.training.datasets import Sample
+    from wellmon.models.training.train import Clip, run_clips
+
+    net = trained_like(arch, seed=8)
+    model = FusionModel(export_onnx(net, tmp_path / f"{arch}.onnx", "test"))
+    clips = [Clip(Sample(Path(f"{n}.mp4"), "happy", "a"), recording(n, seed=n))
+             for n in (3, 9, 6)]
+    with torch.no_grad():
+        torch_emotions, _, _ = run_clips(net, clips)
+    for clip, log_probs in zip(clips, torch_emotions):
+        np.testing.assert_allclose(emotions_of(model, clip.windows), log_probs.exp().numpy(),
+                                   atol=1e-4, rtol=0, err_msg=f"{arch} {len(clip.windows)}")
+
+
+def test_a_model_that_reads_later_windows_is_refused_live(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from wellmon.config import PerceptionConfig
+    from wellmon.models.errors import ModelError
+    from wellmon.models.fusion.serving import load_fusion
+
+    path = export_onnx(trained_like("bc-lstm"), tmp_path / "bc.onnx", "test")
+    perception = replace(PerceptionConfig(), fusion_model=str(path))
+    assert not load_fusion(perception).causal  # replay may run it
+    with pytest.raises(ModelError, match=r"^perception\.fusion_model .*bc\.onnx: a bc-lstm "
+                                         r"model reads the windows after each one, so it "
+                                         r"cannot be served live; use it with `wellmon "
+                                         r"replay`"):
+        load_fusion(perception, live=True)
+
+
+def test_score_level_fusion_weighs_each_classifier_by_its_validation_accuracy() -> None:
+    """A classifier that scored nothing on validation has no say in the emotion; the weights
+    of the others are renormalised over the modalities present in a window. (The face's
+    expression distribution, the expert prior every architecture starts from, is outside
+    the weighting.)"""
+    net = trained_like("late")
+    net.weigh({("visual",): 0.3, ("audio",): 0.6, ("text",): 0.0, ("physio",): 0.0})
+    inputs = list(example_inputs(4, seed=9))
+    before = run(net, inputs)
+    for silent in ("text", "physio"):
+        changed = list(inputs)
+        changed[spec.INPUT_NAMES.index(silent)] = changed[spec.INPUT_NAMES.index(silent)] + 5
+        np.testing.assert_array_equal(before["emotion"], run(net, changed)["emotion"])
+    audio_mask = spec.INPUT_NAMES.index("audio_mask")
+    no_audio = list(inputs)
+    no_audio[audio_mask] = torch.zeros_like(inputs[audio_mask])
+    gates = run(net, no_audio)["modality_gates"]
+    face = inputs[spec.INPUT_NAMES.index("visual_mask")].any(dim=1).numpy()
+    np.testing.assert_allclose(gates[face, spec.MODALITIES.index("visual")], 1.0, atol=1e-6)
+    with_audio = run(net, inputs)["modality_gates"]
+    both = face & inputs[audio_mask].any(dim=1).numpy()
+    np.testing.assert_allclose(with_audio[both][:, [0, 1]], [[1 / 3, 2 / 3]] * both.sum(),
+                               atol=1e-6)

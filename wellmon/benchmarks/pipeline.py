@@ -7,13 +7,19 @@ import secrets
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from wellmon.config import Config
 from wellmon.harness import LocalPipeline
 from wellmon.live_reader import arrivals, open_dashboard_ws
+
+if TYPE_CHECKING:
+    from wellmon.models.fusion.serving import FusionModel
 
 WARMUP_S = 5.0
 
@@ -136,27 +142,62 @@ def _bench_audio() -> None:
           f"(real-time factor {asr_ms / 1e3:.2f})")
 
 
-def bench_fusion(model_path: str | Path | None, seconds: float = 3.0) -> int:
-    """Fusion windows per second at batch 1, 8 and 64 on one onnxruntime thread, and the
-    per-window latency at batch 1 (realistic masks: some steps and modalities missing)."""
-    from wellmon.models.fusion.features import random_window
+RECORDING_WINDOWS = 240
+"""Windows of the recording `bench fusion` runs as replay does: 2 minutes at a 0.5 s hop."""
+
+
+def bench_fusion(model_path: str | Path | None, seconds: float = 3.0,
+                 archs: Sequence[str] = ()) -> int:
+    """Fusion windows per second at batch 1, 8 and 64 on one onnxruntime thread, the
+    per-window latency at batch 1 (realistic masks: some steps and modalities missing), and
+    a whole recording run as replay runs it. With ``archs``: a freshly exported network of
+    each architecture instead of a file (needs torch), with its size; an untrained one runs
+    exactly as fast as a trained one."""
     from wellmon.models.fusion.serving import FusionModel
 
-    model = FusionModel(model_path, threads=1)
+    if not archs:
+        _bench_fusion_model(FusionModel(model_path, threads=1), seconds)
+        return 0
+    from wellmon.models.training.architectures import make_network
+    from wellmon.models.training.export import export_onnx
+    from wellmon.models.training.size import flops_per_window, parameters
+
+    with tempfile.TemporaryDirectory() as folder:
+        for arch in archs:
+            net = make_network(arch)
+            path = export_onnx(net, Path(folder) / f"{arch}.onnx", "untrained")
+            print(f"bench fusion --arch {arch}: {parameters(net):,} parameters, "
+                  f"{flops_per_window(net):,} FLOPs a window")
+            _bench_fusion_model(FusionModel(path, threads=1), seconds)
+    return 0
+
+
+def _bench_fusion_model(model: FusionModel, seconds: float) -> None:
+    from wellmon.models.fusion.features import random_window
+
     rng = np.random.default_rng(0)
     print(f"bench fusion: {model.describe()}, 1 onnxruntime thread, {seconds:g} s per size")
     for batch in (1, 8, 64):
         windows = [(model.new_context(), random_window(rng)) for _ in range(batch)]
-        model.run(windows)
-        took: list[float] = []
-        start = time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            t0 = time.perf_counter()
-            model.run(windows)
-            took.append(time.perf_counter() - t0)
-        rate = batch * len(took) / sum(took)
-        line = f"  batch {batch:>2}: {rate:8.0f} windows/s"
+        took = _repeat(partial(model.run, windows), seconds)
+        line = f"  batch {batch:>2}: {batch * len(took) / sum(took):8.0f} windows/s"
         if batch == 1:
             line += f"   latency per window: {_ms(took)}"
         print(line)
-    return 0
+    recording = [random_window(rng) for _ in range(RECORDING_WINDOWS)]
+    took = _repeat(partial(model.run_recording, recording), seconds)
+    how = "window after window" if model.causal else "two batched passes: not causal, replay only"
+    print(f"  a recording of {RECORDING_WINDOWS} windows ({how}): "
+          f"{RECORDING_WINDOWS * len(took) / sum(took):8.0f} windows/s")
+
+
+def _repeat(run: Callable[[], object], seconds: float) -> list[float]:
+    """Seconds each call of ``run`` took, over ``seconds`` after one warm-up call."""
+    run()
+    took: list[float] = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        run()
+        took.append(time.perf_counter() - t0)
+    return took
