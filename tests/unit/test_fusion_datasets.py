@@ -484,9 +484,18 @@ def test_write_model_card_md_and_json(tmp_path: Path) -> None:
 def test_the_crossmodal_benchmark_needs_both_what_is_said_and_how(tmp_path) -> None:
     """Its classes: words alone and voice alone each leave two pairs; together they are
     unique. The clips and manifest load as a dataset `wellmon train` takes."""
-    from wellmon.models.training.crossmodal import CLASSES, TEXT_CEILING, make_crossmodal
+    from wellmon.models.training.crossmodal import (
+        CLASSES,
+        SENTENCES_PER_SPEAKER,
+        SPEAKERS,
+        TEXT_CEILING,
+        WORDS,
+        make_crossmodal,
+    )
 
     assert len(set(CLASSES.values())) == len(CLASSES)  # (words, delivery) decides the class
+    for sentences in WORDS.values():  # no sentence said by two speakers
+        assert len(set(sentences)) == len(sentences) == len(SPEAKERS) * SENTENCES_PER_SPEAKER
     for part in (0, 1):  # either modality alone: neutral plus two pairs
         groups = sorted(sum(1 for c in CLASSES.values() if c[part] == v)
                         for v in {c[part] for c in CLASSES.values()})
