@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 RUN_DEBS := libportaudio2 espeak-ng
-TEST_DEBS := $(RUN_DEBS) chromium fonts-dejavu-core
+TEST_DEBS := $(RUN_DEBS) chromium fonts-dejavu-core postgresql
 STAMP := $(VENV)/.installed
 # Exact versions of every Python package the venv gets (pip freeze of a fresh install); every
 # install below is constrained by it, so a release on PyPI changes nothing until `make lock`.
@@ -37,7 +37,7 @@ debs-test:
 $(STAMP): setup.cfg pyproject.toml Makefile $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade -c $(LOCK) pip
-	$(BIN)/pip install --quiet -c $(LOCK) --build-constraint $(LOCK) -e '.[test,train,convert]'
+	$(BIN)/pip install --quiet -c $(LOCK) --build-constraint $(LOCK) -e '.[test,train,convert,site]'
 	$(BIN)/pip install --quiet --no-deps -c $(LOCK) $(NO_DEPS_PACKAGES)
 	touch $@
 

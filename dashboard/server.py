@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import socket
 import ssl
 import threading
 import time
@@ -34,7 +35,7 @@ from wellmon.dashboard.kiosk_socket import KioskSocket
 from wellmon.dashboard.page_sockets import MAX_CLIENT_MESSAGE, PageSockets
 from wellmon.dashboard.person_secrets import PersonSecrets
 from wellmon.dashboard.rest_api import RestApi
-from wellmon.dashboard.store import Store, open_store
+from wellmon.dashboard.store import Store, StoreError, open_store
 from wellmon.streamer.lifecycle import announce_ready, log
 from wellmon.streamer.wire import ports, routes
 
@@ -64,6 +65,7 @@ class Dashboard:
         interrupted = store.mark_interrupted()
         if interrupted:
             log(ROLE, f"{interrupted} check(s) interrupted by the last stop marked incomplete")
+        store.renew_lease(time.time(), cfg.lease_s)
         self.hub = Hub(cfg.history_s, config.node.hop_s, cfg.client_queue)
         self.checks = KioskChecks(store, cfg.kiosk_name, cfg.kiosk_stream, cfg.check_s)
         self.secrets = PersonSecrets(store)
@@ -111,16 +113,32 @@ class Dashboard:
                 "dropped_updates": figures.dropped_updates}
 
     async def _housekeeping(self, stop: threading.Event) -> None:
-        """Fail stalled checks; disconnect clients that stopped reading; apply the retention
-        once an hour."""
-        last_retention = time.monotonic()
+        """Fail stalled checks; disconnect clients that stopped reading; renew this
+        dashboard's lease and close the checks of peers whose lease ran out (a third of a
+        lease apart); apply the retention once an hour."""
+        last_retention = last_lease = time.monotonic()
+        lease_s = self.config.dashboard.lease_s
         while not stop.is_set():
             await asyncio.sleep(0.25)
             self.kiosk.deliver(self.checks.tick(time.time()))
             self.sockets.drop_stalled_clients(time.monotonic())
+            if time.monotonic() - last_lease > lease_s / 3:
+                last_lease = time.monotonic()
+                self._keep_lease(lease_s)
             if time.monotonic() - last_retention > 3600:
                 last_retention = time.monotonic()
                 self.store.apply_retention(time.time())
+
+    def _keep_lease(self, lease_s: float) -> None:
+        """Renew the lease, then close what dead peers left running. A store that cannot be
+        reached is logged and tried again at the next turn: the live page goes on."""
+        try:
+            self.store.renew_lease(time.time(), lease_s)
+            for peer, n in self.store.close_abandoned(time.time()).items():
+                log(ROLE, f"{n} check(s) of dashboard {peer}, whose lease ran out, "
+                          "marked incomplete")
+        except StoreError as e:
+            log(ROLE, f"store unavailable: {e}")
 
     async def run(self, stop: threading.Event,
                   observe: Callable[[Dashboard], str] | None = None) -> None:
@@ -199,8 +217,9 @@ def serve_dashboard(config: Config, tokens: dict[str, str], stop: threading.Even
     )
 
     exposure.check(config, [routes.dashboard_scores(config)], dashboard=True)
-    store = open_store(config.dashboard.store,
-                       keep_series_days=config.dashboard.retention_days)
+    store = open_store(config.store.url or config.dashboard.store,
+                       keep_series_days=config.dashboard.retention_days,
+                       owner=config.dashboard.instance or socket.gethostname())
     try:
         asyncio.run(Dashboard(config, tokens, store).run(stop, observe))
     finally:

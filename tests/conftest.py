@@ -1,7 +1,9 @@
-"""Shared fixtures: generated clips, real wellmon processes on free loopback ports."""
+"""Shared fixtures: generated clips, real wellmon processes on free loopback ports, a real
+PostgreSQL server."""
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,9 +12,11 @@ import pytest
 
 from tests.helpers import ROLE_TOKENS, TOKEN
 from wellmon.harness import Processes, loopback_env
+from wellmon.postgres_server import TemporaryPostgres
 from wellmon.streamer.synthetic import ClipSpec, make_clip
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+_databases = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +51,20 @@ def processes(wellmon_env: dict[str, str], tmp_path: Path) -> Iterator[Processes
     procs = Processes(wellmon_env, tmp_path)
     yield procs
     procs.stop_all()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[TemporaryPostgres]:
+    """One PostgreSQL server for the session, on 127.0.0.1 and a free port (Debian's
+    postgresql package: `make test` installs it)."""
+    server = TemporaryPostgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def postgres_url(postgres: TemporaryPostgres, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new empty database for this test; its password in the passfile the environment
+    names, as a site keeps it."""
+    monkeypatch.setenv("PGPASSFILE", str(postgres.passfile))
+    return postgres.create_database(f"test_{os.getpid()}_{next(_databases)}")

@@ -19,12 +19,13 @@ from typing import Any, NoReturn
 
 from wellmon import config as config_mod
 from wellmon.config import Config, ConfigError
+from wellmon.dashboard.store import StoreError
 from wellmon.errors import UsageError, fail
 from wellmon.models.errors import ModelError
 from wellmon.models.node.outputs import OutputError
 from wellmon.streamer.sources import SourceError
 
-USER_ERRORS = (UsageError, SourceError, ModelError, OutputError)
+USER_ERRORS = (UsageError, SourceError, ModelError, OutputError, StoreError)
 TRAIN_PACKAGES = ("torch", "onnx")
 """What `pip install 'wellmon[train]'` brings for `train` and `export`."""
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"

@@ -150,7 +150,13 @@ class DashboardConfig:
     insecure: bool = _setting(False, "allow a host beyond loopback over plain HTTP (warned "
                               "at every start); false: refuse to start")
     store: str = _setting("~/.local/state/wellmon/checks.db",
-                          "SQLite file of the kiosk's checks")
+                          "SQLite file of the kiosk's checks (unless store.url is set)")
+    instance: str | None = _setting(None, "this dashboard's name in a site's shared store, "
+                                    "one per dashboard; null: the host's name",
+                                    nullable=True)
+    lease_s: float = _setting(10.0, "seconds a dashboard that stopped renewing its lease "
+                              "keeps its running checks before another closes them",
+                              lo=2, hi=3600)
     retention_days: float = _setting(30.0, "days the per-window series of a check are kept; "
                                      "its summary stays", lo=0, hi=36500)
     kiosk_name: str = _setting("kiosk", "name of this kiosk in stored checks")
@@ -195,6 +201,14 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class StoreConfig:
+    url: str | None = _setting(None, "PostgreSQL database a site's dashboards share: "
+                               "postgresql://user@host:5432/database (the password from "
+                               "PGPASSWORD or a passfile, never here); null: the SQLite file "
+                               "dashboard.store", nullable=True)
+
+
+@dataclass(frozen=True)
 class Config:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     wire: WireConfig = field(default_factory=WireConfig)
@@ -205,6 +219,7 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
 
     def replace(self, overrides: dict[str, Any]) -> Config:
         """A copy with dotted keys (`section.key`) set, each value validated."""

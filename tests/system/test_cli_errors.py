@@ -149,6 +149,17 @@ MISTAKES = [
                                                 "--test-fraction", "0.7"),
             r"^wellmon: compare: argument --test-fraction: 0\.7 is not between 0 and 0\.5 "
             r"\(see wellmon compare --help\)$"),
+    Mistake("store-folder-impossible", ("dashboard",),
+            r"^wellmon: cannot create the directory for the store /proc/nope/x\.db: ",
+            env={"WELLMON_DASHBOARD_STORE": "/proc/nope/x.db"}),
+    Mistake("store-unreachable", ("dashboard",),
+            r"^wellmon: cannot reach the store postgresql://wellmon@127\.0\.0\.1:1/site: "
+            r".*; is PostgreSQL running there and is store\.url right\?$",
+            env={"WELLMON_STORE_URL": "postgresql://wellmon@127.0.0.1:1/site"}),
+    Mistake("store-url-with-password", ("dashboard",),
+            r"^wellmon: store\.url must not contain the password: put it in PGPASSWORD or a "
+            r"passfile \(PGPASSFILE, default ~/\.pgpass\), where libpq reads it$",
+            env={"WELLMON_STORE_URL": "postgresql://wellmon:hunter2@127.0.0.1:1/site"}),
     Mistake("datasets-too-many-speakers", ("datasets", "make", "crossmodal", "d",
                                            "--speakers", "9"),
             r"^wellmon: datasets make: speakers: 1 to 8$"),

@@ -24,18 +24,23 @@ PIN = "480315"
 SAMPLE = str(Path(__file__).resolve().parents[2] / "streamer/sample/sample.mp4")
 
 
-@pytest.fixture()
-def kiosk(processes, wellmon_env, tmp_path):
-    """Node, dashboard and the sample clip as the kiosk's camera; returns the processes."""
-    processes.env = {**wellmon_env, "WELLMON_DASHBOARD_CHECK_S": str(CHECK_S),
-                     "WELLMON_DASHBOARD_KIOSK_STREAM": STREAM,
-                     "WELLMON_ASR_ENGINE": "off"}
+def start_kiosk(processes, env: dict[str, str]):
+    """Node, dashboard and the sample clip as the kiosk's camera, with `env`'s settings
+    over the test ones; returns the processes."""
+    processes.env = {"WELLMON_DASHBOARD_CHECK_S": str(CHECK_S),
+                     "WELLMON_DASHBOARD_KIOSK_STREAM": STREAM, "WELLMON_ASR_ENGINE": "off",
+                     **env}
     processes.start("node", "infer")
     processes.start("dashboard", "dashboard")
     for modality in ("video", "audio"):
         processes.start(f"capture-{modality}", "capture", "--modality", modality,
                         "--source", SAMPLE, "--stream", STREAM)
     return processes
+
+
+@pytest.fixture()
+def kiosk(processes, wellmon_env):
+    return start_kiosk(processes, wellmon_env)
 
 
 def kiosk_ws(processes):
@@ -64,6 +69,18 @@ def wait_live(ws) -> None:
         if message["stream_state"] == "live" and (message["face"] or 0) > 0.5:
             return
     raise AssertionError("the kiosk's camera never became live with a face")
+
+
+def kill_during_a_check(processes, person: str) -> dict:
+    """Start a check at the kiosk, and kill the dashboard once its first window is in;
+    returns the check.started message."""
+    with kiosk_ws(processes) as ws:
+        wait_live(ws)
+        ws.send(json.dumps({"type": "check.start", "person": person, "consent": True}))
+        started, _ = until(ws, "check.started")
+        until(ws, "check.progress")
+        processes.kill("dashboard")
+    return started
 
 
 def utc_day(epoch_s: float) -> str:
@@ -140,12 +157,7 @@ def test_a_check_is_stored_before_it_is_shown_and_compared_with_earlier_checks(k
 
 
 def test_a_dashboard_crash_during_a_check_leaves_it_incomplete(kiosk) -> None:
-    with kiosk_ws(kiosk) as ws:
-        wait_live(ws)
-        ws.send(json.dumps({"type": "check.start", "person": "worker-8", "consent": True}))
-        started, _ = until(ws, "check.started")
-        until(ws, "check.progress")
-        kiosk.kill("dashboard")
+    started = kill_during_a_check(kiosk, "worker-8")
     with sqlite3.connect(store_path(kiosk)) as db:
         assert db.execute("SELECT status FROM checks WHERE id = ?",
                           (started["check_id"],)).fetchone()[0] == "running"
@@ -185,3 +197,33 @@ def wait_for_live_preview(ws) -> None:
         if message["stream_state"] == "live":
             return
     raise AssertionError("the stream did not come back")
+
+
+def test_on_a_postgresql_store_a_check_is_in_the_database_before_it_is_shown(
+        processes, wellmon_env, postgres, postgres_url) -> None:
+    """`store.url` puts the checks in PostgreSQL: the result shown is there, with its
+    windows as JSONB; a dashboard killed during a check finds it at its restart and records
+    it as incomplete."""
+    import psycopg
+
+    start_kiosk(processes, {**wellmon_env, "WELLMON_STORE_URL": postgres_url,
+                            "PGPASSFILE": str(postgres.passfile)})
+    with kiosk_ws(processes) as ws:
+        wait_live(ws)
+        ws.send(json.dumps({"type": "check.start", "person": "worker-9", "consent": True}))
+        shown, _ = until(ws, "check.result", timeout=CHECK_S + 30)
+    check = shown["check"]
+    with psycopg.connect(postgres_url) as db:
+        status, stored = db.execute("SELECT status, result_json FROM checks WHERE id = %s",
+                                    (check["id"],)).fetchone()
+        windows = db.execute("SELECT COUNT(*), MIN(jsonb_typeof(window_json)) FROM "
+                             "check_windows WHERE check_id = %s", (check["id"],)).fetchone()
+    assert status == "complete" and stored == check["result"]
+    assert windows == (check["result"]["summary"]["windows"], "object")
+
+    started = kill_during_a_check(processes, "worker-9")
+    processes.start("dashboard", "dashboard")
+    check = get_json(f"{processes.dashboard_url()}api/checks/{started['check_id']}",
+                     ADMIN_TOKEN)["check"]
+    assert check["status"] == "incomplete" and check["windows"]
+    assert check["reason"] == "interrupted: the dashboard stopped during the check"

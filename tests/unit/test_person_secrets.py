@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from wellmon.dashboard import person_secrets as ps
-from wellmon.dashboard.store import SQLiteStore
+from wellmon.dashboard.store_sqlite import SQLiteStore
 
 
 def test_the_hash_is_salted_scrypt_with_its_parameters() -> None:

@@ -25,16 +25,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wellmon.dashboard import store as store_mod
-from wellmon.dashboard.store import (
-    INTERRUPTED,
-    MIGRATIONS,
-    SQLiteStore,
-    Store,
-    StoreError,
-    open_store,
-    schema_version,
-)
+from wellmon.dashboard import store_postgres
+from wellmon.dashboard import store_sqlite as store_mod
+from wellmon.dashboard.store import INTERRUPTED, Store, StoreError, open_store, schema_version
+from wellmon.dashboard.store_sqlite import MIGRATIONS, SQLiteStore
 
 REPO = Path(__file__).resolve().parents[2]
 UTC = dt.timezone.utc
@@ -97,9 +91,12 @@ def result_for(check_id: int) -> dict:
 
 # -- fixtures -----------------------------------------------------------------------------------
 
-@pytest.fixture()
-def store(tmp_path: Path):
-    s = SQLiteStore(tmp_path / "wellmon.db")
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path):
+    """Each backend in turn: the contract tests run on both, so they cannot drift apart."""
+    location = (request.getfixturevalue("postgres_url") if request.param == "postgres"
+                else tmp_path / "wellmon.db")
+    s = open_store(location)
     yield s
     s.close()
 
@@ -129,7 +126,8 @@ def test_round_trip_start_windows_finish(store: SQLiteStore) -> None:
     shown = store.finish_check(cid, result_for(cid), ended_at=t0 + 45)
     assert shown == {"id": cid, "person_id": "badge-17", "kiosk": "gate-2", "stream": "cam0",
                      "status": "complete", "started_at": t0, "ended_at": t0 + 45,
-                     "reason": None, "result": result_for(cid), "in_baseline": True}
+                     "reason": None, "result": result_for(cid), "in_baseline": True,
+                     "dashboard": "dashboard"}
     stored = store.get_check(cid)
     assert stored == {**shown, "windows": first + second}
     assert [w["seq"] for w in stored["windows"]] == list(range(7))
@@ -268,20 +266,33 @@ _json = st.recursive(
     max_leaves=20)
 
 
-def test_any_json_result_round_trips_exactly(tmp_path: Path) -> None:
-    s = SQLiteStore(tmp_path / "w.db")
+def same_json(got: Any, sent: Any) -> bool:
+    """`got` is `sent` as stored: equal, but for NUL characters, which every backend turns
+    into U+FFFD (PostgreSQL's JSONB cannot hold them), and numbers, which JSONB keeps by
+    value (1e+300 comes back as its digits: the same number)."""
+    if isinstance(sent, str):
+        return got == sent.replace("\x00", "\ufffd")
+    if isinstance(sent, bool) or sent is None:
+        return got is sent
+    if isinstance(sent, int | float):
+        return isinstance(got, int | float) and not isinstance(got, bool) and (
+            got == sent or float(got) == float(sent))
+    if isinstance(sent, list):
+        return isinstance(got, list) and len(got) == len(sent) and all(
+            same_json(g, x) for g, x in zip(got, sent))
+    return isinstance(got, dict) and len(got) == len(sent) and all(
+        same_json(got.get(k.replace("\x00", "\ufffd")), v) for k, v in sent.items())
 
+
+def test_any_json_result_round_trips(store: SQLiteStore) -> None:
     @settings(max_examples=40, deadline=None)
     @given(result=st.dictionaries(st.text(max_size=8), _json, max_size=5))
     def check(result: dict) -> None:
-        cid = s.start_check("p", kiosk="k", stream="s", started_at=1.0)
-        assert s.finish_check(cid, result, 2.0)["result"] == result
-        assert s.get_check(cid)["result"] == result  # type: ignore[index]
+        cid = store.start_check("p", kiosk="k", stream="s", started_at=1.0)
+        assert same_json(store.finish_check(cid, result, 2.0)["result"], result)
+        assert same_json(store.get_check(cid)["result"], result)  # type: ignore[index]
 
-    try:
-        check()
-    finally:
-        s.close()
+    check()
 
 
 def test_closed_store_and_other_threads_are_refused(tmp_path: Path) -> None:
@@ -358,7 +369,7 @@ BATCHES, BATCH_SIZE = 3, 30
 CHILD = """
 import sys, time
 sys.path.insert(0, {repo!r})
-from wellmon.dashboard.store import SQLiteStore
+from wellmon.dashboard.store_sqlite import SQLiteStore
 
 BATCHES, BATCH_SIZE = {batches}, {size}
 {payloads}
@@ -539,7 +550,7 @@ def test_v1_database_is_migrated_with_its_data(tmp_path: Path) -> None:
         assert old == {"id": 1, "person_id": "old-badge", "kiosk": "k0", "stream": "cam0",
                        "status": "complete", "started_at": 10.0, "ended_at": 55.0,
                        "reason": None, "result": {"stress": 31}, "windows": [{"seq": 0}],
-                       "in_baseline": True}
+                       "in_baseline": True, "dashboard": None}  # run before owners were
         new = s.start_check("old-badge", kiosk="k0", stream="cam0", started_at=100.0)
         s.fail_check(new, "node stopped", 120.0)  # uses the v2 `reason` column
         assert s.get_check(new)["reason"] == "node stopped"  # type: ignore[index]
@@ -853,3 +864,32 @@ def test_the_store_its_wal_and_shm_are_0600_and_a_new_folder_0700(tmp_path: Path
         assert _mode(shared) == 0o755
     finally:
         os.umask(old)
+
+
+def test_a_dashboard_closes_its_own_and_its_dead_peers_checks_only(store: SQLiteStore) -> None:
+    """Several dashboards on one database: at its start a dashboard marks only the checks it
+    left running; a peer's running check stays running while the peer renews its lease and
+    is closed, naming the peer, by whichever dashboard sees the lease run out."""
+    location = (store.url if isinstance(store, store_postgres.PostgresStore)
+                else store.path)  # type: ignore[union-attr]
+    gate_b = open_store(location, owner="gate-b")
+    try:
+        store.renew_lease(100.0, 10.0)
+        gate_b.renew_lease(100.0, 10.0)
+        mine = store.start_check("p1", kiosk="a", stream="s", started_at=100.0)
+        theirs = gate_b.start_check("p2", kiosk="b", stream="s", started_at=100.0)
+        assert store.get_check(theirs)["dashboard"] == "gate-b"  # type: ignore[index]
+        assert store.mark_interrupted() == 1  # this dashboard restarted: its own check only
+        assert store.get_check(mine)["status"] == "incomplete"  # type: ignore[index]
+        assert store.get_check(theirs)["status"] == "running"  # type: ignore[index]
+        assert store.close_abandoned(105.0) == {}  # gate-b's lease runs until 110
+        gate_b.renew_lease(108.0, 10.0)
+        assert store.close_abandoned(115.0) == {}
+        assert store.close_abandoned(118.5) == {"gate-b": 1}
+        closed = store.get_check(theirs)
+        assert closed["status"] == "incomplete"  # type: ignore[index]
+        assert closed["reason"] == ("interrupted: dashboard gate-b stopped during the "  # type: ignore[index]
+                                    "check")
+        assert gate_b.close_abandoned(119.0) == {}  # nothing left of its own to close
+    finally:
+        gate_b.close()
