@@ -193,8 +193,12 @@ class KioskChecks:
     def _finish(self, now: float) -> dict[str, Any]:
         run = self.running
         assert run is not None
-        history = (self.store.person_history(run.person, limit=check_model.HISTORY_CHECKS,
-                                             before=run.started_at) if run.personal else [])
+        history = []
+        if run.personal:
+            history = self.store.person_history(run.person, limit=check_model.HISTORY_CHECKS,
+                                                before=run.started_at)
+            self.store.record_audit("history", run.person, role="kiosk", origin=self.kiosk,
+                                    now=now)
         result = check_model.result(run.windows, history, compare=run.personal)
         stored = self.store.finish_check(run.id, result, ended_at=now)
         self.running = None

@@ -167,7 +167,7 @@ class HttpRoutes:
             return self.api.stream_report(unquote(match[1]), sees_private="admin" in roles)
         if path.startswith("/api/"):
             try:
-                return self.api.answer(request, path)
+                return self.api.answer(request, path, connection.remote_address[0])
             except Refusal as refusal:
                 return self._refuse(connection, request, refusal.reason, refusal.status)
         if path in PAGES and (STATIC / PAGES[path]).is_file():

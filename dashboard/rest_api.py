@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import http
+import math
 import re
 import secrets
 import time
@@ -38,7 +39,9 @@ REPORT_REUSE_S = 5.0
 admins) and given again meanwhile: making it takes ~60 ms of the dashboard's one loop for 15
 minutes of history, which a page reloaded in a loop must not turn into a stall of every
 live page."""
-PERSON_ACTIONS = {"": ("GET", "DELETE"), "enrolment": ("POST",), "secret": ("DELETE",)}
+AUDIT_REPEAT_S = 60.0
+PERSON_ACTIONS = {"": ("GET", "DELETE"), "enrolment": ("POST",), "secret": ("DELETE",),
+                  "audit": ("GET",), "export": ("GET",)}
 """/api/persons/<person>[/<action>] -> its methods (docs/dashboard-api.md, operator)."""
 
 
@@ -65,17 +68,30 @@ class RestApi:
         self.status = status
         self.history = history
         self._reports: dict[tuple[str, bool], tuple[float, Response]] = {}
+        self._audited: dict[tuple[str, str | None, str], float] = {}
 
-    def answer(self, request: Request, path: str) -> Response:
-        """The answer to a request for ``path`` under ``/api/``; Refusal for a change sent
-        without its confirmation header."""
+    def answer(self, request: Request, path: str, origin: str) -> Response:
+        """The answer to a request for ``path`` under ``/api/`` from the client address
+        ``origin`` (kept in the audit trail of what it reads of a person); Refusal for a
+        change sent without its confirmation header."""
         try:
-            return self._answer(request, path)
+            return self._answer(request, path, origin)
         except StoreError as exc:
             log(ROLE, f"the check store failed {request.method} {path}: {exc}")
             return json_response(503, {"error": "the check store is not available"})
 
-    def _answer(self, request: Request, path: str) -> Response:
+    def _audit(self, action: str, person: str | None, origin: str) -> None:
+        """An audit entry for an admin's request; the same read by the same client within
+        AUDIT_REPEAT_S is one entry (the operator page refreshes a running check's detail)."""
+        now = time.time()
+        key = (action, person, origin)
+        if action == "read" and now - self._audited.get(key, -math.inf) < AUDIT_REPEAT_S:
+            return
+        self.store.record_audit(action, person, role="admin", origin=origin, now=now)
+        self._audited = {k: t for k, t in self._audited.items() if now - t < AUDIT_REPEAT_S}
+        self._audited[key] = now
+
+    def _answer(self, request: Request, path: str, origin: str) -> Response:
         if path == "/api/status":
             return json_response(200, self.status())
         if path == "/api/checks":
@@ -92,18 +108,23 @@ class RestApi:
             if person is not None and not valid_person(person):
                 return json_response(400, {"error": f"person: {ID_RULE}"})
             checks = self.store.list_checks(day=day, person_id=person, status=status)
+            if person is not None:
+                self._audit("read", person, origin)
             return json_response(200, {"checks": checks})
         if match := CHECK_REPORT_PATH.fullmatch(path):
             found = self.store.get_check(int(match[1]), with_windows=True)
             if not found:
                 return json_response(404, {"error": "no such check"})
+            self._audit("read", found["person_id"], origin)
             log(ROLE, "an admin opened the report of a check")
             return _report(f"kiosk check {found['id']}", found.get("windows") or [],
                            "no windows were kept for this check")
         if match := CHECK_PATH.fullmatch(path):
             found = self.store.get_check(int(match[1]), with_windows=True)
-            return (json_response(200, {"check": found}) if found
-                    else json_response(404, {"error": "no such check"}))
+            if not found:
+                return json_response(404, {"error": "no such check"})
+            self._audit("read", found["person_id"], origin)
+            return json_response(200, {"check": found})
         if path.startswith("/api/persons/"):
             raw, _, action = path.removeprefix("/api/persons/").partition("/")
             person = unquote(raw)  # the page sends encodeURIComponent(id); %2E is "."
@@ -111,7 +132,7 @@ class RestApi:
                 return json_response(404, {"error": "no such person path"})
             if request.method not in PERSON_ACTIONS[action]:
                 return json_response(405, {"error": f"{request.method} not allowed here"})
-            return self._person(request, person, action)
+            return self._person(request, person, action, origin)
         return json_response(404, {"error": "not found"})
 
     def stream_report(self, stream: str, sees_private: bool) -> Response:
@@ -130,17 +151,30 @@ class RestApi:
         self._reports[(stream, sees_private)] = (now, response)
         return response
 
-    def _person(self, request: Request, person: str, action: str) -> Response:
-        """A person's secret status, deletion, enrolment code and secret reset (admin).
-        Changes need ``X-Wellmon-Confirm`` (a header a cross-site form cannot send)."""
+    def _person(self, request: Request, person: str, action: str, origin: str) -> Response:
+        """A person's secret status, audit trail, export, deletion, enrolment code and
+        secret reset (admin). Changes need ``X-Wellmon-Confirm`` (a header a cross-site form
+        cannot send)."""
         confirm = request.headers.get("X-Wellmon-Confirm")
+        if action == "audit":
+            return json_response(200, {"person": person, "audit": self.store.audit_of(person)})
+        if action == "export":
+            exported = self.store.export_person(person)
+            if exported is None:
+                return json_response(404, {"error": "nothing is stored about this person"})
+            self._audit("export", person, origin)
+            log(ROLE, "exported a person's data at an admin's request")
+            response = json_response(200, exported)
+            response.headers["Content-Disposition"] = "attachment; filename=\"person.json\""
+            return response
         if request.method == "GET":
+            self._audit("read", person, origin)
             return json_response(200, self.store.person_status(person, time.time()))
         if action == "":
             if confirm != "delete":
                 raise Refusal("delete without confirmation header",
                               http.HTTPStatus.BAD_REQUEST)
-            deleted = self.store.delete_person(person)
+            deleted = self.store.delete_person(person, role="admin", origin=origin)
             log(ROLE, f"deleted a person's data ({deleted} checks) at an admin's request")
             return json_response(200, {"deleted_checks": deleted})
         if action == "enrolment":
@@ -152,6 +186,7 @@ class RestApi:
         if confirm != "reset":
             return json_response(400, {"error": "send X-Wellmon-Confirm: reset"})
         was_set = self.secrets.reset(person)
+        self._audit("secret_reset", person, origin)
         log(ROLE, "reset a person's secret at an admin's request")
         return json_response(200, {"reset": True, "secret_was_set": was_set})
 

@@ -41,13 +41,16 @@ INTERRUPTED = "interrupted: the dashboard stopped during the check"
 BUSY_TIMEOUT_MS = 5000
 DAY_S = 86400.0
 DEFAULT_OWNER = "dashboard"
+AUDIT_ACTIONS = ("history", "read", "export", "delete", "secret_reset")
+"""What the audit trail records about a person's data: their history shown at a kiosk, a
+read by an operator, an export, the deletion, a secret reset."""
 
 
 class StoreError(RuntimeError):
     """Anything the store refuses or cannot do; the message says what and where."""
 
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The schema version this code writes. Each backend has its migration list with the same
 numbers (dashboard/store_sqlite.py, dashboard/store_postgres.py); migration i brings a
 database from version i to i + 1."""
@@ -66,6 +69,8 @@ class Store(Protocol):
                     started_at: float, in_baseline: bool = True) -> int: ...
 
     def add_windows(self, check_id: int, windows: list[dict[str, Any]]) -> None: ...
+
+    def add_windows_of(self, windows_by_check: dict[int, list[dict[str, Any]]]) -> None: ...
 
     def finish_check(self, check_id: int, result: dict[str, Any],
                      ended_at: float) -> dict[str, Any]: ...
@@ -87,7 +92,15 @@ class Store(Protocol):
     def person_history(self, person_id: str, *, limit: int = 20,
                        before: float | None = None) -> list[dict[str, Any]]: ...
 
-    def delete_person(self, person_id: str) -> int: ...
+    def delete_person(self, person_id: str, *, role: str = "admin", origin: str | None = None,
+                      now: float | None = None) -> int: ...
+
+    def record_audit(self, action: str, person_id: str | None, *, role: str,
+                     origin: str | None, now: float) -> None: ...
+
+    def audit_of(self, person_id: str | None, limit: int = 200) -> list[dict[str, Any]]: ...
+
+    def export_person(self, person_id: str) -> dict[str, Any] | None: ...
 
     def apply_retention(self, now: float) -> int: ...
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Self
 
 from wellmon.dashboard.store import (
+    AUDIT_ACTIONS,
     DAY_S,
     FAIL_STATUSES,
     INTERRUPTED,
@@ -90,23 +92,37 @@ class SQLStore:
 
     def add_windows(self, check_id: int, windows: list[dict[str, Any]]) -> None:
         """Append score windows to a running check, all or none; seq continues from the last."""
+        self.add_windows_of({check_id: windows})
+
+    def add_windows_of(self, windows_by_check: dict[int, list[dict[str, Any]]]) -> None:
+        """Append windows to several running checks in one transaction, all or none: the
+        windows that arrive together from many kiosks cost one commit (group commit)."""
         rows = []
-        for i, window in enumerate(windows):
-            if not isinstance(window, dict):
-                raise StoreError(f"window {i} for check {check_id} is a "
-                                 f"{type(window).__name__}, not a dict")
-            t_end = window.get("t_end")
-            t_end = float(t_end) if _finite_number(t_end) else None
-            rows.append((t_end, _dumps(window, f"window {i} for check {check_id}")))
+        for check_id, windows in windows_by_check.items():
+            for i, window in enumerate(windows):
+                if not isinstance(window, dict):
+                    raise StoreError(f"window {i} for check {check_id} is a "
+                                     f"{type(window).__name__}, not a dict")
+                t_end = window.get("t_end")
+                t_end = float(t_end) if _finite_number(t_end) else None
+                rows.append((check_id, i, t_end,
+                             _dumps(window, f"window {i} for check {check_id}")))
         if not rows:
             return
-        with self._write(f"add windows to check {check_id} in") as db:
-            self._require_running(db, check_id, "add windows to")
-            first = db.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM check_windows "
-                               "WHERE check_id = ?", (check_id,)).fetchone()[0]
+        checks = sorted({check_id for check_id, *_ in rows})  # one lock order: no deadlock
+        what = (f"add windows to check {checks[0]} in" if len(checks) == 1
+                else f"add windows to {len(checks)} checks in")
+        with self._write(what) as db:
+            first = {}
+            for check_id in checks:
+                self._require_running(db, check_id, "add windows to")
+                first[check_id] = db.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM "
+                                             "check_windows WHERE check_id = ?",
+                                             (check_id,)).fetchone()[0]
             db.executemany(
                 "INSERT INTO check_windows (check_id, seq, t_end, window_json) VALUES (?, ?, ?, ?)",
-                [(check_id, first + i, t_end, text) for i, (t_end, text) in enumerate(rows)])
+                [(check_id, first[check_id] + i, t_end, text)
+                 for check_id, i, t_end, text in rows])
 
     def finish_check(self, check_id: int, result: dict[str, Any],
                      ended_at: float) -> dict[str, Any]:
@@ -179,15 +195,60 @@ class SQLStore:
                 db.execute("DELETE FROM dashboard_leases WHERE owner = ?", (owner,))
         return {owner: n for owner, n in closed.items() if n}
 
-    def delete_person(self, person_id: str) -> int:
-        """Remove a person with all their checks and windows; returns how many checks went."""
+    def delete_person(self, person_id: str, *, role: str = "admin", origin: str | None = None,
+                      now: float | None = None) -> int:
+        """Remove a person with all their checks and windows; returns how many checks went.
+        Their entries in the audit trail lose their ID, and one entry, without it, says that
+        a deletion happened, who asked and when."""
+        now = _time(time.time() if now is None else now, "now")
         with self._write(f"delete person {person_id!r} from") as db:
             n = db.execute("SELECT COUNT(*) FROM checks WHERE person_id = ?",
                            (person_id,)).fetchone()[0]
             db.execute("DELETE FROM persons WHERE id = ?", (person_id,))
             db.execute("DELETE FROM secret_attempts WHERE person_id = ?", (person_id,))
+            db.execute("UPDATE audit SET person_id = NULL WHERE person_id = ?", (person_id,))
+            _audit(db, "delete", None, role, origin, now)
         self._after_delete()
-        return n
+        return int(n)
+
+    def record_audit(self, action: str, person_id: str | None, *, role: str,
+                     origin: str | None, now: float) -> None:
+        """One entry of the audit trail (`store.AUDIT_ACTIONS`)."""
+        with self._write("record an audit entry in") as db:
+            _audit(db, action, person_id, role, origin, _time(now, "now"))
+
+    def audit_of(self, person_id: str | None, limit: int = 200) -> list[dict[str, Any]]:
+        """The audit trail of a person's data, newest first; None: the entries that name no
+        one (deletions, and the entries of people since deleted)."""
+        which = "person_id IS NULL" if person_id is None else "person_id = ?"
+        with self._read() as db:
+            rows = db.execute(f"SELECT at, action, role, origin FROM audit WHERE {which} "
+                              "ORDER BY at DESC, id DESC LIMIT ?",
+                              (*(() if person_id is None else (person_id,)),
+                               int(limit))).fetchall()
+        return [{"at": at, "action": action, "role": role, "origin": origin}
+                for at, action, role, origin in rows]
+
+    def export_person(self, person_id: str) -> dict[str, Any] | None:
+        """Everything stored about a person, or None if nothing is: their record, every
+        check with its windows, whether a secret and a code are set (never their hashes,
+        which are credentials), their wrong tries, and the audit trail of their data."""
+        with self._read() as db:
+            known = db.execute("SELECT created_at FROM persons WHERE id = ?",
+                               (person_id,)).fetchone()
+            ids = [i for (i,) in db.execute("SELECT id FROM checks WHERE person_id = ? "
+                                            "ORDER BY started_at, id", (person_id,))]
+        if known is None:
+            return None
+        status = self.person_status(person_id, time.time())
+        return {"person": person_id, "created_at": known[0],
+                "secret": {"set": status["secret_set"], "set_at": status["secret_set_at"]},
+                "enrolment_code": {"issued_at": status["code_issued_at"],
+                                   "expires_at": status["code_expires_at"]},
+                "wrong_tries": {"failures": status["failures"],
+                                "locked_until": status["locked_until"]},
+                "checks": [self.get_check(i) for i in ids],
+                "audit": self.audit_of(person_id, limit=1_000_000)}
 
     def apply_retention(self, now: float) -> int:
         """Drop the per-window series of checks that started more than keep_series_days before
@@ -415,6 +476,14 @@ class SQLStore:
 
 _COLUMNS = ("id, person_id, kiosk, stream, status, started_at, ended_at, reason, result_json, "
             "in_baseline, owner")
+
+
+def _audit(db: Any, action: str, person_id: str | None, role: str, origin: str | None,
+           now: float) -> None:
+    if action not in AUDIT_ACTIONS:
+        raise StoreError(f"audit action must be one of {AUDIT_ACTIONS}, not {action!r}")
+    db.execute("INSERT INTO audit (at, action, person_id, role, origin) VALUES (?, ?, ?, ?, ?)",
+               (now, action, person_id, str(role), None if origin is None else str(origin)))
 
 
 def _add_person(db: Any, person_id: str, now: float) -> None:

@@ -89,6 +89,18 @@ MIGRATIONS: list[Migration] = [
         )""",
         "CREATE INDEX checks_owner_running ON checks(owner) WHERE status = 'running'",
     ),
+    # v5: the audit trail: who read, exported, deleted or reset a person's data, and when.
+    (
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            action TEXT NOT NULL,
+            person_id TEXT,
+            role TEXT NOT NULL,
+            origin TEXT
+        )""",
+        "CREATE INDEX audit_person ON audit(person_id, at)",
+    ),
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION, "store.SCHEMA_VERSION and the SQLite migrations"
 
@@ -225,6 +237,9 @@ class SQLiteStore(SQLStore):
                     db.execute("COMMIT")
         except sqlite3.Error as e:
             raise StoreError(f"cannot read the store {self.path}: {e}") from e
+
+    def __str__(self) -> str:
+        return str(self.path)
 
     def pragmas(self) -> dict[str, Any]:
         """The settings in effect on this connection, for diagnostics and tests."""

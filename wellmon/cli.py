@@ -105,6 +105,14 @@ def _parser() -> argparse.ArgumentParser:
                                      "(dashboard.*)")
     dash.add_argument("--port", type=int, help="dashboard port (dashboard.port)")
 
+    person = command(sub, "person", "a person's data in the check store")
+    person_sub = person.add_subparsers(dest="person_action", required=True, metavar="ACTION")
+    person_export = command(person_sub, "export", "write everything stored about a person as "
+                                                  "JSON (recorded in their audit trail)")
+    person_export.add_argument("id", help="the person's ID, as typed or scanned at the kiosk")
+    person_export.add_argument("--out", type=Path, default=None,
+                               help="file to write (mode 0600); default: standard output")
+
     login = command(sub, "login", "print a one-time sign-in link to a dashboard page",
                     description="Print a link that signs one browser in as ROLE: it works "
                     "once, within five minutes, on a dashboard that is already running. The "
@@ -183,6 +191,17 @@ def _parser() -> argparse.ArgumentParser:
                                     "'wellmon[train]')")
     fusion.add_argument("--seconds", type=float, default=3.0,
                         help="seconds of runs per batch size")
+    store_bench = command(bench_sub, "store", "kiosks writing checks to the store: "
+                                              "acknowledgement latency, commits/s, lost and "
+                                              "duplicated windows, SQLite and PostgreSQL")
+    store_bench.add_argument("--kiosks", type=_at_least_one, default=1000,
+                             help="simulated kiosks, each with one 45 s check")
+    store_bench.add_argument("--dashboards", type=_at_least_one, default=4,
+                             help="dashboards (connections) the kiosks are shared among")
+    store_bench.add_argument("--check-s", type=float, default=45.0,
+                             help="length of each check")
+    store_bench.add_argument("--json", action="store_true",
+                             help="one JSON line per backend")
     soak = command(bench_sub, "soak", "a long run: memory growth, drops and latency drift "
                                       "with several sample streams")
     soak.add_argument("--minutes", type=float, default=30.0,
@@ -396,6 +415,10 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
                                   gpu_tflops=args.gpu_tflops)
         if args.bench == "fusion":
             return _bench_fusion(args, config)
+        if args.bench == "store":
+            from wellmon.benchmarks.store import bench_store
+
+            return bench_store(config, args.kiosks, args.dashboards, args.check_s, args.json)
         return bench.bench_latency(config, seconds=args.seconds, source=args.source)
     if args.command == "datasets":
         from wellmon.models.training.crossmodal import make_crossmodal
@@ -418,6 +441,8 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
             return _export(args)
     if args.command == "login":
         return _login(args, config)
+    if args.command == "person":
+        return _export_person(args, config)
     if args.command == "keys":
         from wellmon.streamer.wire.security import make_keys
 
@@ -568,6 +593,47 @@ def _bench_fusion(args: argparse.Namespace, config: Config) -> int:
         except ValueError as exc:
             raise UsageError(f"bench fusion: {exc}") from None
         return bench_fusion(None, args.seconds, archs)
+
+
+def _export_person(args: argparse.Namespace, config: Config) -> int:
+    """`wellmon person export ID`: from the configured store, as the operator page's button
+    does; the export is in the person's audit trail as the command line's."""
+    import getpass
+    import json
+    import os
+    import socket
+    import time
+
+    from wellmon.dashboard.store import open_store
+
+    location = config.store.url or config.dashboard.store
+    store = open_store(location, keep_series_days=config.dashboard.retention_days,
+                       owner=config.dashboard.instance or socket.gethostname())
+    try:
+        exported = store.export_person(args.id)
+        if exported is None:
+            raise UsageError(f"person export: nothing is stored about {args.id!r} in "
+                             f"{store}")
+        store.record_audit("export", args.id, role="cli",  # before the data leaves
+                           origin=f"{getpass.getuser()}@{socket.gethostname()}", now=time.time())
+        text = json.dumps(exported, indent=1, ensure_ascii=False) + "\n"
+        if args.out is None:
+            sys.stdout.write(text)
+        else:
+            try:
+                fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    f.write(text)
+                os.chmod(args.out, 0o600)
+            except OSError as e:
+                raise UsageError(f"person export: cannot write {args.out}: "
+                                 f"{e.strerror or e}") from None
+    finally:
+        store.close()
+    if args.out is not None:
+        print(f"wellmon: wrote everything stored about {args.id} to {args.out}",
+              file=sys.stderr)
+    return 0
 
 
 def _fraction(text: str) -> float:

@@ -456,9 +456,31 @@
       else if (body.failures) parts.push(`${body.failures} wrong tr${body.failures === 1 ? "y" : "ies"} lately`);
       parts.push(`${body.checks} check${body.checks === 1 ? "" : "s"}, ${body.checks_in_baseline} in the baseline`);
       $("person-status").textContent = parts.join(" · ");
+      $("person-export").href = `${personPath(person)}/export`;
+      await loadAudit(person);
     } catch (err) {
       if (st.personShown === person) $("person-status").textContent = "The dashboard is not reachable.";
     }
+  }
+
+  const AUDIT_WORDS = { history: "history shown at the kiosk", read: "read by an operator",
+                        export: "exported", delete: "deleted", secret_reset: "PIN reset" };
+
+  async function loadAudit(person) {
+    const list = $("person-audit");
+    const { res, body } = await getJSON(`${personPath(person)}/audit`);
+    if (st.personShown !== person) return;
+    list.replaceChildren();
+    if (!res.ok || !body || !Array.isArray(body.audit)) {
+      list.append(Object.assign(document.createElement("li"), { textContent: "Could not load the audit trail." }));
+      return;
+    }
+    for (const entry of body.audit) {
+      const where = entry.origin ? ` (${entry.role}, ${entry.origin})` : ` (${entry.role})`;
+      list.append(Object.assign(document.createElement("li"), {
+        textContent: `${utcTimeOrDash(entry.at)} · ${AUDIT_WORDS[entry.action] || entry.action}${where}` }));
+    }
+    if (!body.audit.length) list.append(Object.assign(document.createElement("li"), { textContent: "Nothing yet." }));
   }
 
   async function issueCode(person) {

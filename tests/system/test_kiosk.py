@@ -154,6 +154,10 @@ def test_a_check_is_stored_before_it_is_shown_and_compared_with_earlier_checks(k
         listed += get_json(f"{url}api/checks?person=worker-7&day={day}",
                            ADMIN_TOKEN)["checks"]
     assert [c["status"] for c in listed[:2]] == ["complete", "complete"]
+    with open_store(store_path(kiosk)) as audited:  # the two histories shown, the list read
+        trail = [(e["action"], e["role"], e["origin"]) for e in audited.audit_of("worker-7")]
+    assert trail[0] == ("read", "admin", "127.0.0.1")
+    assert trail.count(("history", "kiosk", "kiosk")) == 2
 
 
 def test_a_dashboard_crash_during_a_check_leaves_it_incomplete(kiosk) -> None:

@@ -1,10 +1,13 @@
 """A site: several dashboards on one PostgreSQL store, as real processes. A dashboard killed
 during a check leaves it to a peer, which closes it when the dead one's lease runs out;
-the restarted dashboard does not touch its peers' running checks."""
+the restarted dashboard does not touch its peers' running checks. `wellmon bench store`
+runs against both backends and counts every window back."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 from tests.helpers import ADMIN_TOKEN, KIOSK_TOKEN, open_ws
@@ -16,6 +19,7 @@ from tests.system.test_kiosk import (
     until,
     wait_live,
 )
+from wellmon.dashboard.store import open_store
 from wellmon.harness import get_json, ws_url
 
 LEASE_S = 3.0
@@ -59,3 +63,58 @@ def test_a_peer_closes_the_check_of_a_dashboard_that_died(processes, wellmon_env
         check = get_json(f"{processes.dashboard_url()}api/checks/{theirs['check_id']}",
                          ADMIN_TOKEN)["check"]
         assert check["status"] in ("running", "complete"), check  # not closed by gate-a
+
+
+def test_bench_store_reports_both_backends_and_loses_nothing(wellmon_env) -> None:
+    """`wellmon bench store --json`: one line per backend with the documented keys, every
+    acknowledged window counted back (figures are printed, not asserted: CI is shared)."""
+    done = subprocess.run([sys.executable, "-m", "wellmon", "bench", "store", "--kiosks", "6",
+                           "--dashboards", "2", "--check-s", "2", "--json"],
+                          capture_output=True, text=True, timeout=300, env=wellmon_env)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["backend"] for line in lines] == ["sqlite", "postgresql"]
+    for line in lines:
+        assert set(line) >= {"backend", "kiosks", "p50_ms", "p99_ms", "commits_per_s", "lost",
+                             "duplicated"}
+        assert line["kiosks"] == 6 and line["lost"] == 0 and line["duplicated"] == 0
+        assert line["errors"] == 0 and line["p99_ms"] >= line["p50_ms"] > 0
+
+
+def test_reads_exports_and_deletion_of_a_person_are_audited(processes, wellmon_env, postgres,
+                                                            postgres_url, tmp_path) -> None:
+    """An operator's reads and export, and `wellmon person export`, are in the person's
+    audit trail; deleting the person leaves only that a deletion happened."""
+    env = {**wellmon_env, "WELLMON_STORE_URL": postgres_url,
+           "PGPASSFILE": str(postgres.passfile)}
+    store = open_store(postgres_url)
+    cid = store.start_check("worker-5", kiosk="gate-a", stream="cam", started_at=time.time())
+    store.add_windows(cid, [{"seq": 0, "t_end": 0.5, "stress": 40.0}])
+    store.finish_check(cid, {"verdict": "usual"}, ended_at=time.time())
+    processes.env = env
+    processes.start("dashboard", "dashboard")
+    api = f"{processes.dashboard_url()}api"
+    assert get_json(f"{api}/checks/{cid}", ADMIN_TOKEN)["check"]["person_id"] == "worker-5"
+    exported = get_json(f"{api}/persons/worker-5/export", ADMIN_TOKEN)
+    assert [c["id"] for c in exported["checks"]] == [cid]
+    assert exported["checks"][0]["windows"] == [{"seq": 0, "t_end": 0.5, "stress": 40.0}]
+
+    out = tmp_path / "worker-5.json"
+    done = subprocess.run([sys.executable, "-m", "wellmon", "person", "export", "worker-5",
+                           "--out", str(out)], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text())["person"] == "worker-5"
+    assert out.stat().st_mode & 0o777 == 0o600
+
+    trail = get_json(f"{api}/persons/worker-5/audit", ADMIN_TOKEN)["audit"]
+    assert [(e["action"], e["role"]) for e in trail] == [("export", "cli"), ("export", "admin"),
+                                                         ("read", "admin")]
+    assert trail[1]["origin"] == "127.0.0.1"
+    get_json(f"{api}/persons/worker-5", ADMIN_TOKEN, method="DELETE",
+             headers={"X-Wellmon-Confirm": "delete"})
+    assert get_json(f"{api}/persons/worker-5/audit", ADMIN_TOKEN)["audit"] == []
+    nameless = store.audit_of(None)
+    assert nameless[0]["action"] == "delete" and nameless[0]["origin"] == "127.0.0.1"
+    assert "worker-5" not in json.dumps(nameless)
+    store.close()

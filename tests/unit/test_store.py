@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import json
 import math
 import os
 import random
@@ -893,3 +894,51 @@ def test_a_dashboard_closes_its_own_and_its_dead_peers_checks_only(store: SQLite
         assert gate_b.close_abandoned(119.0) == {}  # nothing left of its own to close
     finally:
         gate_b.close()
+
+
+def test_windows_of_many_checks_go_in_one_transaction_all_or_none(store: SQLiteStore) -> None:
+    a = store.start_check("p1", kiosk="a", stream="s1", started_at=1.0)
+    b = store.start_check("p2", kiosk="b", stream="s2", started_at=1.0)
+    store.add_windows(a, [window_for(a, 0)])
+    store.add_windows_of({a: [window_for(a, 1)], b: [window_for(b, 0), window_for(b, 1)]})
+    assert store.get_check(a)["windows"] == [window_for(a, 0), window_for(a, 1)]  # type: ignore[index]
+    assert store.get_check(b)["windows"] == [window_for(b, 0), window_for(b, 1)]  # type: ignore[index]
+    store.finish_check(b, result_for(b), 2.0)
+    with pytest.raises(StoreError, match=rf"cannot add windows to check {b}: it is complete"):
+        store.add_windows_of({a: [window_for(a, 2)], b: [window_for(b, 2)]})
+    assert len(store.get_check(a)["windows"]) == 2  # type: ignore[index]  # none of it
+
+
+def test_the_audit_trail_and_the_export_of_a_person(store: SQLiteStore) -> None:
+    """Reads, exports and resets are kept per person; the export holds everything stored
+    about them but the hashes of their secrets; deleting them strips their ID from the
+    trail and leaves one entry saying a deletion happened."""
+    cid = store.start_check("worker-1", kiosk="gate-a", stream="cam0", started_at=100.0)
+    store.add_windows(cid, [window_for(cid, 0)])
+    store.finish_check(cid, result_for(cid), ended_at=145.0)
+    store.set_secret("worker-1", "scrypt$hash-of-the-pin", 90.0)
+    store.record_audit("history", "worker-1", role="kiosk", origin="gate-a", now=145.0)
+    store.record_audit("read", "worker-1", role="admin", origin="10.0.0.7", now=200.0)
+    store.record_audit("read", "worker-2", role="admin", origin="10.0.0.7", now=201.0)
+    with pytest.raises(StoreError, match="audit action must be one of"):
+        store.record_audit("peek", "worker-1", role="admin", origin=None, now=202.0)
+    assert store.audit_of("worker-1") == [
+        {"at": 200.0, "action": "read", "role": "admin", "origin": "10.0.0.7"},
+        {"at": 145.0, "action": "history", "role": "kiosk", "origin": "gate-a"}]
+
+    exported = store.export_person("worker-1")
+    assert exported is not None and exported["person"] == "worker-1"
+    assert [c["id"] for c in exported["checks"]] == [cid]
+    assert exported["checks"][0]["windows"] == [window_for(cid, 0)]
+    assert exported["secret"] == {"set": True, "set_at": 90.0}
+    assert "scrypt$hash-of-the-pin" not in json.dumps(exported)
+    assert len(exported["audit"]) == 2
+    assert store.export_person("nobody") is None
+
+    assert store.delete_person("worker-1", role="admin", origin="10.0.0.9", now=300.0) == 1
+    assert store.audit_of("worker-1") == [] and store.export_person("worker-1") is None
+    nameless = store.audit_of(None)
+    assert nameless[0] == {"at": 300.0, "action": "delete", "role": "admin",
+                           "origin": "10.0.0.9"}
+    assert [e["action"] for e in nameless[1:]] == ["read", "history"]  # worker-1's, unnamed
+    assert len(store.audit_of("worker-2")) == 1  # another person's trail is untouched
