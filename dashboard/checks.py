@@ -21,10 +21,11 @@ The kiosk's hello states these facts, and its consent screen is written from the
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from wellmon.dashboard.store import Store
+from wellmon.dashboard.store import Store, StoreError
 from wellmon.models.stress import verdict as check_model
 
 PERSON = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,64}")
@@ -39,6 +40,12 @@ STALL_S = 5.0
 """No window of the kiosk's stream for this long during a check: the node is gone."""
 SENTENCE = ("The quick brown fox jumps over the lazy dog, and today I am ready for my "
             "shift.")
+
+
+STORE_UNAVAILABLE = ("The check store is not available right now: the check cannot start. "
+                     "Please try again in a moment.")
+STORE_LOST = "the check store became unavailable: the check could not be stored"
+RETRY_STORE_S = 5.0
 
 
 class CheckError(ValueError):
@@ -87,6 +94,9 @@ class KioskChecks:
         self.stall_s = stall_s
         self.running: Running | None = None
         self.last_score: dict[str, Any] | None = None
+        self.unrecorded: list[Ending] = []
+        """Checks that ended while the store was unavailable, recorded at a later tick."""
+        self._next_store_try = 0.0
 
     def hello(self, retention_days: float) -> dict[str, Any]:
         """What the kiosk page shows before a check, its consent text included: every fact
@@ -135,8 +145,12 @@ class KioskChecks:
         if not valid_person(person):
             raise CheckError(ID_RULE)
         self.ready()
-        check_id = self.store.start_check(person, kiosk=self.kiosk, stream=self.stream or "",
-                                          started_at=now, in_baseline=personal)
+        try:
+            check_id = self.store.start_check(person, kiosk=self.kiosk,
+                                              stream=self.stream or "", started_at=now,
+                                              in_baseline=personal)
+        except StoreError:
+            raise CheckError(STORE_UNAVAILABLE, "store") from None
         assert self.last_score is not None  # the stream is live
         self.running = Running(check_id, person, now, self.last_score["t_end"], now,
                                personal=personal)
@@ -170,9 +184,12 @@ class KioskChecks:
         if score["t_end"] <= run.t0:
             return [busy]
         kept = redact(score)
+        try:
+            self.store.add_windows(run.id, [kept])
+        except StoreError:
+            return self._fail(STORE_LOST, now, status="incomplete")
         run.windows.append(kept)
         run.last_window_at = now
-        self.store.add_windows(run.id, [kept])
         elapsed = min(self.duration_s, score["t_end"] - run.t0)
         progress = {"type": "check.progress", "check_id": run.id, "elapsed_s": round(elapsed, 2),
                     "fraction": round(elapsed / self.duration_s, 4),
@@ -183,7 +200,9 @@ class KioskChecks:
         return [progress, self._finish(now)]
 
     def tick(self, now: float) -> list[dict[str, Any]]:
-        """Fails a check whose windows stopped coming."""
+        """Fails a check whose windows stopped coming; records the endings the store could
+        not take when they happened."""
+        self._record_endings()
         run = self.running
         if run is not None and now - run.last_window_at > self.stall_s:
             return self._fail("the inference node stopped sending: the check could not "
@@ -194,13 +213,16 @@ class KioskChecks:
         run = self.running
         assert run is not None
         history = []
-        if run.personal:
-            history = self.store.person_history(run.person, limit=check_model.HISTORY_CHECKS,
-                                                before=run.started_at)
-            self.store.record_audit("history", run.person, role="kiosk", origin=self.kiosk,
-                                    now=now)
-        result = check_model.result(run.windows, history, compare=run.personal)
-        stored = self.store.finish_check(run.id, result, ended_at=now)
+        try:
+            if run.personal:
+                history = self.store.person_history(
+                    run.person, limit=check_model.HISTORY_CHECKS, before=run.started_at)
+                self.store.record_audit("history", run.person, role="kiosk",
+                                        origin=self.kiosk, now=now)
+            result = check_model.result(run.windows, history, compare=run.personal)
+            stored = self.store.finish_check(run.id, result, ended_at=now)
+        except StoreError:  # nothing is shown that is not stored
+            return self._fail(STORE_LOST, now, status="incomplete")[0]
         self.running = None
         return {"type": "check.result", "check": stored, "personal": run.personal,
                 "history": [{"id": h["id"], "started_at": h["started_at"],
@@ -209,12 +231,43 @@ class KioskChecks:
                                         for k in ("verdict", "stress", "label")}}
                             for h in history]}
 
+    def _record_endings(self) -> None:
+        """Record the endings the store could not take (a check a peer or a restart has
+        closed meanwhile is left as it is); those it still cannot take wait, tried again at
+        most every RETRY_STORE_S (a store that cannot be reached may take its connection
+        timeout to say so, on the dashboard's one loop)."""
+        if not self.unrecorded or time.monotonic() < self._next_store_try:
+            return
+        self._next_store_try = time.monotonic() + RETRY_STORE_S
+        waiting = []
+        for ending in self.unrecorded:
+            try:
+                check = self.store.get_check(ending.check_id, with_windows=False)
+                if check is not None and check["status"] == "running":
+                    self.store.fail_check(ending.check_id, ending.reason, ending.at,
+                                          status=ending.status)
+            except StoreError:
+                waiting.append(ending)
+        self.unrecorded = waiting
+
     def _fail(self, reason: str, now: float, status: str = "failed") -> list[dict[str, Any]]:
         run = self.running
         assert run is not None
-        self.store.fail_check(run.id, reason, ended_at=now, status=status)
         self.running = None
+        self.unrecorded.append(Ending(run.id, reason, now, status))
+        self._next_store_try = 0.0
+        self._record_endings()
         return [{"type": "check.failed", "check_id": run.id, "reason": reason, "retry": True}]
+
+
+@dataclass(frozen=True)
+class Ending:
+    """A check that ended while the store could not record it: recorded when it can."""
+
+    check_id: int
+    reason: str
+    at: float
+    status: str
 
 
 def _face_and_brightness(score: dict[str, Any]) -> tuple[float | None, float | None]:

@@ -25,13 +25,20 @@ import time
 from collections import Counter
 from typing import Any, Protocol
 
-from wellmon.dashboard.checks import ID_RULE, CheckError, KioskChecks, valid_person
+from wellmon.dashboard.checks import (
+    ID_RULE,
+    STORE_UNAVAILABLE,
+    CheckError,
+    KioskChecks,
+    valid_person,
+)
 from wellmon.dashboard.person_secrets import (
     PersonSecrets,
     normalize_code,
     secret_problem,
     weak_secret_problem,
 )
+from wellmon.dashboard.store import StoreError
 from wellmon.streamer.lifecycle import log
 
 ROLE = "dashboard"
@@ -73,7 +80,16 @@ class KioskSocket:
     # --- from the page -----------------------------------------------------------------
 
     async def reply(self, parsed: dict[str, Any], client: Client | None) -> str | None:
-        """The answer to one message from ``client``; None (counted) closes that socket."""
+        """The answer to one message from ``client``; None (counted) closes that socket. A
+        store that cannot be reached is said to the kiosk, which may try again."""
+        try:
+            return await self._reply(parsed, client)
+        except StoreError as exc:
+            log(ROLE, f"the check store failed a kiosk request: {exc}")
+            self.faults["store_unavailable"] += 1
+            return _error(STORE_UNAVAILABLE, "store")
+
+    async def _reply(self, parsed: dict[str, Any], client: Client | None) -> str | None:
         kind = parsed.get("type")
         if kind == "ping":
             return _pong()

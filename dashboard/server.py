@@ -127,7 +127,10 @@ class Dashboard:
                 self._keep_lease(lease_s)
             if time.monotonic() - last_retention > 3600:
                 last_retention = time.monotonic()
-                self.store.apply_retention(time.time())
+                try:
+                    self.store.apply_retention(time.time())
+                except StoreError as e:
+                    log(ROLE, f"store unavailable, retention waits an hour: {e}")
 
     def _keep_lease(self, lease_s: float) -> None:
         """Renew the lease, then close what dead peers left running. A store that cannot be

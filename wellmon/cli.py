@@ -106,7 +106,8 @@ def _parser() -> argparse.ArgumentParser:
     dash.add_argument("--port", type=int, help="dashboard port (dashboard.port)")
 
     person = command(sub, "person", "a person's data in the check store")
-    person_sub = person.add_subparsers(dest="person_action", required=True, metavar="ACTION")
+    person_sub = person.add_subparsers(dest="person_action", required=True, metavar="ACTION",
+                                       help="what to do with the data")
     person_export = command(person_sub, "export", "write everything stored about a person as "
                                                   "JSON (recorded in their audit trail)")
     person_export.add_argument("id", help="the person's ID, as typed or scanned at the kiosk")

@@ -15,6 +15,7 @@ from tests.system.test_kiosk import (
     CHECK_S,
     STREAM,
     kill_during_a_check,
+    kiosk_ws,
     start_kiosk,
     until,
     wait_live,
@@ -118,3 +119,53 @@ def test_reads_exports_and_deletion_of_a_person_are_audited(processes, wellmon_e
     assert nameless[0]["action"] == "delete" and nameless[0]["origin"] == "127.0.0.1"
     assert "worker-5" not in json.dumps(nameless)
     store.close()
+
+
+def test_the_database_stopped_hard_during_a_check(processes, wellmon_env) -> None:
+    """PostgreSQL killed (`pg_ctl stop -m immediate`) during a check: the kiosk hears that
+    the check could not be stored and that no check can start, the live page goes on; with
+    the database back the dashboard reconnects by itself, every window it had acknowledged
+    is there, and the check cut short is recorded as incomplete with the reason."""
+    import psycopg
+
+    from tests.helpers import TOKEN
+    from wellmon.dashboard.checks import STORE_LOST, STORE_UNAVAILABLE
+    from wellmon.postgres_server import TemporaryPostgres
+
+    with TemporaryPostgres() as server:
+        start_kiosk(processes, {**wellmon_env, "WELLMON_STORE_URL": server.url,
+                                "PGPASSFILE": str(server.passfile)})
+        with kiosk_ws(processes) as ws:
+            wait_live(ws)
+            ws.send(json.dumps({"type": "check.start", "person": "worker-6", "consent": True}))
+            started, _ = until(ws, "check.started")
+            acknowledged = 0
+            while acknowledged < 3:
+                acknowledged = until(ws, "check.progress")[0]["windows"]
+            server.server_stop("immediate")
+            failed, progress = until(ws, "check.failed", timeout=60)
+            acknowledged = max([acknowledged] + [m["windows"] for m in progress
+                                                 if m["type"] == "check.progress"])
+            assert failed["reason"] == STORE_LOST and failed["retry"] is True
+            assert get_json(f"{processes.dashboard_url()}api/status", TOKEN)["streams"]
+            ws.send(json.dumps({"type": "check.start", "person": "worker-6", "consent": True}))
+            refused, _ = until(ws, "error")
+            assert refused["reason"] == STORE_UNAVAILABLE and refused["code"] == "store"
+
+            server.server_start()
+            deadline = time.monotonic() + 60
+            while True:
+                with psycopg.connect(server.url, autocommit=True,
+                                     passfile=str(server.passfile)) as db:
+                    status, reason = db.execute("SELECT status, reason FROM checks WHERE "
+                                                "id = %s", (started["check_id"],)).fetchone()
+                    stored = db.execute("SELECT COUNT(*) FROM check_windows WHERE "
+                                        "check_id = %s", (started["check_id"],)).fetchone()[0]
+                if status != "running" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            assert (status, reason) == ("incomplete", STORE_LOST)
+            assert stored >= acknowledged
+            ws.send(json.dumps({"type": "check.start", "person": "worker-6", "consent": True}))
+            again, _ = until(ws, "check.started")
+            assert again["check_id"] > started["check_id"]
