@@ -195,6 +195,7 @@ class PostgresStore(SQLStore):
         """Read-modify-write of one key (a person's tries): one transaction at a time."""
         db.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (key,))
 
+
 def _reason(error: Exception) -> str:
     """The first line of a driver error: what went wrong, without the query's parameters."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0]

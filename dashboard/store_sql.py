@@ -35,8 +35,8 @@ class SQLStore:
     """Every `Store` method, on a backend's transactions (module doc)."""
 
     keep_series_days: float
-    owner: str
     _db: Any
+    owner: str
     """The dashboard this store writes for: its checks carry it, its lease is renewed."""
     lock_rows = ""
     """Appended to a SELECT whose row the transaction then changes (PostgreSQL: FOR UPDATE;

@@ -257,6 +257,10 @@ def test_kiosk_check_from_consent_to_result_card_and_the_operator_sees_it(
         timeout=30_000)
     operator.locator("#person-status:has-text('PIN set')").wait_for(timeout=30_000)
     assert "5 in the baseline" in operator.inner_text("#person-status")
+    operator.locator("#person-audit li:has-text('read by an operator')").first.wait_for(
+        timeout=30_000)  # this very look at the check, with the admin's address
+    assert "history shown at the kiosk (kiosk, kiosk)" in operator.inner_text("#person-audit")
+    assert operator.get_attribute("#person-export", "href") == "/api/persons/worker-42/export"
     operator.evaluate("window.scrollTo(0, 0)")
     operator.screenshot(path=str(artifacts / "operator.png"))
     assert not [e for e in errors if "favicon" not in e], errors
