@@ -131,6 +131,12 @@ class Hub:
         self._hello = {}
         self._send_all(json.dumps({"type": "node", "node": stats}, allow_nan=False))
 
+    def checks_changed(self) -> None:
+        """A kiosk check started, ended or was deleted, on this dashboard or another on the
+        same store: admins' pages (the operator page) reload the list; nothing about the
+        check itself travels here."""
+        self._send_all('{"type": "checks.changed"}', private=True)
+
     def _send_all(self, text: str, private: bool = False) -> None:
         for client in self.clients:
             if client.sees_private or not private:

@@ -67,6 +67,7 @@ class Dashboard:
             log(ROLE, f"{interrupted} check(s) interrupted by the last stop marked incomplete")
         store.renew_lease(time.time(), cfg.lease_s)
         self.hub = Hub(cfg.history_s, config.node.hop_s, cfg.client_queue)
+        store.on_checks_changed = self.hub.checks_changed
         self.checks = KioskChecks(store, cfg.kiosk_name, cfg.kiosk_stream, cfg.check_s)
         self.secrets = PersonSecrets(store)
         self.kiosk = KioskSocket(self.checks, self.secrets, cfg.retention_days)
@@ -168,6 +169,10 @@ class Dashboard:
             self.url = f"{'https' if tls else 'http'}://{_url_host(host)}:{port}/"
             receiver = asyncio.create_task(self.feed.receive())
             housekeeping = asyncio.create_task(self._housekeeping(stop))
+            loop = asyncio.get_running_loop()
+            threading.Thread(target=self.store.listen_for_changes, name="store-listener",
+                             args=(lambda: loop.call_soon_threadsafe(self.hub.checks_changed),
+                                   stop), daemon=True).start()
             announce_ready(f"{ROLE}{served} url={self.url}")  # url= last: it is read to the end
             while not stop.is_set():
                 await asyncio.sleep(0.1)

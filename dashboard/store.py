@@ -31,7 +31,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -126,6 +127,11 @@ class Store(Protocol):
     def clear_attempts(self, person_id: str) -> None: ...
 
     def person_status(self, person_id: str, now: float) -> dict[str, Any]: ...
+
+    on_checks_changed: Callable[[], None] | None
+
+    def listen_for_changes(self, changed: Callable[[], None],
+                           stop: threading.Event) -> None: ...
 
     def close(self) -> None: ...
 

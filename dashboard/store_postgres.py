@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -30,6 +31,9 @@ from wellmon.dashboard.store_sql import SQLStore
 URL_SCHEMES = ("postgresql", "postgres")
 CONNECT_TIMEOUT_S = 5
 MIGRATION_LOCK = 0x77656C6C  # pg_advisory_xact_lock key: "well"
+CHANNEL = "wellmon_checks"
+"""The NOTIFY channel on which a dashboard says that one of its checks changed."""
+LISTEN_TURN_S = 1.0
 
 DIALECT = (
     (r"\bid INTEGER PRIMARY KEY\b", "id BIGSERIAL PRIMARY KEY"),
@@ -190,6 +194,34 @@ class PostgresStore(SQLStore):
                 yield _Transaction(self._db)
         except psycopg.Error as e:
             raise StoreError(f"cannot read the store {self.url}: {_reason(e)}") from None
+
+    def _announce(self) -> None:
+        """NOTIFY the dashboards listening (`listen_for_changes`); best effort: a peer
+        that misses it sees the change at its operator page's next refresh."""
+        import psycopg
+
+        try:
+            self._conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self.owner))
+        except (psycopg.Error, StoreError):
+            pass
+
+    def listen_for_changes(self, changed: Callable[[], None], stop: threading.Event) -> None:
+        """LISTEN on a connection of its own and call ``changed`` for every other
+        dashboard's NOTIFY until ``stop``; a lost connection is opened again a second
+        later (a change meanwhile is seen at the next refresh)."""
+        import psycopg
+
+        while not stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True,
+                                     connect_timeout=CONNECT_TIMEOUT_S) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    while not stop.is_set():
+                        for note in conn.notifies(timeout=LISTEN_TURN_S):
+                            if note.payload != self.owner:
+                                changed()
+            except psycopg.Error:
+                stop.wait(1.0)
 
     def _serialise(self, db: Any, key: str) -> None:
         """Read-modify-write of one key (a person's tries): one transaction at a time."""

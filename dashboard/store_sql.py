@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Self
 
@@ -66,6 +67,24 @@ class SQLStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    on_checks_changed: Callable[[], None] | None = None
+    """Called after a check started, ended or was deleted through this store (the
+    dashboard's operator pages refresh)."""
+
+    def _checks_changed(self) -> None:
+        """A check changed: tell this dashboard, and the others through the backend."""
+        self._announce()
+        if self.on_checks_changed is not None:
+            self.on_checks_changed()
+
+    def _announce(self) -> None:
+        """Tell the other dashboards on this store that a check changed (PostgreSQL:
+        NOTIFY); nothing where only one dashboard writes (SQLite)."""
+
+    def listen_for_changes(self, changed: Callable[[], None], stop: threading.Event) -> None:
+        """Call ``changed`` whenever another dashboard changes a check, until ``stop``; run
+        in a thread of its own. Nothing to hear where only one dashboard writes."""
+
     def _serialise(self, db: Any, key: str) -> None:
         """Make read-modify-writes of ``key`` in this transaction wait for each other (a
         no-op where write transactions are already one at a time)."""
@@ -88,6 +107,7 @@ class SQLStore:
                 "owner) VALUES (?, ?, ?, 'running', ?, ?, ?) RETURNING id",
                 (person_id, str(kiosk), str(stream), started_at, 1 if in_baseline else 0,
                  self.owner)).fetchone()
+        self._checks_changed()
         return int(check_id)
 
     def add_windows(self, check_id: int, windows: list[dict[str, Any]]) -> None:
@@ -139,6 +159,7 @@ class SQLStore:
             self._require_running(db, check_id, "finish")
             db.execute("UPDATE checks SET status = 'complete', ended_at = ?, result_json = ?, "
                        "reason = NULL WHERE id = ?", (ended_at, text, check_id))
+        self._checks_changed()
         row = self.get_check(check_id, with_windows=False)
         assert row is not None
         return row
@@ -154,6 +175,7 @@ class SQLStore:
             self._require_running(db, check_id, f"mark as {status}")
             db.execute("UPDATE checks SET status = ?, ended_at = ?, reason = ? WHERE id = ?",
                        (status, ended_at, str(reason), check_id))
+        self._checks_changed()
 
     def mark_interrupted(self, reason: str = INTERRUPTED) -> int:
         """At startup: every check this dashboard (`owner`) left 'running' when it stopped
@@ -166,7 +188,9 @@ class SQLStore:
             cur = db.execute("UPDATE checks SET status = 'incomplete', reason = ? "
                              "WHERE status = 'running' AND (owner = ? OR owner IS NULL)",
                              (str(reason), self.owner))
-            return cur.rowcount
+        if cur.rowcount:
+            self._checks_changed()
+        return cur.rowcount
 
     def renew_lease(self, now: float, lease_s: float) -> None:
         """This dashboard is alive until ``now + lease_s``; renew well before that."""
@@ -193,7 +217,10 @@ class SQLStore:
                     (f"interrupted: dashboard {owner} stopped during the check",
                      owner)).rowcount
                 db.execute("DELETE FROM dashboard_leases WHERE owner = ?", (owner,))
-        return {owner: n for owner, n in closed.items() if n}
+        closed = {owner: n for owner, n in closed.items() if n}
+        if closed:
+            self._checks_changed()
+        return closed
 
     def delete_person(self, person_id: str, *, role: str = "admin", origin: str | None = None,
                       now: float | None = None) -> int:
@@ -209,6 +236,7 @@ class SQLStore:
             db.execute("UPDATE audit SET person_id = NULL WHERE person_id = ?", (person_id,))
             _audit(db, "delete", None, role, origin, now)
         self._after_delete()
+        self._checks_changed()
         return int(n)
 
     def record_audit(self, action: str, person_id: str | None, *, role: str,

@@ -675,8 +675,25 @@
     });
   }
 
+  // Pushed: the dashboard says "checks.changed" (a check started, ended or was deleted here
+  // or on another dashboard of the same store) over the live page's WebSocket; the page
+  // then reloads the list. Scores also arrive there and are ignored. The timer below stays
+  // as the fallback when the socket is down.
+  let changedTimer = null;
+  function listenForChanges() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const ws = new WebSocket(`${scheme}://${location.host}/ws`);
+    ws.addEventListener("message", (event) => {
+      if (typeof event.data !== "string" || !event.data.startsWith('{"type": "checks.changed"')) return;
+      clearTimeout(changedTimer);
+      changedTimer = setTimeout(() => { if (!document.hidden) load(); }, 150);
+    });
+    ws.addEventListener("close", () => setTimeout(listenForChanges, 3000));
+  }
+
   bind();
   load();
+  listenForChanges();
   setInterval(() => {
     if (!document.hidden && !$("confirm-delete").open && !$("code-dialog").open
         && !$("confirm-reset").open) load();

@@ -169,3 +169,30 @@ def test_the_database_stopped_hard_during_a_check(processes, wellmon_env) -> Non
             ws.send(json.dumps({"type": "check.start", "person": "worker-6", "consent": True}))
             again, _ = until(ws, "check.started")
             assert again["check_id"] > started["check_id"]
+
+
+def test_a_check_on_one_dashboard_is_pushed_to_the_operators_of_another(
+        processes, wellmon_env, postgres, postgres_url) -> None:
+    """A check started at gate A's kiosk: gate B's admin pages hear "checks.changed" (gate
+    A's NOTIFY, gate B's LISTEN), and gate B's list then holds the running check."""
+    from wellmon.live_reader import arrivals
+
+    site = {**wellmon_env, "WELLMON_STORE_URL": postgres_url,
+            "PGPASSFILE": str(postgres.passfile), "WELLMON_ASR_ENGINE": "off"}
+    start_kiosk(processes, {**site, "WELLMON_DASHBOARD_INSTANCE": "gate-a"})
+    processes.env = {**site, "WELLMON_DASHBOARD_INSTANCE": "gate-b",
+                     "WELLMON_DASHBOARD_KIOSK_STREAM": "gate-b-camera"}
+    processes.start("dashboard-b", "dashboard")
+    office = processes.dashboard_url("dashboard-b")
+    with open_ws(ws_url(office, "ws"), ADMIN_TOKEN) as operator, kiosk_ws(processes) as kiosk:
+        wait_live(kiosk)
+        sent = time.time()
+        kiosk.send(json.dumps({"type": "check.start", "person": "worker-2", "consent": True}))
+        started, _ = until(kiosk, "check.started")
+        heard = next((at for at, message in arrivals(operator, 30)
+                      if message["type"] == "checks.changed"), None)
+        assert heard is not None, "gate-b's operators never heard of gate-a's check"
+        print(f"pushed to gate-b {1e3 * (heard - sent):.0f} ms after check.start at gate-a")
+    listed = get_json(f"{office}api/checks", ADMIN_TOKEN)["checks"]
+    mine = next(c for c in listed if c["id"] == started["check_id"])
+    assert mine["dashboard"] == "gate-a" and mine["person_id"] == "worker-2"
