@@ -50,7 +50,8 @@ RETRY_STORE_S = 5.0
 
 class CheckError(ValueError):
     """A request the kiosk may not make now; the message is shown to the person. ``code``
-    tells the page where: request (malformed), busy, camera, secret, new_secret, enrol."""
+    tells the page where: request (malformed), busy, camera, secret, new_secret, enrol,
+    store (the check store cannot be reached)."""
 
     def __init__(self, message: str, code: str = "request") -> None:
         super().__init__(message)

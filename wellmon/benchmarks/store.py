@@ -170,7 +170,7 @@ def _dashboard(location: str, owner: str, kiosks: list[Kiosk], stats: DashboardR
                 _write(store, stats, batch, start)
             else:
                 _sleep_until(min(start + k.phase_s + (k.sent + 1) * WINDOW_S for k in kiosks
-                                 if k.sent < windows))
+                                 if k.check_id is not None and k.sent < windows))
         for kiosk in kiosks:
             if kiosk.check_id is not None:
                 _commit(stats, lambda k=kiosk: store.finish_check(
