@@ -95,6 +95,8 @@ class KioskChecks:
         self.stall_s = stall_s
         self.running: Running | None = None
         self.last_score: dict[str, Any] | None = None
+        self.site_kiosk_streams: frozenset[str] = frozenset()
+        """Other dashboards' kiosk cameras on the same store: private here too."""
         self.unrecorded: list[Ending] = []
         """Checks that ended while the store was unavailable, recorded at a later tick."""
         self._next_store_try = 0.0
@@ -116,6 +118,8 @@ class KioskChecks:
         reaches that person and the operator, not the viewers: the kiosk's stream is private
         when it is configured (the kiosk camera), and while a check runs on the stream the
         kiosk adopted (the demo's only stream)."""
+        if stream in self.site_kiosk_streams:
+            return True
         if stream != (self.configured_stream or self.stream):
             return False
         return self.configured_stream is not None or self.running is not None
@@ -166,8 +170,8 @@ class KioskChecks:
 
     def on_score(self, score: dict[str, Any], now: float) -> list[dict[str, Any]]:
         """Messages for the kiosk caused by one score message of any stream."""
-        if self.stream is None:
-            self.stream = score["stream"]
+        if self.stream is None and score["stream"] not in self.site_kiosk_streams:
+            self.stream = score["stream"]  # adopted: never another dashboard's kiosk camera
         if score["stream"] != self.stream:
             return []
         self.last_score = score

@@ -65,10 +65,11 @@ class Dashboard:
         interrupted = store.mark_interrupted()
         if interrupted:
             log(ROLE, f"{interrupted} check(s) interrupted by the last stop marked incomplete")
-        store.renew_lease(time.time(), cfg.lease_s)
+        store.renew_lease(time.time(), cfg.lease_s, cfg.kiosk_stream)
         self.hub = Hub(cfg.history_s, config.node.hop_s, cfg.client_queue)
         store.on_checks_changed = self.hub.checks_changed
         self.checks = KioskChecks(store, cfg.kiosk_name, cfg.kiosk_stream, cfg.check_s)
+        self.checks.site_kiosk_streams = frozenset(store.kiosk_streams())
         self.secrets = PersonSecrets(store)
         self.kiosk = KioskSocket(self.checks, self.secrets, cfg.retention_days)
         self.sockets = PageSockets(cfg, self.hub, self.kiosk)
@@ -137,7 +138,8 @@ class Dashboard:
         """Renew the lease, then close what dead peers left running. A store that cannot be
         reached is logged and tried again at the next turn: the live page goes on."""
         try:
-            self.store.renew_lease(time.time(), lease_s)
+            self.store.renew_lease(time.time(), lease_s, self.config.dashboard.kiosk_stream)
+            self.checks.site_kiosk_streams = frozenset(self.store.kiosk_streams())
             for peer, n in self.store.close_abandoned(time.time()).items():
                 log(ROLE, f"{n} check(s) of dashboard {peer}, whose lease ran out, "
                           "marked incomplete")

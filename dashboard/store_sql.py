@@ -192,13 +192,24 @@ class SQLStore:
             self._checks_changed()
         return cur.rowcount
 
-    def renew_lease(self, now: float, lease_s: float) -> None:
-        """This dashboard is alive until ``now + lease_s``; renew well before that."""
+    def renew_lease(self, now: float, lease_s: float, kiosk_stream: str | None = None) -> None:
+        """This dashboard is alive until ``now + lease_s``; renew well before that.
+        ``kiosk_stream``: its kiosk's camera, private on every dashboard of the store."""
         now = _time(now, "now")
         with self._write("renew the lease in") as db:
-            db.execute("INSERT INTO dashboard_leases (owner, lease_until) VALUES (?, ?) "
-                       "ON CONFLICT (owner) DO UPDATE SET lease_until = excluded.lease_until",
-                       (self.owner, now + float(lease_s)))
+            db.execute("INSERT INTO dashboard_leases (owner, lease_until, kiosk_stream) "
+                       "VALUES (?, ?, ?) ON CONFLICT (owner) DO UPDATE SET "
+                       "lease_until = excluded.lease_until, kiosk_stream = excluded.kiosk_stream",
+                       (self.owner, now + float(lease_s), kiosk_stream))
+
+    def kiosk_streams(self) -> set[str]:
+        """The kiosk cameras of the dashboards holding a lease on this store (the dead
+        ones' too, until a peer closes them): streams no viewer may see, wherever they are
+        heard."""
+        with self._read() as db:
+            rows = db.execute("SELECT kiosk_stream FROM dashboard_leases "
+                              "WHERE kiosk_stream IS NOT NULL").fetchall()
+        return {stream for (stream,) in rows}
 
     def close_abandoned(self, now: float) -> dict[str, int]:
         """The running checks of dashboards whose lease ran out before ``now`` (they died or

@@ -79,13 +79,15 @@ MIGRATIONS: list[Migration] = [
             locked_until REAL
         )""",
     ),
-    # v4: which dashboard runs each check, and each dashboard's lease, so that several
-    # dashboards on one database close only their own and their dead peers' checks.
+    # v4: which dashboard runs each check, and each dashboard's lease (with its kiosk's
+    # stream), so that several dashboards on one database close only their own and their
+    # dead peers' checks, and all keep every kiosk's stream from their viewers.
     (
         "ALTER TABLE checks ADD COLUMN owner TEXT",
         """CREATE TABLE dashboard_leases (
             owner TEXT PRIMARY KEY,
-            lease_until REAL NOT NULL
+            lease_until REAL NOT NULL,
+            kiosk_stream TEXT
         )""",
         "CREATE INDEX checks_owner_running ON checks(owner) WHERE status = 'running'",
     ),

@@ -174,7 +174,9 @@ def test_the_database_stopped_hard_during_a_check(processes, wellmon_env) -> Non
 def test_a_check_on_one_dashboard_is_pushed_to_the_operators_of_another(
         processes, wellmon_env, postgres, postgres_url) -> None:
     """A check started at gate A's kiosk: gate B's admin pages hear "checks.changed" (gate
-    A's NOTIFY, gate B's LISTEN), and gate B's list then holds the running check."""
+    A's NOTIFY, gate B's LISTEN), and gate B's list then holds the running check. Gate A's
+    camera stays a kiosk's on gate B too: admins only."""
+    from tests.helpers import TOKEN
     from wellmon.live_reader import arrivals
 
     site = {**wellmon_env, "WELLMON_STORE_URL": postgres_url,
@@ -196,3 +198,11 @@ def test_a_check_on_one_dashboard_is_pushed_to_the_operators_of_another(
     listed = get_json(f"{office}api/checks", ADMIN_TOKEN)["checks"]
     mine = next(c for c in listed if c["id"] == started["check_id"])
     assert mine["dashboard"] == "gate-a" and mine["person_id"] == "worker-2"
+
+    # gate-a's camera is a kiosk's: gate-b's viewers never see it, its admins do
+    seen: dict[str, set[str]] = {}
+    for who, token in (("viewer", TOKEN), ("admin", ADMIN_TOKEN)):
+        with open_ws(ws_url(office, "ws"), token) as page:
+            seen[who] = {s["stream"] for _, m in arrivals(page, 4)
+                         for s in (m.get("scores") or [m.get("score") or {}]) if s}
+    assert STREAM in seen["admin"] and STREAM not in seen["viewer"], seen

@@ -876,7 +876,8 @@ def test_a_dashboard_closes_its_own_and_its_dead_peers_checks_only(store: SQLite
     gate_b = open_store(location, owner="gate-b")
     try:
         store.renew_lease(100.0, 10.0)
-        gate_b.renew_lease(100.0, 10.0)
+        gate_b.renew_lease(100.0, 10.0, kiosk_stream="gate-b-camera")
+        assert store.kiosk_streams() == {"gate-b-camera"}  # private on every dashboard
         mine = store.start_check("p1", kiosk="a", stream="s", started_at=100.0)
         theirs = gate_b.start_check("p2", kiosk="b", stream="s", started_at=100.0)
         assert store.get_check(theirs)["dashboard"] == "gate-b"  # type: ignore[index]
