@@ -113,12 +113,8 @@ class PostgresStore(SQLStore):
 
     def __init__(self, url: str, *, keep_series_days: float = 30.0,
                  owner: str = DEFAULT_OWNER) -> None:
-        if not keep_series_days >= 0:
-            raise StoreError(f"keep_series_days must be >= 0, not {keep_series_days!r}")
+        super().__init__(keep_series_days, owner)
         self.url = check_url(url)
-        self.keep_series_days = float(keep_series_days)
-        self.owner = str(owner)
-        self._db: Any = None
         self._db = self._connect()
         try:
             self._migrate()

@@ -43,6 +43,14 @@ class SQLStore:
     """Appended to a SELECT whose row the transaction then changes (PostgreSQL: FOR UPDATE;
     SQLite's write transactions hold the whole database already)."""
 
+    def __init__(self, keep_series_days: float, owner: str) -> None:
+        """The settings both backends take; the backend then opens ``_db``."""
+        if not keep_series_days >= 0:
+            raise StoreError(f"keep_series_days must be >= 0, not {keep_series_days!r}")
+        self.keep_series_days = float(keep_series_days)
+        self.owner = str(owner)
+        self._db = None
+
     def _write(self, what: str) -> AbstractContextManager[Any]:
         """One write transaction: durable on success, rolled back on any error, a backend's
         error raised as StoreError saying what could not be done."""

@@ -120,12 +120,8 @@ class SQLiteStore(SQLStore):
 
     def __init__(self, path: str | Path, *, keep_series_days: float = 30.0,
                  owner: str = DEFAULT_OWNER) -> None:
-        if not keep_series_days >= 0:
-            raise StoreError(f"keep_series_days must be >= 0, not {keep_series_days!r}")
+        super().__init__(keep_series_days, owner)
         self.path = Path(path).expanduser()
-        self.keep_series_days = float(keep_series_days)
-        self.owner = str(owner)
-        self._db: sqlite3.Connection | None = None
         # The file and its -wal and -shm (SQLite gives them the database's mode) are born
         # 0600: the umask covers the creation, the chmod a file made earlier by others.
         umask = os.umask(0o077)

@@ -165,13 +165,12 @@ class FusionModel:
         alone = [self.new_context() for _ in inputs]
         self._run_batches(list(zip(alone, inputs)))
         own = [c.context[-1] for c in alone]
-        after = self.k_past - self.context_before
+        offsets = neighbour_offsets(self.k_past, self.context_before)
         around = []
         for t in range(len(inputs)):
-            neighbours = [t - self.context_before + j for j in range(self.context_before)]
-            neighbours += [t + 1 + j for j in range(after)]
             context = self.new_context()
-            for slot, other in enumerate(neighbours):
+            for slot, offset in enumerate(offsets):
+                other = t + offset
                 if 0 <= other < len(inputs):
                     context.context[slot], context.mask[slot] = own[other], True
             around.append(context)
@@ -208,6 +207,13 @@ class FusionModel:
                 gaam_weights={m: out["gaam_weights"][row, i]
                               for i, m in enumerate(spec.SEQUENCE_MODALITIES)},
             )
+
+
+def neighbour_offsets(k_past: int, context_before: int) -> list[int]:
+    """The window each context slot of a model that is not causal holds, relative to the
+    current one: the `context_before` windows before it (oldest first), then the ones after
+    it (nearest first). Replay here and training (train.py) build contexts from it alike."""
+    return [*range(-context_before, 0), *range(1, k_past - context_before + 1)]
 
 
 RECORDING_BATCH = 256

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from wellmon.config import Config
 from wellmon.models.fusion import spec
 from wellmon.models.fusion.features import FusionInput
-from wellmon.models.fusion.serving import FusionModel
+from wellmon.models.fusion.serving import FusionModel, neighbour_offsets
 from wellmon.models.node.replay import windows
 from wellmon.models.training import card
 from wellmon.models.training.architectures import DEFAULT_ARCH, make_network
@@ -148,10 +148,8 @@ def _around(net: ExpertHeads, own: torch.Tensor, valid: torch.Tensor, t: int
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """Step ``t``'s context for a network that is not causal: the vectors ``own`` ``[T, B,
     dim]`` of the `context_before` windows before it and of those after it."""
-    before = net.context_before
-    offsets = [*range(-before, 0), *range(1, net.k_past - before + 1)]
     slots, masks = [], []
-    for offset in offsets:
+    for offset in neighbour_offsets(net.k_past, net.context_before):
         i = t + offset
         inside = 0 <= i < len(own)
         slots.append(own[i] if inside else torch.zeros_like(own[0]))
